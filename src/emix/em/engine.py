@@ -1,0 +1,159 @@
+"""The generic EM loop. It knows no distribution family.
+
+A *problem* supplies two functions:
+
+``e_step(params) -> stats``
+    one pass over the data under ``params``; ``stats`` are additive sufficient
+    statistics with ``stats.loglik`` (sum of weighted log-likelihoods of those params)
+    and ``stats.weight_sum``, both from the same pass.
+``m_step(stats, params, iteration) -> params``
+    new parameters from the statistics alone (``params`` only to keep empty parts).
+
+Because only statistics cross that boundary, the same loop serves arrays in memory,
+chunked files, Dask arrays and GPU tensors: each of those only changes ``e_step``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+import numpy as np
+
+from ..exceptions import DegenerateComponentError
+from .monitor import ConvergenceMonitor
+
+__all__ = ["EMProblem", "EMResult", "run_em", "run_restarts"]
+
+
+class EMProblem(Protocol):
+    def e_step(self, params) -> Any: ...
+
+    def m_step(self, stats, params, iteration: int) -> Any: ...
+
+
+@dataclass
+class EMResult:
+    """Outcome of one EM run.
+
+    Attributes
+    ----------
+    params : the parameters after the last M-step
+    converged : bool
+    n_iter : int
+        Number of E-step + M-step rounds done.
+    lower_bound : float
+        Mean log-likelihood from the last E-step (of the parameters entering it; the
+        quantity scikit-learn calls ``lower_bound_``).
+    history : ndarray of shape (n_iter,)
+        Mean log-likelihood at every iteration.
+    init : int
+        Which restart produced this run.
+    warnings : list of str
+        Problems the M-step noticed on the final parameters (collapsed components...).
+    """
+
+    params: Any
+    converged: bool
+    n_iter: int
+    lower_bound: float
+    history: np.ndarray
+    init: int = 0
+    warnings: list = field(default_factory=list)
+
+    @property
+    def degenerate(self) -> bool:
+        return bool(self.warnings)
+
+
+def run_em(
+    problem: EMProblem,
+    params,
+    *,
+    tol: float,
+    max_iter: int,
+    callback: Callable[[int, float, Any], Any] | None = None,
+    monitor: ConvergenceMonitor | None = None,
+    init: int = 0,
+) -> EMResult:
+    """Iterate E- and M-steps from ``params`` until converged or ``max_iter``.
+
+    Parameters
+    ----------
+    callback : callable ``(iteration, log_likelihood, params)``, optional
+        Called after each E-step with the mean log-likelihood of ``params`` (the
+        parameters that E-step used). Returning ``True`` stops the run early.
+    """
+    monitor = monitor or ConvergenceMonitor(tol, max_iter)
+    stop = False
+    for it in range(1, max_iter + 1):
+        stats = problem.e_step(params)
+        ll = stats.loglik / stats.weight_sum
+        if not math.isfinite(ll):
+            raise DegenerateComponentError(
+                f"the log-likelihood is {ll} at iteration {it}: some rows have zero "
+                "density under every component (a collapsed component or extreme "
+                "values); increase reg_covar or rescale the data"
+            )
+        monitor.report(ll)
+        if callback is not None:
+            stop = bool(callback(it, ll, params))
+        params = problem.m_step(stats, params, it)
+        if monitor.converged or stop:
+            break
+    history = np.asarray(monitor.history, dtype=np.float64)
+    return EMResult(
+        params=params,
+        converged=monitor.converged,
+        n_iter=len(history),
+        lower_bound=float(history[-1]) if len(history) else -math.inf,
+        history=history,
+        init=init,
+        warnings=list(getattr(problem, "last_warnings", [])),
+    )
+
+
+def run_restarts(
+    problem: EMProblem,
+    initial_params: Callable[[int], Any],
+    *,
+    n_init: int,
+    tol: float,
+    max_iter: int,
+    callback=None,
+    make_monitor: Callable[[int], ConvergenceMonitor] | None = None,
+) -> EMResult:
+    """Run EM from ``n_init`` starting points and keep the best.
+
+    Best means the highest final mean log-likelihood among runs with no degenerate
+    component; a degenerate run wins only when every run is degenerate.
+
+    Parameters
+    ----------
+    initial_params : callable ``i -> params``
+        Starting parameters of restart ``i`` (draws from a shared random generator in
+        order, which keeps the whole fit reproducible from one seed).
+    """
+    best: EMResult | None = None
+    for i in range(n_init):
+        params0 = initial_params(i)
+        monitor = make_monitor(i) if make_monitor else ConvergenceMonitor(tol, max_iter)
+        result = run_em(
+            problem,
+            params0,
+            tol=tol,
+            max_iter=max_iter,
+            callback=callback,
+            monitor=monitor,
+            init=i,
+        )
+        if best is None or _better(result, best):
+            best = result
+    return best
+
+
+def _better(a: EMResult, b: EMResult) -> bool:
+    if a.degenerate != b.degenerate:
+        return not a.degenerate
+    return a.lower_bound > b.lower_bound

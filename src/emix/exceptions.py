@@ -1,0 +1,58 @@
+"""Exceptions and warnings raised by emix.
+
+Every error subclasses :class:`ValueError` (or :class:`TypeError` where Python's own
+conventions ask for it) so that code written against scikit-learn keeps catching them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "EmixError",
+    "InputError",
+    "NonNumericError",
+    "NotFittedError",
+    "DegenerateComponentError",
+    "ConvergenceWarning",
+    "DegenerateComponentWarning",
+    "LikelihoodDecreaseWarning",
+    "DataScaleWarning",
+]
+
+
+class EmixError(ValueError):
+    """Base class of emix's errors."""
+
+
+class InputError(EmixError):
+    """The data or an argument cannot be used; the message says which part and why."""
+
+
+class NonNumericError(TypeError, InputError):
+    """A column holds values that are not numbers.
+
+    Subclasses TypeError as well because that is what NumPy raises for the same problem.
+    """
+
+
+class NotFittedError(EmixError, AttributeError):
+    """A method that needs a fitted model was called before ``fit``."""
+
+
+class DegenerateComponentError(EmixError):
+    """A component's covariance is not positive definite; the message names the component."""
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at ``max_iter`` before the likelihood settled."""
+
+
+class DegenerateComponentWarning(UserWarning):
+    """A component collapsed (variance at regularisation level) or emptied."""
+
+
+class LikelihoodDecreaseWarning(RuntimeWarning):
+    """The log-likelihood fell by more than round-off: a bug or a numerical breakdown."""
+
+
+class DataScaleWarning(UserWarning):
+    """The data's scale makes a setting such as ``reg_covar`` dominate the fit."""

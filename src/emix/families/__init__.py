@@ -1,0 +1,1 @@
+"""Distribution families: log-densities, additive sufficient statistics, M-steps."""

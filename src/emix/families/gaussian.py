@@ -1,0 +1,543 @@
+"""Gaussian mixture components: parameters, additive statistics, E-step plan, M-step.
+
+The four covariance types of scikit-learn are supported:
+
+========== =============================== ================================
+type       covariances                     precisions_cholesky
+========== =============================== ================================
+full       (K, D, D)                       (K, D, D), upper triangular
+tied       (D, D)                          (D, D), upper triangular
+diag       (K, D)                          (K, D)
+spherical  (K,)                            (K,)
+========== =============================== ================================
+
+How the E-step becomes matrix products
+--------------------------------------
+A Gaussian log-density is linear in a fixed feature map of ``x``::
+
+    log w_k + log N(x | mu_k, P_k^-1) = eta_k . T(x)
+
+with ``T(x) = [vech(x x^T), x, 1]`` for ``full`` (``vech`` = the upper triangle, row by
+row), ``[x*x, x, 1]`` for ``diag`` and ``[|x|^2, x, 1]`` for ``spherical``. For a block of
+rows the feature matrix ``F`` (rows x features) is built once, the log-joint of every
+component is the single product ``F @ eta`` and, after the soft-max, the sufficient
+statistics of every component are the single product ``R^T @ F``. ``tied`` shares
+``x^T P x`` between components, so it needs only ``[x, 1]`` plus one D x D product.
+
+The data enter in a fixed affine *frame*: ``z = (x - center) / scale``. Centring keeps
+the second moments from cancelling catastrophically; the scalar scale keeps data at
+1e-12 or 1e12 inside float32's range while leaving ``reg_covar`` isotropic. Statistics of
+different blocks add only when taken in the same frame; ``GaussianStats.__add__``
+checks that.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg
+
+from ..exceptions import DegenerateComponentError, InputError
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "Frame",
+    "GaussianMixtureParams",
+    "GaussianStats",
+    "EStepPlan",
+    "estep_plan",
+    "m_step",
+    "n_parameters",
+    "precisions_cholesky_from_covariances",
+    "precisions_from_cholesky",
+    "covariances_from_precisions",
+    "n_features_of",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# --------------------------------------------------------------------------- frame
+@dataclass(frozen=True)
+class Frame:
+    """The affine frame ``z = (x - center) / scale`` in which statistics are taken.
+
+    Parameters
+    ----------
+    center : ndarray of shape (D,)
+    scale : float
+    """
+
+    center: np.ndarray
+    scale: float
+
+    @classmethod
+    def identity(cls, n_features: int) -> Frame:
+        return cls(np.zeros(n_features), 1.0)
+
+    @classmethod
+    def from_data(cls, center: np.ndarray, variances: np.ndarray) -> Frame:
+        """Frame from per-column means (D,) and variances (D,) of the data.
+
+        The scale is the root of the mean column variance (one scalar, so that an
+        isotropic ``reg_covar`` stays isotropic); a constant data set gets scale 1.
+        """
+        v = float(np.mean(variances))
+        scale = math.sqrt(v) if (v > 0.0 and math.isfinite(v)) else 1.0
+        # A power of two makes scaling exact in binary floating point.
+        scale = 2.0 ** round(math.log2(scale))
+        return cls(np.asarray(center, dtype=np.float64), float(scale))
+
+    def same_as(self, other: Frame) -> bool:
+        return self.scale == other.scale and np.array_equal(self.center, other.center)
+
+
+# --------------------------------------------------------------------------- params
+@dataclass(frozen=True)
+class GaussianMixtureParams:
+    """Parameters of a Gaussian mixture, in the data's own units (float64).
+
+    Parameters
+    ----------
+    weights : ndarray of shape (K,)
+    means : ndarray of shape (K, D)
+    covariances : ndarray, shape by covariance type (see module docstring)
+    precisions_cholesky : ndarray, same shape as ``covariances``
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+    covariance_type: str
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    @property
+    def precisions(self) -> np.ndarray:
+        return precisions_from_cholesky(self.precisions_cholesky, self.covariance_type)
+
+
+# --------------------------------------------------------------------------- statistics
+def n_features_of(covariance_type: str, n_features: int) -> int:
+    """Width of the feature map ``T(x)`` for a covariance type (columns of ``F``)."""
+    D = n_features
+    if covariance_type == "full":
+        return D * (D + 1) // 2 + D + 1
+    if covariance_type == "diag":
+        return 2 * D + 1
+    if covariance_type == "spherical":
+        return D + 2
+    if covariance_type == "tied":
+        return D + 1
+    raise InputError(f"unknown covariance_type {covariance_type!r}")
+
+
+@dataclass(frozen=True)
+class GaussianStats:
+    """Additive sufficient statistics of a Gaussian mixture over some rows.
+
+    All arrays are float64 whatever the data's dtype, so that sums over many blocks do
+    not lose precision. ``a + b`` is the statistics of the union of the rows.
+
+    Parameters
+    ----------
+    covariance_type : str
+    frame : Frame
+        The frame ``z = (x - center) / scale`` the moments are taken in.
+    resp_moments : ndarray of shape (K, M)
+        ``sum_n w_n r_nk T(z_n)`` where ``T`` is the covariance type's feature map of
+        width M (see :func:`n_features_of`); its last column is ``sum_n w_n r_nk``.
+    scatter : ndarray of shape (D, D) or None
+        ``sum_n w_n z_n z_n^T``: the total scatter, needed by ``tied`` only.
+    loglik : float
+        ``sum_n w_n log p(x_n)`` under the parameters that produced the responsibilities
+        (0 when the responsibilities were given, as at initialisation).
+    weight_sum : float
+        ``sum_n w_n``.
+    n_rows : int
+        Number of rows summarised (weights ignored).
+    """
+
+    covariance_type: str
+    frame: Frame
+    resp_moments: np.ndarray
+    scatter: np.ndarray | None
+    loglik: float
+    weight_sum: float
+    n_rows: int
+
+    def __add__(self, other: GaussianStats) -> GaussianStats:
+        if not isinstance(other, GaussianStats):
+            return NotImplemented
+        if other.covariance_type != self.covariance_type:
+            raise InputError("cannot add statistics of different covariance types")
+        if not self.frame.same_as(other.frame):
+            raise InputError("cannot add statistics taken in different frames")
+        scatter = None if self.scatter is None else self.scatter + other.scatter
+        return GaussianStats(
+            self.covariance_type,
+            self.frame,
+            self.resp_moments + other.resp_moments,
+            scatter,
+            self.loglik + other.loglik,
+            self.weight_sum + other.weight_sum,
+            self.n_rows + other.n_rows,
+        )
+
+    def __radd__(self, other):
+        # Lets sum() start from 0.
+        if other == 0:
+            return self
+        return NotImplemented
+
+    # Views of the moments -------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        return self.frame.center.shape[0]
+
+    @property
+    def nk(self) -> np.ndarray:
+        """Weighted responsibility totals, shape (K,)."""
+        return self.resp_moments[:, -1]
+
+    @property
+    def first(self) -> np.ndarray:
+        """``sum_n w_n r_nk z_n``, shape (K, D)."""
+        D = self.n_features
+        if self.covariance_type == "full":
+            T = D * (D + 1) // 2
+            return self.resp_moments[:, T : T + D]
+        if self.covariance_type == "diag":
+            return self.resp_moments[:, D : 2 * D]
+        if self.covariance_type == "spherical":
+            return self.resp_moments[:, 1 : D + 1]
+        return self.resp_moments[:, :D]
+
+    def second(self) -> np.ndarray:
+        """Second moments ``sum_n w_n r_nk (z z^T)``, in the shape the type needs.
+
+        Returns
+        -------
+        ndarray of shape (K, D, D) for full, (D, D) for tied (total scatter),
+        (K, D) for diag, (K,) for spherical.
+        """
+        D = self.n_features
+        if self.covariance_type == "full":
+            return unpack_upper(self.resp_moments[:, : D * (D + 1) // 2], D)
+        if self.covariance_type == "diag":
+            return self.resp_moments[:, :D]
+        if self.covariance_type == "spherical":
+            return self.resp_moments[:, 0]
+        return self.scatter
+
+    def column_variances(self) -> np.ndarray:
+        """Weighted variance of each data column over all rows, shape (D,).
+
+        Read off the statistics at no extra pass; used to judge whether a component
+        has collapsed relative to the data's own spread. ``spherical`` keeps only the
+        total squared norm, so every column gets the mean variance.
+        """
+        W = self.weight_sum
+        mean = self.first.sum(axis=0) / W
+        s2 = self.second()
+        if self.covariance_type == "full":
+            sq = np.einsum("kdd->d", s2) / W
+        elif self.covariance_type == "tied":
+            sq = np.diag(s2) / W
+        elif self.covariance_type == "diag":
+            sq = s2.sum(axis=0) / W
+        else:
+            sq = np.full(self.n_features, s2.sum() / W / self.n_features)
+            mean = np.full(self.n_features, np.sqrt(np.sum(mean**2) / self.n_features))
+        var = np.maximum(sq - mean**2, 0.0)
+        return var * self.frame.scale**2
+
+
+def upper_indices(D: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column indices of the upper triangle, row by row (the ``vech`` order)."""
+    return np.triu_indices(D)
+
+
+def unpack_upper(packed: np.ndarray, D: int) -> np.ndarray:
+    """Symmetric matrices from packed upper triangles.
+
+    Parameters
+    ----------
+    packed : ndarray of shape (K, D*(D+1)/2)
+
+    Returns
+    -------
+    ndarray of shape (K, D, D)
+    """
+    iu, ju = upper_indices(D)
+    out = np.zeros((packed.shape[0], D, D), dtype=packed.dtype)
+    out[:, iu, ju] = packed
+    out[:, ju, iu] = packed
+    return out
+
+
+# --------------------------------------------------------------------------- precision
+def precisions_cholesky_from_covariances(
+    covariances: np.ndarray, covariance_type: str, *, iteration: int | None = None
+) -> np.ndarray:
+    """Upper-triangular ``U`` with ``U U^T = covariance^-1``, per component.
+
+    Raises
+    ------
+    DegenerateComponentError
+        Naming the component whose covariance is not positive definite.
+    """
+    when = "" if iteration is None else f" at iteration {iteration}"
+    if covariance_type in ("full", "tied"):
+        covs = covariances if covariance_type == "full" else covariances[None]
+        D = covs.shape[-1]
+        out = np.empty_like(covs, dtype=np.float64)
+        eye = np.eye(D)
+        for k, cov in enumerate(covs):
+            try:
+                chol = linalg.cholesky(cov, lower=True)
+            except linalg.LinAlgError:
+                who = f"component {k}" if covariance_type == "full" else "the tied covariance"
+                raise DegenerateComponentError(
+                    f"{who} has a covariance that is not positive definite{when}: it "
+                    "collapsed onto repeated or collinear points. Increase reg_covar, "
+                    "use fewer components, or remove duplicated rows or columns."
+                ) from None
+            out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+        return out if covariance_type == "full" else out[0]
+    cov = np.asarray(covariances, dtype=np.float64)
+    bad = np.argwhere(~(cov > 0.0))
+    if bad.size:
+        k = int(bad[0][0])
+        raise DegenerateComponentError(
+            f"component {k} has a non-positive variance{when}: it collapsed onto "
+            "repeated values. Increase reg_covar or use fewer components."
+        )
+    return 1.0 / np.sqrt(cov)
+
+
+def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Precision matrices ``U U^T`` (full, tied) or precisions ``u^2`` (diag, spherical)."""
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", prec_chol, prec_chol)
+    if covariance_type == "tied":
+        return prec_chol @ prec_chol.T
+    return prec_chol**2
+
+
+def covariances_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Invert precisions (used when the user supplies ``precisions_init``)."""
+    if covariance_type == "full":
+        return np.stack([linalg.inv(p) for p in precisions])
+    if covariance_type == "tied":
+        return linalg.inv(precisions)
+    return 1.0 / precisions
+
+
+def _log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, D: int) -> np.ndarray:
+    """log det of the precision's Cholesky factor per component, shape (K,) or scalar."""
+    if covariance_type == "full":
+        return np.sum(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)), axis=1)
+    if covariance_type == "tied":
+        return np.sum(np.log(np.diag(prec_chol)))
+    if covariance_type == "diag":
+        return np.sum(np.log(prec_chol), axis=1)
+    return D * np.log(prec_chol)
+
+
+# --------------------------------------------------------------------------- E-step plan
+@dataclass(frozen=True)
+class EStepPlan:
+    """Natural parameters for one E-step, in the statistics' frame.
+
+    ``log w_k + log N(x_n | k) = F_n @ eta[:, k] - 0.5 * |z_n @ chol|^2 (tied only)``
+    where ``F_n = T(z_n)`` and ``z_n = (x_n - center) / scale``.
+
+    Parameters
+    ----------
+    covariance_type : str
+    frame : Frame
+    eta : ndarray of shape (M, K), float64
+        Coefficients of the feature map; M = :func:`n_features_of`.
+    tied_chol : ndarray of shape (D, D) or None
+        Scaled precision Cholesky factor for the shared quadratic term (tied only).
+    """
+
+    covariance_type: str
+    frame: Frame
+    eta: np.ndarray
+    tied_chol: np.ndarray | None = None
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_components(self) -> int:
+        return self.eta.shape[1]
+
+    def cast(self, dtype) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """``(eta, tied_chol, center)`` in ``dtype``, cached per dtype."""
+        key = np.dtype(dtype).str
+        if key not in self._cache:
+            tc = None if self.tied_chol is None else self.tied_chol.astype(dtype)
+            self._cache[key] = (
+                np.ascontiguousarray(self.eta, dtype=dtype),
+                tc,
+                self.frame.center.astype(dtype),
+            )
+        return self._cache[key]
+
+
+def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
+    """Turn parameters into the natural-parameter matrix the E-step multiplies by."""
+    ct = params.covariance_type
+    K, D = params.means.shape
+    s = frame.scale
+    mu = (params.means - frame.center) / s  # (K, D) in the frame
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    const = log_w - 0.5 * D * _LOG_2PI + _log_det_cholesky(params.precisions_cholesky, ct, D)
+    pc = params.precisions_cholesky
+    tied_chol = None
+    if ct == "full":
+        P = precisions_from_cholesky(pc, ct) * s**2  # (K, D, D), in the frame
+        iu, ju = upper_indices(D)
+        quad = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, T)
+        lin = np.einsum("kij,kj->ki", P, mu)  # (K, D)
+        c = const - 0.5 * np.einsum("ki,ki->k", lin, mu)
+        eta = np.concatenate([quad, lin, c[:, None]], axis=1).T
+    elif ct == "diag":
+        p = pc**2 * s**2
+        c = const - 0.5 * np.sum(p * mu**2, axis=1)
+        eta = np.concatenate([-0.5 * p, p * mu, c[:, None]], axis=1).T
+    elif ct == "spherical":
+        p = pc**2 * s**2  # (K,)
+        c = const - 0.5 * p * np.sum(mu**2, axis=1)
+        eta = np.concatenate([(-0.5 * p)[:, None], p[:, None] * mu, c[:, None]], axis=1).T
+    elif ct == "tied":
+        P = precisions_from_cholesky(pc, ct) * s**2
+        lin = mu @ P  # (K, D)
+        c = const - 0.5 * np.sum(lin * mu, axis=1)
+        eta = np.concatenate([lin, c[:, None]], axis=1).T
+        tied_chol = pc * s
+    else:  # pragma: no cover - validated earlier
+        raise InputError(f"unknown covariance_type {ct!r}")
+    return EStepPlan(ct, frame, np.ascontiguousarray(eta), tied_chol)
+
+
+# --------------------------------------------------------------------------- M-step
+@dataclass(frozen=True)
+class MStepReport:
+    """What the M-step noticed: empty and collapsed components (indices)."""
+
+    empty: tuple[int, ...] = ()
+    collapsed: tuple[tuple[int, int, float], ...] = ()  # (component, column, raw variance)
+
+
+def m_step(
+    stats: GaussianStats,
+    reg_covar: float,
+    previous: GaussianMixtureParams | None = None,
+    *,
+    iteration: int | None = None,
+) -> tuple[GaussianMixtureParams, MStepReport]:
+    """Maximum-likelihood parameters from additive statistics alone.
+
+    Parameters
+    ----------
+    stats : GaussianStats
+    reg_covar : float
+        Added to every variance (the diagonal of every covariance), in data units.
+    previous : GaussianMixtureParams, optional
+        An empty component (no responsibility at all) keeps its previous mean and
+        covariance with weight 0, rather than becoming 0/0.
+    iteration : int, optional
+        Only for error messages.
+
+    Returns
+    -------
+    params : GaussianMixtureParams
+    report : MStepReport
+    """
+    ct = stats.covariance_type
+    D = stats.n_features
+    s = stats.frame.scale
+    nk = stats.nk.copy()
+    W = stats.weight_sum
+    K = nk.shape[0]
+    # A component is empty when its responsibility total is round-off relative to the data.
+    tiny = 10.0 * np.finfo(np.float64).eps * max(W, 1.0)
+    empty = np.flatnonzero(nk <= tiny)
+    if empty.size and previous is None:
+        raise DegenerateComponentError(
+            f"component {int(empty[0])} received no data at initialisation; use fewer "
+            "components or another init_params"
+        )
+    safe = np.where(nk > tiny, nk, 1.0)
+    mu = stats.first / safe[:, None]  # (K, D) in the frame
+    s2 = stats.second()
+    if ct == "full":
+        raw = s2 / safe[:, None, None] - mu[:, :, None] * mu[:, None, :]
+        raw *= s * s
+        # Symmetrise: the packed upper triangle is exact, but keep float noise out.
+        cov = raw + reg_covar * np.eye(D)
+        raw_diag = np.diagonal(raw, axis1=1, axis2=2)
+    elif ct == "tied":
+        between = np.einsum("k,ki,kj->ij", nk, mu, mu)
+        raw = (s2 - between) / W * s * s
+        cov = raw + reg_covar * np.eye(D)
+        raw_diag = None
+    elif ct == "diag":
+        raw = (s2 / safe[:, None] - mu**2) * s * s
+        cov = raw + reg_covar
+        raw_diag = raw
+    else:
+        raw = (s2 / safe - np.sum(mu**2, axis=1)) / D * s * s
+        cov = raw + reg_covar
+        raw_diag = np.repeat(raw[:, None], D, axis=1)
+    means = mu * s + stats.frame.center
+    if empty.size:
+        means[empty] = previous.means[empty]
+        if ct != "tied":
+            cov[empty] = previous.covariances[empty]
+    weights = nk / W
+    weights[empty] = 0.0
+    pc = precisions_cholesky_from_covariances(cov, ct, iteration=iteration)
+    collapsed = []
+    if ct != "tied" and reg_covar >= 0.0:
+        data_var = stats.column_variances()
+        for k in range(K):
+            if k in empty:
+                continue
+            # Collapsed: the component's own spread in some column is below the
+            # regularisation, where the data themselves spread far beyond it. Judged
+            # per column (not by eigenvalues) so that a full covariance with fewer rows
+            # than dimensions, singular but honest, is not called collapsed.
+            ratio = raw_diag[k] / np.maximum(data_var, np.finfo(float).tiny)
+            col = int(np.argmin(ratio))
+            floor = max(reg_covar, 1e-12 * data_var[col])
+            if raw_diag[k, col] <= floor and data_var[col] > 1e3 * floor:
+                collapsed.append((k, col, float(raw_diag[k, col])))
+    params = GaussianMixtureParams(weights, means, cov, pc, ct)
+    return params, MStepReport(tuple(int(e) for e in empty), tuple(collapsed))
+
+
+def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:
+    """Number of free parameters (for BIC/AIC)."""
+    K, D = n_components, n_features
+    cov = {
+        "full": K * D * (D + 1) // 2,
+        "tied": D * (D + 1) // 2,
+        "diag": K * D,
+        "spherical": K,
+    }[covariance_type]
+    return cov + K * D + K - 1

@@ -1,0 +1,5 @@
+"""Estimators."""
+
+from .mixture import GaussianMixture
+
+__all__ = ["GaussianMixture"]

@@ -1,0 +1,557 @@
+"""``GaussianMixture``: scikit-learn's estimator, on emix's additive-statistics engine."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .._validation import check_float, check_int, check_sample_weight, describe_positions
+from ..backends import resolve_backend
+from ..em.engine import run_restarts
+from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, random_rows
+from ..em.monitor import ConvergenceMonitor
+from ..exceptions import (
+    ConvergenceWarning,
+    DataScaleWarning,
+    DegenerateComponentWarning,
+    InputError,
+)
+from ..families import gaussian as G
+from ._base import EstimatorBase
+
+__all__ = ["GaussianMixture"]
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+class _GaussianProblem:
+    """The EM problem for one data set: E-step on the backend, M-step on the host."""
+
+    def __init__(self, backend, X, w, covariance_type, frame, reg_covar, block_size, K):
+        self.backend = backend
+        self.X = X
+        self.w = w
+        self.covariance_type = covariance_type
+        self.frame = frame
+        self.reg_covar = reg_covar
+        self.block_size = block_size
+        self.K = K
+        self.last_warnings: list[str] = []
+        self.last_report = None
+
+    def pass_(self, plan=None, resp=None, centers=None) -> G.GaussianStats:
+        return self.backend.mixture_pass(
+            self.X,
+            self.w,
+            plan,
+            covariance_type=self.covariance_type,
+            frame=self.frame,
+            n_components=self.K,
+            block_size=self.block_size,
+            resp=resp,
+            centers=centers,
+        )
+
+    def e_step(self, params: G.GaussianMixtureParams) -> G.GaussianStats:
+        return self.pass_(plan=G.estep_plan(params, self.frame))
+
+    def m_step(self, stats, params, iteration):
+        new, report = G.m_step(stats, self.reg_covar, previous=params, iteration=iteration)
+        self.last_report = report
+        self.last_warnings = _describe_report(report, self.reg_covar)
+        return new
+
+    def first_params(self, stats) -> G.GaussianMixtureParams:
+        params, report = G.m_step(stats, self.reg_covar, previous=None)
+        return params
+
+
+def _describe_report(report, reg_covar) -> list[str]:
+    out = []
+    for k in report.empty:
+        out.append(
+            f"component {k} is empty: no row has any responsibility for it, so it keeps "
+            "weight 0; use fewer components"
+        )
+    for k, col, raw in report.collapsed:
+        out.append(
+            f"component {k} collapsed onto (nearly) repeated values: its variance in "
+            f"column {col} is {raw:.3g} before regularisation, held up only by "
+            f"reg_covar={reg_covar:g}; increase reg_covar or use fewer components"
+        )
+    return out
+
+
+class GaussianMixture(EstimatorBase):
+    """Gaussian mixture model fitted by EM on additive sufficient statistics.
+
+    A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the same
+    parameters, methods and fitted attributes, the same answers from the same starting
+    point, and in addition sample weights, a per-iteration callback, a PyTorch backend
+    and an E-step built from large matrix products.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Converged when the mean log-likelihood per sample changes by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Added to every variance (in the data's units), as in scikit-learn.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts; the best non-degenerate run is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        ``kmeans``: k-means (k-means++ seeds, then Lloyd) hard labels. ``k-means++`` and
+        ``random_from_data``: seed rows (k-means++ or uniform by weight), every row then
+        assigned to its nearest seed. ``random``: random soft responsibilities.
+    weights_init : array-like of shape (K,), optional
+    means_init : array-like of shape (K, D), optional
+    precisions_init : array-like, optional
+        Shape (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical.
+    random_state : int, numpy Generator or RandomState, optional
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current parameters (``n_init`` is then 1).
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    block_size : int, optional
+        Rows per E-step block; by default chosen so that block temporaries stay near
+        256k elements. Results do not depend on it beyond round-off.
+    device : str, optional
+        None for NumPy; ``"cpu"`` or ``"cuda"`` (``"cuda:1"``...) to run on PyTorch.
+    callback : callable ``(iteration, log_likelihood, params)``, optional
+        Called at every iteration with the mean log-likelihood of ``params``, a
+        :class:`emix.families.gaussian.GaussianMixtureParams`. Return True to stop.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (K,)
+    means_ : ndarray of shape (K, D)
+    covariances_ : ndarray, shape as ``precisions_init``
+    precisions_ : ndarray, same shape
+    precisions_cholesky_ : ndarray, same shape (upper triangular for full and tied)
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood from the last E-step of the best run.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Mean log-likelihood at every iteration of the best run.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (D,), when fitted on a DataFrame
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        reg_covar=1e-6,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        precisions_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        verbose_interval=10,
+        block_size=None,
+        device=None,
+        callback=None,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.block_size = block_size
+        self.device = device
+        self.callback = callback
+
+    # ------------------------------------------------------------------ checks
+    def _check_parameters(self):
+        check_int(self.n_components, "n_components", low=1)
+        if self.covariance_type not in G.COVARIANCE_TYPES:
+            raise InputError(
+                f"covariance_type must be one of {G.COVARIANCE_TYPES}; got "
+                f"{self.covariance_type!r}"
+            )
+        check_float(self.tol, "tol", low=0.0)
+        check_float(self.reg_covar, "reg_covar", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        if self.init_params not in INIT_PARAMS:
+            raise InputError(
+                f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}"
+            )
+        check_int(self.verbose, "verbose", low=0)
+        check_int(self.verbose_interval, "verbose_interval", low=1)
+        if self.block_size is not None:
+            check_int(self.block_size, "block_size", low=1)
+        if self.callback is not None and not callable(self.callback):
+            raise InputError("callback must be callable (iteration, log_likelihood, params)")
+
+    def _check_initial(self, D: int):
+        """Validate user-given starting parameters; return them as float64 or None."""
+        K, ct = self.n_components, self.covariance_type
+        w = m = p = None
+        if self.weights_init is not None:
+            w = np.asarray(self.weights_init, dtype=np.float64)
+            if w.shape != (K,):
+                raise InputError(f"weights_init must have shape ({K},); got {w.shape}")
+            if np.any(w < 0) or not np.all(np.isfinite(w)):
+                raise InputError(f"weights_init must be finite and non-negative; got {w}")
+            if not math.isclose(w.sum(), 1.0, abs_tol=1e-6):
+                raise InputError(f"weights_init must sum to 1; they sum to {w.sum():.6g}")
+        if self.means_init is not None:
+            m = np.asarray(self.means_init, dtype=np.float64)
+            if m.shape != (K, D):
+                raise InputError(f"means_init must have shape ({K}, {D}); got {m.shape}")
+            if not np.all(np.isfinite(m)):
+                raise InputError("means_init contains NaN or inf")
+        if self.precisions_init is not None:
+            p = np.asarray(self.precisions_init, dtype=np.float64)
+            shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
+            if p.shape != shape:
+                raise InputError(
+                    f"precisions_init must have shape {shape} for covariance_type={ct!r}; "
+                    f"got {p.shape}"
+                )
+            if ct in ("full", "tied"):
+                mats = p if ct == "full" else p[None]
+                for k, mat in enumerate(mats):
+                    if not np.allclose(mat, mat.T):
+                        raise InputError(f"precisions_init[{k}] is not symmetric")
+                    if np.linalg.eigvalsh(mat)[0] <= 0:
+                        raise InputError(f"precisions_init[{k}] is not positive definite")
+            elif np.any(p <= 0):
+                raise InputError("precisions_init must be positive")
+        return w, m, p
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D) or (N,)
+            1-D input is one feature. float32 data are fitted in float32.
+        y : ignored
+        sample_weight : array-like of shape (N,), optional
+            Non-negative weights; an integer weight equals repeating the row.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most likely component of every row, shape (N,)."""
+        self._fit(X, sample_weight)
+        return self.predict(X)
+
+    def _fit(self, X, sample_weight):
+        self._check_parameters()
+        backend = resolve_backend(X, self.device)
+        K = self.n_components
+        Xv, names = backend.validate(X, name="X")
+        N, D = Xv.shape
+        w = check_sample_weight(
+            None if sample_weight is None else backend.to_numpy(sample_weight), N
+        )
+        n_pos = N if w is None else int(np.count_nonzero(w))
+        if n_pos < K:
+            raise InputError(
+                f"X has {n_pos} sample(s) (rows{' with positive weight' if w is not None else ''}) "
+                f"but n_components={K}: need at least as many rows as components"
+            )
+        w_dev = None if w is None else backend.asarray_like(w, Xv)
+        summary = backend.column_summary(Xv, w_dev)
+        self._screen_data(summary, names, K)
+        frame = G.Frame.from_data(summary["mean"], summary["var"])
+        problem = _GaussianProblem(
+            backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
+            self.block_size, K,
+        )
+        w_init, m_init, p_init = self._check_initial(D)
+        warm = self.warm_start and hasattr(self, "converged_") and self._fitted_D == D
+        rng = as_generator(self.random_state)
+        n_init = 1 if warm else self.n_init
+        dtype = backend.numpy_dtype(Xv)
+        drop_rtol = 1e-9 if dtype == np.float64 else 1e-5
+
+        def initial(i):
+            if warm:
+                return self._params
+            params = self._initial_params(problem, Xv, w, rng)
+            return self._override(params, w_init, m_init, p_init)
+
+        def make_monitor(i):
+            return ConvergenceMonitor(
+                self.tol,
+                self.max_iter,
+                drop_rtol=drop_rtol,
+                verbose=self.verbose,
+                verbose_interval=self.verbose_interval,
+                label=f"init {i}" if n_init > 1 else "",
+            )
+
+        result = run_restarts(
+            problem,
+            initial,
+            n_init=n_init,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            callback=self.callback,
+            make_monitor=make_monitor,
+        )
+        if not result.converged and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
+                f"{n_init} init(s); last change "
+                f"{_last_change(result.history):.3g} >= tol={self.tol}). Increase max_iter "
+                "or tol, try other init_params, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        for msg in result.warnings:
+            warnings.warn(msg, DegenerateComponentWarning, stacklevel=3)
+        self._store(result.params, dtype)
+        self._set_feature_names(names)
+        self.n_features_in_ = D
+        self._fitted_D = D
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = float(result.lower_bound)
+        self.lower_bounds_ = result.history
+        self.best_init_ = int(result.init)
+        return self
+
+    def _screen_data(self, summary, names, K):
+        """Warn or fail on data that EM cannot fit sensibly, naming the columns."""
+        var, lo, hi = summary["var"], summary["min"], summary["max"]
+        label = (lambda j: f"column {names[j]!r}") if names is not None else (lambda j: f"column {j}")
+        const = np.flatnonzero(lo == hi)
+        N = summary["n"]
+        if len(const) == len(var):
+            if K > 1:
+                raise InputError(
+                    f"all {N} rows of X are identical: there is nothing to split into "
+                    f"n_components={K} components"
+                )
+        reg = float(self.reg_covar)
+        if len(const):
+            cols = ", ".join(label(j) for j in const[:5]) + (" ..." if len(const) > 5 else "")
+            if reg == 0.0:
+                raise InputError(
+                    f"{cols} of X is constant and reg_covar=0, so every covariance would "
+                    "be singular; drop the column or set reg_covar > 0"
+                )
+            if len(const) < len(var):
+                warnings.warn(
+                    f"{cols} of X is constant (value {lo[const[0]]:g}): it carries no "
+                    f"information, and every component's variance there is reg_covar={reg:g} "
+                    "alone; consider dropping it",
+                    DataScaleWarning,
+                    stacklevel=4,
+                )
+        varying = np.flatnonzero(var > 0)
+        if reg > 0 and len(varying):
+            ratio = reg / var[varying]
+            j = int(varying[np.argmax(ratio)])
+            if ratio.max() > 0.1:
+                warnings.warn(
+                    f"reg_covar={reg:g} is {reg / var[j]:.3g} times the variance of "
+                    f"{label(j)} ({var[j]:.3g}): regularisation would dominate the fitted "
+                    f"covariances. For data on this scale pass reg_covar relative to it, "
+                    f"e.g. reg_covar={1e-6 * float(np.min(var[varying])):.3g}",
+                    DataScaleWarning,
+                    stacklevel=4,
+                )
+
+    def _initial_params(self, problem, Xv, w, rng) -> G.GaussianMixtureParams:
+        """Parameters from one M-step on the chosen initial responsibilities."""
+        K = self.n_components
+        backend = problem.backend
+        N = Xv.shape[0]
+        method = self.init_params
+        if method == "random":
+            resp = rng.random((N, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+            stats = problem.pass_(resp=lambda a, b: resp[a:b])
+            return problem.first_params(stats)
+        weights = np.ones(N) if w is None else w
+        if method == "random_from_data":
+            centers = backend.take_rows(Xv, random_rows(weights, K, rng))
+        else:
+            # k-means on at most KMEANS_MAX_ROWS rows: a starting point needs no more.
+            if N > KMEANS_MAX_ROWS:
+                sub = np.sort(rng.choice(N, KMEANS_MAX_ROWS, replace=False))
+            else:
+                sub = np.arange(N)
+            Z = backend.take_rows(Xv, sub) - problem.frame.center
+            ws = weights[sub]
+            if method == "k-means++":
+                centers = Z[kmeans_plusplus(Z, ws, K, rng)]
+            else:
+                centers = kmeans(Z, ws, K, rng)
+            centers = centers + problem.frame.center
+        stats = problem.pass_(centers=centers)
+        if np.any(stats.nk <= 0):
+            raise InputError(
+                f"X has fewer than n_components={K} distinct rows (with positive weight), "
+                "so some component starts empty; use fewer components"
+            )
+        return problem.first_params(stats)
+
+    def _override(self, params, w_init, m_init, p_init):
+        """Apply ``weights_init``/``means_init``/``precisions_init`` over the init."""
+        if w_init is None and m_init is None and p_init is None:
+            return params
+        ct = self.covariance_type
+        weights = params.weights if w_init is None else w_init
+        means = params.means if m_init is None else m_init
+        if p_init is None:
+            cov, pc = params.covariances, params.precisions_cholesky
+        else:
+            cov = G.covariances_from_precisions(p_init, ct)
+            if ct == "full":
+                pc = np.stack([np.linalg.cholesky(p).T for p in p_init])
+            elif ct == "tied":
+                pc = np.linalg.cholesky(p_init).T
+            else:
+                pc = np.sqrt(p_init)
+        return G.GaussianMixtureParams(weights, means, cov, pc, ct)
+
+    def _store(self, params: G.GaussianMixtureParams, dtype) -> None:
+        self._params = params
+        self._dtype = np.dtype(dtype)
+        self.weights_ = params.weights.astype(dtype)
+        self.means_ = params.means.astype(dtype)
+        self.covariances_ = params.covariances.astype(dtype)
+        self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
+        self.precisions_ = params.precisions.astype(dtype)
+
+    @property
+    def params_(self) -> G.GaussianMixtureParams:
+        """The fitted parameters as one immutable value (float64)."""
+        self._check_is_fitted("params_")
+        return self._params
+
+    # ------------------------------------------------------------------ prediction
+    def _log_joint(self, X, method: str) -> np.ndarray:
+        self._check_is_fitted(method)
+        backend = resolve_backend(X, self.device)
+        D = self.n_features_in_
+        Xv, names = backend.validate(
+            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+        )
+        self._check_feature_names(names)
+        params = self._current_params()
+        frame = G.Frame(params.means.mean(axis=0), 1.0)
+        plan = G.estep_plan(params, frame)
+        return backend.log_joint(Xv, plan, block_size=self.block_size)
+
+    def _current_params(self) -> G.GaussianMixtureParams:
+        """Parameters from the public attributes, so that edits to them are honoured."""
+        return G.GaussianMixtureParams(
+            np.asarray(self.weights_, dtype=np.float64),
+            np.asarray(self.means_, dtype=np.float64),
+            np.asarray(self.covariances_, dtype=np.float64),
+            np.asarray(self.precisions_cholesky_, dtype=np.float64),
+            self.covariance_type,
+        )
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log density of every row, shape (N,)."""
+        L = self._log_joint(X, "score_samples")
+        return _logsumexp_rows(L)
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Mean log-likelihood per sample (weighted when ``sample_weight`` is given)."""
+        s = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(s, dtype=np.float64))
+        sw = check_sample_weight(sample_weight, s.shape[0])
+        return float(np.dot(sw, s) / sw.sum())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibilities: posterior probability of each component, shape (N, K)."""
+        L = self._log_joint(X, "predict_proba")
+        lse = _logsumexp_rows(L)
+        return np.exp(L - lse[:, None])
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every row, shape (N,)."""
+        return np.argmax(self._log_joint(X, "predict"), axis=1)
+
+    def sample(self, n_samples: int = 1):
+        """Draw rows from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, D)
+        y : ndarray of shape (n_samples,), the component of each row
+        """
+        self._check_is_fitted("sample")
+        check_int(n_samples, "n_samples", low=1)
+        rng = as_generator(self.random_state)
+        params = self._current_params()
+        counts = rng.multinomial(n_samples, params.weights / params.weights.sum())
+        D = self.n_features_in_
+        ct = self.covariance_type
+        parts = []
+        for k, n in enumerate(counts):
+            z = rng.standard_normal((n, D))
+            if ct in ("full", "tied"):
+                cov = params.covariances[k] if ct == "full" else params.covariances
+                chol = np.linalg.cholesky(cov)
+                parts.append(params.means[k] + z @ chol.T)
+            else:
+                sd = np.sqrt(params.covariances[k])
+                parts.append(params.means[k] + z * sd)
+        X = np.vstack(parts).astype(self._dtype, copy=False)
+        y = np.repeat(np.arange(len(counts)), counts)
+        return X, y
+
+    # ------------------------------------------------------------------ selection
+    def _n_parameters(self) -> int:
+        return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on X; lower is better."""
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on X; lower is better."""
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
+
+
+def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
+    m = L.max(axis=1)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m
+
+
+def _last_change(history) -> float:
+    if len(history) < 2:
+        return float("inf")
+    return abs(float(history[-1] - history[-2]))
