@@ -140,7 +140,10 @@ def check_array(
         raise NonNumericError(f"{name} has dtype {arr.dtype}, which is not numeric")
     N, D = arr.shape
     if D == 0:
-        raise InputError(f"{name} has 0 columns (shape {arr.shape}); at least 1 is needed")
+        raise InputError(
+            f"{name} has no columns: 0 feature(s) (shape={arr.shape}) while a minimum of "
+            "1 is required."
+        )
     if N < min_rows:
         if N == 0:
             raise InputError(
@@ -231,7 +234,10 @@ def check_sample_weight(sample_weight, n_rows: int, *, dtype=np.float64):
             f"{describe_positions(np.flatnonzero(neg))} (row {first} has {sw[first]:g})"
         )
     if sw.sum() <= 0:
-        raise InputError("sample_weight sums to 0: at least one row needs positive weight")
+        raise InputError(
+            "sample_weight sums to zero (every weight is 0): at least one row needs a "
+            "positive weight"
+        )
     return sw.astype(dtype, copy=False)
 
 

@@ -56,3 +56,28 @@ class LikelihoodDecreaseWarning(RuntimeWarning):
 
 class DataScaleWarning(UserWarning):
     """The data's scale makes a setting such as ``reg_covar`` dominate the fit."""
+
+
+_BRIDGED: dict = {}
+
+
+def sklearn_compatible(cls: type, sklearn_name: str) -> type:
+    """``cls``, or a subclass of it and scikit-learn's class of that name.
+
+    Code that catches scikit-learn's ``NotFittedError`` or filters its
+    ``ConvergenceWarning`` should see emix's too. emix does not import scikit-learn, so
+    the bridge is made only when scikit-learn is already loaded (if it is not, nobody can
+    be catching its classes).
+    """
+    import sys
+
+    mod = sys.modules.get("sklearn.exceptions")
+    if mod is None:
+        return cls
+    other = getattr(mod, sklearn_name, None)
+    if other is None:
+        return cls
+    key = (cls, other)
+    if key not in _BRIDGED:
+        _BRIDGED[key] = type(cls.__name__, (cls, other), {"__module__": cls.__module__})
+    return _BRIDGED[key]

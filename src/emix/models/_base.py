@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..exceptions import InputError, NotFittedError
+from ..exceptions import InputError, NotFittedError, sklearn_compatible
 
 __all__ = ["EstimatorBase"]
 
@@ -75,7 +75,7 @@ class EstimatorBase:
         return Tags(
             estimator_type=self._estimator_type,
             target_tags=TargetTags(required=False),
-            input_tags=InputTags(one_d_array=True, two_d_array=True),
+            input_tags=InputTags(two_d_array=True),
         )
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -83,7 +83,7 @@ class EstimatorBase:
 
     def _check_is_fitted(self, method: str) -> None:
         if not self.__sklearn_is_fitted__():
-            raise NotFittedError(
+            raise sklearn_compatible(NotFittedError, "NotFittedError")(
                 f"This {type(self).__name__} instance is not fitted yet; call fit before "
                 f"{method}."
             )

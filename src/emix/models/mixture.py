@@ -17,6 +17,7 @@ from ..exceptions import (
     DataScaleWarning,
     DegenerateComponentWarning,
     InputError,
+    sklearn_compatible,
 )
 from ..families import gaussian as G
 from ._base import EstimatorBase
@@ -326,7 +327,7 @@ class GaussianMixture(EstimatorBase):
                 f"{n_init} init(s); last change "
                 f"{_last_change(result.history):.3g} >= tol={self.tol}). Increase max_iter "
                 "or tol, try other init_params, or check for degenerate data.",
-                ConvergenceWarning,
+                sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
                 stacklevel=3,
             )
         for msg in result.warnings:
