@@ -16,62 +16,90 @@ from ..families.gaussian import EStepPlan, GaussianStats, n_features_of
 
 __all__ = ["NumpyBackend", "default_block_size"]
 
-# About this many elements per block temporary: large enough to keep BLAS efficient,
-# small enough (2 MiB in float64) to stay in a 2-core machine's L2/L3 caches.
-_BLOCK_ELEMENTS = 1 << 18
+# Block sizing. The feature block (M x rows) is written once and then read by two
+# matrix products; about 4 MiB keeps it in the last-level cache of a small machine
+# while giving BLAS long enough rows to run near its peak.
+_BLOCK_BYTES = 4 << 20
+_MIN_ROWS, _MAX_ROWS = 256, 16384
 
 
-def default_block_size(n_rows: int, n_components: int, n_feature_cols: int) -> int:
-    """Rows per block so that the largest temporary holds about ``_BLOCK_ELEMENTS``."""
+def default_block_size(n_rows: int, n_components: int, n_feature_cols: int, itemsize: int = 8) -> int:
+    """Rows per block so that the block's feature matrix holds about 4 MiB."""
     width = max(n_components, n_feature_cols, 1)
-    rows = max(256, _BLOCK_ELEMENTS // width)
+    rows = int(np.clip(_BLOCK_BYTES // (width * itemsize), _MIN_ROWS, _MAX_ROWS))
     return int(min(n_rows, rows)) if n_rows > 0 else 1
 
 
-def _build_features(F: np.ndarray, Xb: np.ndarray, center, inv_scale, ct: str, D: int):
-    """Write the feature map ``T(z)`` of a block into ``F`` (rows, M) in place."""
+def _feature_layout(ct: str, D: int) -> int:
+    """Row of ``FT`` where the centred data ``z`` start."""
     if ct == "full":
-        T = D * (D + 1) // 2
-        z = F[:, T : T + D]
-        np.subtract(Xb, center, out=z)
-        if inv_scale != 1.0:
-            z *= inv_scale
-        off = 0
+        return D * (D + 1) // 2
+    if ct == "diag":
+        return D
+    if ct == "spherical":
+        return 1
+    return 0
+
+
+def _build_features(FT: np.ndarray, Xb: np.ndarray, center, inv_scale, ct: str, D: int):
+    """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
+
+    Features are rows of ``FT`` so that every ufunc below runs over contiguous memory and
+    both matrix products take C-ordered operands. Returns the view ``z`` (D, rows).
+    """
+    off = _feature_layout(ct, D)
+    z = FT[off : off + D]
+    np.subtract(Xb.T, center[:, None], out=z)
+    if inv_scale != 1.0:
+        z *= inv_scale
+    if ct == "full":
+        row = 0
         for d in range(D):
-            np.multiply(z[:, d : d + 1], z[:, d:], out=F[:, off : off + D - d])
-            off += D - d
+            np.multiply(z[d], z[d:], out=FT[row : row + D - d])
+            row += D - d
     elif ct == "diag":
-        z = F[:, D : 2 * D]
-        np.subtract(Xb, center, out=z)
-        if inv_scale != 1.0:
-            z *= inv_scale
-        np.multiply(z, z, out=F[:, :D])
+        np.multiply(z, z, out=FT[:D])
     elif ct == "spherical":
-        z = F[:, 1 : D + 1]
-        np.subtract(Xb, center, out=z)
-        if inv_scale != 1.0:
-            z *= inv_scale
-        np.einsum("nd,nd->n", z, z, out=F[:, 0])
-    else:  # tied
-        z = F[:, :D]
-        np.subtract(Xb, center, out=z)
-        if inv_scale != 1.0:
-            z *= inv_scale
+        np.einsum("dn,dn->n", z, z, out=FT[0])
     return z
 
 
-def _softmax_rows(L: np.ndarray) -> np.ndarray:
-    """Turn log-joint rows into responsibilities in place; return log p(x) per row."""
-    m = L.max(axis=1, keepdims=True)
-    # A row whose every component is -inf has zero density; keep it finite here and let
-    # the log-likelihood (which will be -inf) tell the caller.
+def _softmax_cols(LT: np.ndarray) -> np.ndarray:
+    """Turn a log-joint block (K, rows) into responsibilities in place.
+
+    Returns
+    -------
+    ndarray of shape (rows,): log p(x) of every row
+    """
+    m = LT.max(axis=0)
+    # A row with zero density under every component has m = -inf; keep the arithmetic
+    # finite and let its log-likelihood (-inf) tell the caller.
     m[~np.isfinite(m)] = 0.0
-    L -= m
-    np.exp(L, out=L)
-    s = L.sum(axis=1, keepdims=True)
+    LT -= m
+    np.exp(LT, out=LT)
+    s = LT.sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        L /= s
-        return (np.log(s) + m)[:, 0]
+        LT /= s
+        return np.log(s) + m
+
+
+class _Buffers:
+    """Per-pass scratch arrays, reallocated only for a short last block."""
+
+    def __init__(self, M: int, K: int, rows: int, dtype):
+        self.M, self.K, self.dtype = M, K, dtype
+        self._make(rows)
+
+    def _make(self, rows: int):
+        self.rows = rows
+        self.FT = np.empty((self.M, rows), dtype=self.dtype)
+        self.FT[-1] = 1.0
+        self.LT = np.empty((self.K, rows), dtype=self.dtype)
+
+    def get(self, rows: int):
+        if rows != self.rows:
+            self._make(rows)
+        return self.FT, self.LT
 
 
 class NumpyBackend:
@@ -160,45 +188,47 @@ class NumpyBackend:
         dtype = X.dtype
         M = n_features_of(ct, D)
         if block_size is None:
-            block_size = default_block_size(N, K, M)
+            block_size = default_block_size(N, K, M, dtype.itemsize)
         block_size = max(1, min(int(block_size), max(N, 1)))
         center = frame.center.astype(dtype)
         inv_scale = dtype.type(1.0 / frame.scale)
         if plan is not None:
             eta, tied_chol, _ = plan.cast(dtype)
+            etaT = np.ascontiguousarray(eta.T)
+            tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
         if centers is not None:
             cz = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
-            eye = np.eye(K, dtype=dtype)
-        F = np.empty((block_size, M), dtype=dtype)
-        F[:, -1] = 1.0
-        moments = np.zeros((K, M))
+        w_dt = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
+        buf = _Buffers(M, K, block_size, dtype)
+        acc = np.zeros((M, K))
         scatter = np.zeros((D, D)) if ct == "tied" else None
         loglik = 0.0
         for start in range(0, N, block_size):
             stop = min(start + block_size, N)
-            Fb = F[: stop - start]
-            z = _build_features(Fb, X[start:stop], center, inv_scale, ct, D)
-            wb = None if sample_weight is None else sample_weight[start:stop]
+            FT, LT = buf.get(stop - start)
+            z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
+            wb = None if w_dt is None else w_dt[start:stop]
             if plan is not None:
-                L = Fb @ eta
+                np.matmul(etaT, FT, out=LT)
                 if ct == "tied":
-                    Y = z @ tied_chol
-                    L -= 0.5 * np.einsum("nd,nd->n", Y, Y)[:, None]
-                lse = _softmax_rows(L)
-                loglik += float(lse.sum() if wb is None else wb @ lse)
+                    Y = tied_cholT @ z
+                    LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+                lse = _softmax_cols(LT)
+                loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
             elif centers is not None:
-                labels, _ = nearest(z.astype(np.float64, copy=False), cz)
-                L = eye[labels]
+                labels, _ = nearest(z.T.astype(np.float64), cz)
+                LT[:] = 0.0
+                LT[labels, np.arange(stop - start)] = 1.0
             else:
-                L = np.asarray(resp(start, stop), dtype=dtype)
+                LT[:] = np.asarray(resp(start, stop), dtype=dtype).T
             if wb is not None:
-                L = L * wb.astype(dtype, copy=False)[:, None]
-            moments += L.T @ Fb
+                LT *= wb
+            acc += FT @ LT.T
             if ct == "tied":
-                zw = z if wb is None else z * wb.astype(dtype, copy=False)[:, None]
-                scatter += zw.T @ z
+                zw = z if wb is None else z * wb
+                scatter += zw @ z.T
         wsum = float(N if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(ct, frame, moments, scatter, loglik, wsum, N)
+        return GaussianStats(ct, frame, np.ascontiguousarray(acc.T), scatter, loglik, wsum, N)
 
     def log_joint(self, X: np.ndarray, plan: EStepPlan, *, block_size: int | None = None):
         """``log w_k + log N(x_n | k)`` for every row and component.
@@ -213,19 +243,20 @@ class NumpyBackend:
         M = n_features_of(ct, D)
         K = plan.n_components
         if block_size is None:
-            block_size = default_block_size(N, K, M)
+            block_size = default_block_size(N, K, M, dtype.itemsize)
         block_size = max(1, min(int(block_size), max(N, 1)))
         eta, tied_chol, center = plan.cast(dtype)
+        etaT = np.ascontiguousarray(eta.T)
         inv_scale = dtype.type(1.0 / plan.frame.scale)
         out = np.empty((N, K), dtype=dtype)
-        F = np.empty((block_size, M), dtype=dtype)
-        F[:, -1] = 1.0
+        buf = _Buffers(M, K, block_size, dtype)
         for start in range(0, N, block_size):
             stop = min(start + block_size, N)
-            Fb = F[: stop - start]
-            z = _build_features(Fb, X[start:stop], center, inv_scale, ct, D)
-            np.matmul(Fb, eta, out=out[start:stop])
+            FT, LT = buf.get(stop - start)
+            z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
+            np.matmul(etaT, FT, out=LT)
             if ct == "tied":
-                Y = z @ tied_chol
-                out[start:stop] -= 0.5 * np.einsum("nd,nd->n", Y, Y)[:, None]
+                Y = tied_chol.T @ z
+                LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+            out[start:stop] = LT.T
         return out

@@ -134,7 +134,7 @@ def sample_gaussian_mixture(
         raise InputError(f"weights must be non-negative, but weights[{i}] = {float(w[i])!r}")
     total = float(w.sum())
     if abs(total - 1.0) > _WEIGHT_SUM_TOL:
-        raise InputError(f"weights must sum to 1, but they sum to {total!r}")
+        raise InputError(f"weights must sum to 1, but they sum to {total:.10g}")
     w = w / total
 
     factors = np.empty_like(cov)

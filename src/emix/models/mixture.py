@@ -431,12 +431,9 @@ class GaussianMixture(EstimatorBase):
             cov, pc = params.covariances, params.precisions_cholesky
         else:
             cov = G.covariances_from_precisions(p_init, ct)
-            if ct == "full":
-                pc = np.stack([np.linalg.cholesky(p).T for p in p_init])
-            elif ct == "tied":
-                pc = np.linalg.cholesky(p_init).T
-            else:
-                pc = np.sqrt(p_init)
+            # The stored factor is upper triangular with U U^T = P (scikit-learn's
+            # convention for fitted models); cholesky(P) would give L L^T = P instead.
+            pc = G.precisions_cholesky_from_covariances(cov, ct)
         return G.GaussianMixtureParams(weights, means, cov, pc, ct)
 
     def _store(self, params: G.GaussianMixtureParams, dtype) -> None:
