@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import linalg
+from scipy.linalg import lapack
 
 from ..exceptions import DegenerateComponentError, InputError
 
@@ -300,21 +301,24 @@ def precisions_cholesky_from_covariances(
     """
     when = "" if iteration is None else f" at iteration {iteration}"
     if covariance_type in ("full", "tied"):
-        covs = covariances if covariance_type == "full" else covariances[None]
-        D = covs.shape[-1]
-        out = np.empty_like(covs, dtype=np.float64)
-        eye = np.eye(D)
+        covs = np.asarray(covariances, dtype=np.float64)
+        covs = covs if covariance_type == "full" else covs[None]
+        out = np.empty_like(covs)
         for k, cov in enumerate(covs):
-            try:
-                chol = linalg.cholesky(cov, lower=True)
-            except linalg.LinAlgError:
+            # LAPACK directly: scipy.linalg's wrappers cost more than the work itself at
+            # these sizes, and this runs K times per iteration.
+            chol, info = lapack.dpotrf(cov, lower=1, clean=1)
+            if info == 0:
+                inv, info = lapack.dtrtri(chol, lower=1)
+            if info != 0:
                 who = f"component {k}" if covariance_type == "full" else "the tied covariance"
                 raise DegenerateComponentError(
                     f"{who} has a covariance that is not positive definite{when}: it "
                     "collapsed onto repeated or collinear points. Increase reg_covar, "
                     "use fewer components, or remove duplicated rows or columns."
-                ) from None
-            out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+                )
+            # U = L^-T is upper triangular with U U^T = (L L^T)^-1.
+            out[k] = inv.T
         return out if covariance_type == "full" else out[0]
     cov = np.asarray(covariances, dtype=np.float64)
     bad = np.argwhere(~(cov > 0.0))

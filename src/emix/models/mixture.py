@@ -299,6 +299,9 @@ class GaussianMixture(EstimatorBase):
         def initial(i):
             if warm:
                 return self._params
+            if w_init is not None and m_init is not None and p_init is not None:
+                # Fully specified: an initialisation pass would be thrown away.
+                return self._override(None, w_init, m_init, p_init)
             params = self._initial_params(problem, Xv, w, rng)
             return self._override(params, w_init, m_init, p_init)
 
@@ -425,8 +428,8 @@ class GaussianMixture(EstimatorBase):
         if w_init is None and m_init is None and p_init is None:
             return params
         ct = self.covariance_type
-        weights = params.weights if w_init is None else w_init
-        means = params.means if m_init is None else m_init
+        weights = w_init if w_init is not None else params.weights
+        means = m_init if m_init is not None else params.means
         if p_init is None:
             cov, pc = params.covariances, params.precisions_cholesky
         else:
