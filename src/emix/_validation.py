@@ -52,8 +52,11 @@ def _col_label(j: int, names) -> str:
     return f"column {j}"
 
 
-def _to_float_columnwise(values: np.ndarray, names, name: str) -> np.ndarray:
-    """Convert an object/str array to float64, naming the first bad cell."""
+def _to_float_columnwise(values: np.ndarray, names, name: str, column_offset: int = 0) -> np.ndarray:
+    """Convert an object/str array to float64, naming the first bad cell.
+
+    ``column_offset`` is the position of ``values``'s first column in the whole table.
+    """
     out = np.empty(values.shape, dtype=np.float64)
     for j in range(values.shape[1]):
         col = values[:, j]
@@ -69,7 +72,7 @@ def _to_float_columnwise(values: np.ndarray, names, name: str) -> np.ndarray:
             else:  # pragma: no cover - the column failed as a whole only
                 i, v, reason = 0, col[0], str(exc)
             raise NonNumericError(
-                f"{name} {_col_label(j, names)} is not numeric: row {i} holds {v!r} "
+                f"{name} {_col_label(j + column_offset, names)} is not numeric: row {i} holds {v!r} "
                 f"({reason}). Encode categories as numbers or drop the column."
             ) from None
     return out
@@ -169,7 +172,7 @@ def _frame_to_numpy(df, names, name):
         kind = getattr(dt, "kind", "O")
         if kind not in "biuf":
             values = np.asarray(df.iloc[:, j] if df.ndim == 2 else df, dtype=object)
-            _to_float_columnwise(values.reshape(-1, 1), None if names is None else names[j : j + 1], name)
+            _to_float_columnwise(values.reshape(-1, 1), names, name, column_offset=j)
     arr = df.to_numpy()
     if arr.dtype == object:
         arr = arr.astype(np.float64)

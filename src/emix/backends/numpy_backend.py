@@ -83,6 +83,66 @@ def _softmax_cols(LT: np.ndarray) -> np.ndarray:
         return np.log(s) + m
 
 
+def _anchored_log_joint(Z: np.ndarray, plan: EStepPlan, LT: np.ndarray) -> None:
+    """Log-joint (K, rows) about each component's own mean: no cancellation.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (rows, D), float64, the block in the frame
+    LT : ndarray of shape (K, rows), written in place, in the data's dtype
+    """
+    ct = plan.covariance_type
+    dtype = LT.dtype
+    _, prec, const = plan.cast_anchored(dtype)
+    for k in range(plan.anchors.shape[0]):
+        # Z is float64: the offsets from a far-away anchor are formed exactly, then
+        # rounded to the data's dtype once they are small.
+        Dk = (Z - plan.anchors[k]).astype(dtype, copy=False)
+        if ct in ("full", "tied"):
+            Y = Dk @ (prec[k] if ct == "full" else prec)
+            q = np.einsum("nd,nd->n", Y, Y)
+        elif ct == "diag":
+            q = (Dk * Dk) @ prec[k]
+        else:
+            q = prec[k] * np.einsum("nd,nd->n", Dk, Dk)
+        np.multiply(q, -0.5, out=LT[k])
+        LT[k] += const[k]
+
+
+def _anchored_stats(Z, R, anchors, ct, acc, scatter) -> None:
+    """Add component statistics about per-component anchors into ``acc`` (M, K).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (rows, D), float64, the block in the frame
+    R : ndarray of shape (K, rows), weighted responsibilities in the data's dtype
+    anchors : ndarray of shape (K, D), float64
+    acc : ndarray of shape (M, K), float64, in the packed layout of ``n_features_of``
+    scatter : ndarray of shape (D, D) or None (tied)
+    """
+    D = Z.shape[1]
+    off = _feature_layout(ct, D)
+    if ct == "full":
+        iu, ju = np.triu_indices(D)
+    for k in range(R.shape[0]):
+        r = R[k]
+        Dk = (Z - anchors[k]).astype(R.dtype, copy=False)
+        acc[-1, k] += float(r.sum(dtype=np.float64))
+        acc[off : off + D, k] += r @ Dk
+        if ct in ("full", "tied"):
+            # sqrt(r) on both sides keeps the Gram matrix exactly symmetric.
+            Ds = Dk * np.sqrt(r)[:, None]
+            G = Ds.T @ Ds
+            if ct == "full":
+                acc[:off, k] += G[iu, ju]
+            else:
+                scatter += G
+        elif ct == "diag":
+            acc[:D, k] += r @ (Dk * Dk)
+        else:
+            acc[0, k] += r @ np.einsum("nd,nd->n", Dk, Dk)
+
+
 class _Buffers:
     """Per-pass scratch arrays, reallocated only for a short last block."""
 
@@ -199,6 +259,18 @@ class NumpyBackend:
         if centers is not None:
             cz = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
         w_dt = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
+        # Anchored statistics (about each component's mean or initial centre) when the
+        # expanded form would cancel; see EStepPlan.needs_anchors.
+        if plan is not None:
+            anchored = plan.needs_anchors(dtype)
+            anchors = plan.anchors if anchored else None
+        elif centers is not None:
+            anchored, anchors = True, cz
+        else:
+            # Given responsibilities: one cheap pass for each component's weighted mean,
+            # then statistics about those means, exact wherever the components lie.
+            anchored = True
+            anchors = self._resp_means(X, w_dt, resp, center, inv_scale, K, block_size)
         buf = _Buffers(M, K, block_size, dtype)
         acc = np.zeros((M, K))
         scatter = np.zeros((D, D)) if ct == "tied" else None
@@ -206,13 +278,20 @@ class NumpyBackend:
         for start in range(0, N, block_size):
             stop = min(start + block_size, N)
             FT, LT = buf.get(stop - start)
-            z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
             wb = None if w_dt is None else w_dt[start:stop]
+            if anchored:
+                Z = (X[start:stop].astype(np.float64) - frame.center) * (1.0 / frame.scale)
+                z = Z.T
+            else:
+                z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
             if plan is not None:
-                np.matmul(etaT, FT, out=LT)
-                if ct == "tied":
-                    Y = tied_cholT @ z
-                    LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+                if anchored:
+                    _anchored_log_joint(Z, plan, LT)
+                else:
+                    np.matmul(etaT, FT, out=LT)
+                    if ct == "tied":
+                        Y = tied_cholT @ z
+                        LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
                 lse = _softmax_cols(LT)
                 loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
             elif centers is not None:
@@ -223,12 +302,34 @@ class NumpyBackend:
                 LT[:] = np.asarray(resp(start, stop), dtype=dtype).T
             if wb is not None:
                 LT *= wb
+            if anchored:
+                _anchored_stats(Z, LT, anchors, ct, acc, scatter)
+                continue
             acc += FT @ LT.T
             if ct == "tied":
-                zw = z if wb is None else z * wb
-                scatter += zw @ z.T
+                # sqrt(w) on both sides keeps the scatter exactly symmetric.
+                zs = z if wb is None else z * np.sqrt(wb)
+                scatter += zs @ zs.T
         wsum = float(N if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(ct, frame, np.ascontiguousarray(acc.T), scatter, loglik, wsum, N)
+        return GaussianStats(
+            ct, frame, np.ascontiguousarray(acc.T), scatter, loglik, wsum, N, anchors
+        )
+
+    @staticmethod
+    def _resp_means(X, w, resp, center, inv_scale, K, block_size) -> np.ndarray:
+        """Weighted component means (K, D) in the frame from given responsibilities."""
+        N, D = X.shape
+        n = np.zeros(K)
+        s1 = np.zeros((K, D))
+        for start in range(0, N, block_size):
+            stop = min(start + block_size, N)
+            R = np.asarray(resp(start, stop), dtype=np.float64)
+            if w is not None:
+                R = R * w[start:stop, None]
+            Z = (X[start:stop].astype(np.float64) - center) * float(inv_scale)
+            n += R.sum(axis=0)
+            s1 += R.T @ Z
+        return s1 / np.where(n > 0, n, 1.0)[:, None]
 
     def log_joint(self, X: np.ndarray, plan: EStepPlan, *, block_size: int | None = None):
         """``log w_k + log N(x_n | k)`` for every row and component.
@@ -250,13 +351,18 @@ class NumpyBackend:
         inv_scale = dtype.type(1.0 / plan.frame.scale)
         out = np.empty((N, K), dtype=dtype)
         buf = _Buffers(M, K, block_size, dtype)
+        anchored = plan.needs_anchors(dtype)
         for start in range(0, N, block_size):
             stop = min(start + block_size, N)
             FT, LT = buf.get(stop - start)
-            z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
-            np.matmul(etaT, FT, out=LT)
-            if ct == "tied":
-                Y = tied_chol.T @ z
-                LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+            if anchored:
+                Z = (X[start:stop].astype(np.float64) - plan.frame.center) * (1.0 / plan.frame.scale)
+                _anchored_log_joint(Z, plan, LT)
+            else:
+                z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
+                np.matmul(etaT, FT, out=LT)
+                if ct == "tied":
+                    Y = tied_chol.T @ z
+                    LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
             out[start:stop] = LT.T
         return out

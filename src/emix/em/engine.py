@@ -8,6 +8,8 @@ A *problem* supplies two functions:
     and ``stats.weight_sum``, both from the same pass.
 ``m_step(stats, params, iteration) -> params``
     new parameters from the statistics alone (``params`` only to keep empty parts).
+    A problem whose M-step is not an exact maximiser (regularised covariances) sets
+    ``last_allowance``: the most it may lower the mean log-likelihood.
 
 Because only statistics cross that boundary, the same loop serves arrays in memory,
 chunked files, Dask arrays and GPU tensors: each of those only changes ``e_step``.
@@ -61,6 +63,7 @@ class EMResult:
     history: np.ndarray
     init: int = 0
     warnings: list = field(default_factory=list)
+    stopped_by_callback: bool = False
 
     @property
     def degenerate(self) -> bool:
@@ -87,6 +90,7 @@ def run_em(
     """
     monitor = monitor or ConvergenceMonitor(tol, max_iter)
     stop = False
+    allowance = 0.0  # how far the last M-step may legitimately lower the likelihood
     for it in range(1, max_iter + 1):
         stats = problem.e_step(params)
         ll = stats.loglik / stats.weight_sum
@@ -96,10 +100,11 @@ def run_em(
                 "density under every component (a collapsed component or extreme "
                 "values); increase reg_covar or rescale the data"
             )
-        monitor.report(ll)
+        monitor.report(ll, allowance)
         if callback is not None:
             stop = bool(callback(it, ll, params))
         params = problem.m_step(stats, params, it)
+        allowance = float(getattr(problem, "last_allowance", 0.0))
         if monitor.converged or stop:
             break
     history = np.asarray(monitor.history, dtype=np.float64)
@@ -111,6 +116,7 @@ def run_em(
         history=history,
         init=init,
         warnings=list(getattr(problem, "last_warnings", [])),
+        stopped_by_callback=stop,
     )
 
 

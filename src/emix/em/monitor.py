@@ -64,14 +64,24 @@ class ConvergenceMonitor:
     def iteration(self) -> int:
         return len(self.history)
 
-    def report(self, loglik: float) -> None:
-        """Record the mean log-likelihood of the current iteration."""
+    def report(self, loglik: float, allowance: float = 0.0) -> None:
+        """Record the mean log-likelihood of the current iteration.
+
+        Parameters
+        ----------
+        loglik : float
+            Mean log-likelihood per sample of the parameters entering this iteration.
+        allowance : float
+            A drop EM may legitimately make at this step, on top of round-off: with
+            ``reg_covar > 0`` the M-step is not the exact maximiser, and the family's
+            M-step reports by how much (``MStepReport.reg_gap``).
+        """
         prev = self.history[-1] if self.history else None
         self.history.append(float(loglik))
         it = len(self.history)
         if prev is not None and math.isfinite(prev):
             drop = prev - loglik
-            if drop > self.drop_rtol * max(abs(prev), 1.0):
+            if drop > self.drop_rtol * max(abs(prev), 1.0) + allowance:
                 self.drops.append((it, prev, float(loglik)))
                 warnings.warn(
                     f"{self.label + ': ' if self.label else ''}the log-likelihood fell at "

@@ -168,6 +168,12 @@ class GaussianStats:
         ``sum_n w_n``.
     n_rows : int
         Number of rows summarised (weights ignored).
+    anchors : ndarray of shape (K, D) or None
+        When given, component k's moments are taken about ``anchors[k]`` (in the frame)
+        rather than about 0: ``sum r (z - a_k)`` and ``sum r (z - a_k)(z - a_k)^T``, and
+        the tied scatter is ``sum_k sum_n r_nk (z - a_k)(z - a_k)^T``. Anchoring at the
+        current means removes the cancellation in ``E[zz^T] - mu mu^T`` for components
+        far from the frame's centre; see ``EStepPlan.needs_anchors``.
     """
 
     covariance_type: str
@@ -177,6 +183,7 @@ class GaussianStats:
     loglik: float
     weight_sum: float
     n_rows: int
+    anchors: np.ndarray | None = None
 
     def __add__(self, other: GaussianStats) -> GaussianStats:
         if not isinstance(other, GaussianStats):
@@ -185,6 +192,10 @@ class GaussianStats:
             raise InputError("cannot add statistics of different covariance types")
         if not self.frame.same_as(other.frame):
             raise InputError("cannot add statistics taken in different frames")
+        if (self.anchors is None) != (other.anchors is None) or (
+            self.anchors is not None and not np.array_equal(self.anchors, other.anchors)
+        ):
+            raise InputError("cannot add statistics taken about different anchors")
         scatter = None if self.scatter is None else self.scatter + other.scatter
         return GaussianStats(
             self.covariance_type,
@@ -194,6 +205,7 @@ class GaussianStats:
             self.loglik + other.loglik,
             self.weight_sum + other.weight_sum,
             self.n_rows + other.n_rows,
+            self.anchors,
         )
 
     def __radd__(self, other):
@@ -201,6 +213,58 @@ class GaussianStats:
         if other == 0:
             return self
         return NotImplemented
+
+    def reanchor(self, anchors: np.ndarray | None) -> GaussianStats:
+        """The same statistics taken about other anchors (None: the frame's origin).
+
+        Exact algebra on the moments: ``sum r (z-b)(z-b)^T = sum r (z-a)(z-a)^T +
+        (a-b) s1^T + s1 (a-b)^T + n (a-b)(a-b)^T`` with ``s1 = sum r (z-a)``. Statistics
+        from passes with different anchors (stepwise EM, workers of a cluster) can be
+        moved to common anchors and added.
+
+        Parameters
+        ----------
+        anchors : ndarray of shape (K, D) or None
+        """
+        K, D = self.resp_moments.shape[0], self.n_features
+        a = np.zeros((K, D)) if self.anchors is None else self.anchors
+        b = np.zeros((K, D)) if anchors is None else np.asarray(anchors, dtype=np.float64)
+        delta = a - b
+        n, s1 = self.nk, self.first
+        new_first = s1 + n[:, None] * delta
+        moments = self.resp_moments.copy()
+        scatter = self.scatter
+        ct = self.covariance_type
+        if ct in ("full", "tied"):
+            cross = np.einsum("ki,kj->kij", delta, s1)
+            extra = cross + np.transpose(cross, (0, 2, 1)) + n[:, None, None] * np.einsum(
+                "ki,kj->kij", delta, delta
+            )
+            if ct == "full":
+                iu, ju = upper_indices(D)
+                moments[:, : D * (D + 1) // 2] += extra[:, iu, ju]
+            else:
+                scatter = scatter + extra.sum(axis=0)
+        elif ct == "diag":
+            moments[:, :D] += 2 * delta * s1 + n[:, None] * delta**2
+        else:
+            moments[:, 0] += 2 * np.sum(delta * s1, axis=1) + n * np.sum(delta**2, axis=1)
+        GaussianStats._first_view(moments, ct, D)[:] = new_first
+        return GaussianStats(
+            ct, self.frame, moments, scatter, self.loglik, self.weight_sum, self.n_rows,
+            None if anchors is None else b,
+        )
+
+    @staticmethod
+    def _first_view(moments: np.ndarray, ct: str, D: int) -> np.ndarray:
+        if ct == "full":
+            T = D * (D + 1) // 2
+            return moments[:, T : T + D]
+        if ct == "diag":
+            return moments[:, D : 2 * D]
+        if ct == "spherical":
+            return moments[:, 1 : D + 1]
+        return moments[:, :D]
 
     # Views of the moments -------------------------------------------------------
     @property
@@ -214,16 +278,8 @@ class GaussianStats:
 
     @property
     def first(self) -> np.ndarray:
-        """``sum_n w_n r_nk z_n``, shape (K, D)."""
-        D = self.n_features
-        if self.covariance_type == "full":
-            T = D * (D + 1) // 2
-            return self.resp_moments[:, T : T + D]
-        if self.covariance_type == "diag":
-            return self.resp_moments[:, D : 2 * D]
-        if self.covariance_type == "spherical":
-            return self.resp_moments[:, 1 : D + 1]
-        return self.resp_moments[:, :D]
+        """``sum_n w_n r_nk (z_n - a_k)``, shape (K, D)."""
+        return self._first_view(self.resp_moments, self.covariance_type, self.n_features)
 
     def second(self) -> np.ndarray:
         """Second moments ``sum_n w_n r_nk (z z^T)``, in the shape the type needs.
@@ -250,18 +306,27 @@ class GaussianStats:
         total squared norm, so every column gets the mean variance.
         """
         W = self.weight_sum
-        mean = self.first.sum(axis=0) / W
+        nk, d1 = self.nk, self.first
+        a = np.zeros_like(d1) if self.anchors is None else self.anchors
         s2 = self.second()
+        # Per-component squared sums about the anchors, then moved to the frame origin:
+        # sum r z^2 = sum r (z - a)^2 + 2 a sum r (z - a) + n a^2.
         if self.covariance_type == "full":
-            sq = np.einsum("kdd->d", s2) / W
-        elif self.covariance_type == "tied":
-            sq = np.diag(s2) / W
+            sq_k = np.diagonal(s2, axis1=1, axis2=2)
         elif self.covariance_type == "diag":
-            sq = s2.sum(axis=0) / W
+            sq_k = s2
+        elif self.covariance_type == "tied":
+            sq_k = np.zeros_like(d1)
+            sq_k[0] = np.diag(s2)
         else:
-            sq = np.full(self.n_features, s2.sum() / W / self.n_features)
-            mean = np.full(self.n_features, np.sqrt(np.sum(mean**2) / self.n_features))
-        var = np.maximum(sq - mean**2, 0.0)
+            sq_k = None
+        first = (d1 + nk[:, None] * a).sum(axis=0) / W
+        if sq_k is None:
+            tot = np.sum(s2 + 2 * np.sum(a * d1, axis=1) + nk * np.sum(a * a, axis=1))
+            var = np.full(self.n_features, max(tot / W - np.sum(first**2), 0.0) / self.n_features)
+        else:
+            sq = (sq_k + 2 * a * d1 + nk[:, None] * a * a).sum(axis=0) / W
+            var = np.maximum(sq - first**2, 0.0)
         return var * self.frame.scale**2
 
 
@@ -361,12 +426,23 @@ def _log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, D: int) -> np
 
 
 # --------------------------------------------------------------------------- E-step plan
+# Error budgets (relative to the log-density's size, ~D) for the expanded quadratic form.
+# Beyond them the E-step takes each component's rows relative to its own mean instead.
+_EXPANSION_BUDGET = {np.dtype(np.float64): 1e-10, np.dtype(np.float32): 1e-5}
+
+
 @dataclass(frozen=True)
 class EStepPlan:
     """Natural parameters for one E-step, in the statistics' frame.
 
     ``log w_k + log N(x_n | k) = F_n @ eta[:, k] - 0.5 * |z_n @ chol|^2 (tied only)``
     where ``F_n = T(z_n)`` and ``z_n = (x_n - center) / scale``.
+
+    The same quantity, written about each component's own mean (the *anchored* form),
+    is ``const_k - 0.5 |U_k^T (z - anchor_k)|^2``; it costs a product per component but
+    does not cancel. The expanded form loses about ``eps * q_k`` in absolute terms,
+    where ``q_k`` is the squared Mahalanobis distance of component k's mean from the
+    frame's centre; :meth:`needs_anchors` compares that with a per-dtype budget.
 
     Parameters
     ----------
@@ -376,17 +452,36 @@ class EStepPlan:
         Coefficients of the feature map; M = :func:`n_features_of`.
     tied_chol : ndarray of shape (D, D) or None
         Scaled precision Cholesky factor for the shared quadratic term (tied only).
+    anchors : ndarray of shape (K, D)
+        Component means in the frame.
+    prec : ndarray
+        Scaled precision factors in the frame: (K, D, D) upper-triangular ``U_k`` for
+        full, (D, D) for tied, precisions (K, D) for diag and (K,) for spherical.
+    const : ndarray of shape (K,)
+        ``log w_k + log det U_k - D/2 log(2 pi)``.
+    cancellation : float
+        ``max_k q_k / D``.
     """
 
     covariance_type: str
     frame: Frame
     eta: np.ndarray
     tied_chol: np.ndarray | None = None
+    anchors: np.ndarray | None = None
+    prec: np.ndarray | None = None
+    const: np.ndarray | None = None
+    cancellation: float = 0.0
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def n_components(self) -> int:
         return self.eta.shape[1]
+
+    def needs_anchors(self, dtype) -> bool:
+        """True when the expanded form would lose more than the dtype's budget."""
+        dt = np.dtype(dtype)
+        budget = _EXPANSION_BUDGET.get(dt, 1e-5)
+        return bool(np.finfo(dt).eps * self.cancellation > budget)
 
     def cast(self, dtype) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """``(eta, tied_chol, center)`` in ``dtype``, cached per dtype."""
@@ -397,6 +492,17 @@ class EStepPlan:
                 np.ascontiguousarray(self.eta, dtype=dtype),
                 tc,
                 self.frame.center.astype(dtype),
+            )
+        return self._cache[key]
+
+    def cast_anchored(self, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(anchors, prec, const)`` in ``dtype``, cached per dtype."""
+        key = "anchored" + np.dtype(dtype).str
+        if key not in self._cache:
+            self._cache[key] = (
+                self.anchors.astype(dtype),
+                self.prec.astype(dtype),
+                self.const.astype(dtype),
             )
         return self._cache[key]
 
@@ -417,34 +523,70 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
         iu, ju = upper_indices(D)
         quad = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, T)
         lin = np.einsum("kij,kj->ki", P, mu)  # (K, D)
-        c = const - 0.5 * np.einsum("ki,ki->k", lin, mu)
+        q = np.einsum("ki,ki->k", lin, mu)
+        c = const - 0.5 * q
         eta = np.concatenate([quad, lin, c[:, None]], axis=1).T
+        prec = pc * s
     elif ct == "diag":
         p = pc**2 * s**2
-        c = const - 0.5 * np.sum(p * mu**2, axis=1)
+        q = np.sum(p * mu**2, axis=1)
+        c = const - 0.5 * q
         eta = np.concatenate([-0.5 * p, p * mu, c[:, None]], axis=1).T
+        prec = p
     elif ct == "spherical":
         p = pc**2 * s**2  # (K,)
-        c = const - 0.5 * p * np.sum(mu**2, axis=1)
+        q = p * np.sum(mu**2, axis=1)
+        c = const - 0.5 * q
         eta = np.concatenate([(-0.5 * p)[:, None], p[:, None] * mu, c[:, None]], axis=1).T
+        prec = p
     elif ct == "tied":
         P = precisions_from_cholesky(pc, ct) * s**2
         lin = mu @ P  # (K, D)
-        c = const - 0.5 * np.sum(lin * mu, axis=1)
+        q = np.sum(lin * mu, axis=1)
+        c = const - 0.5 * q
         eta = np.concatenate([lin, c[:, None]], axis=1).T
         tied_chol = pc * s
+        prec = tied_chol
     else:  # pragma: no cover - validated earlier
         raise InputError(f"unknown covariance_type {ct!r}")
-    return EStepPlan(ct, frame, np.ascontiguousarray(eta), tied_chol)
+    finite_q = q[np.isfinite(q)]
+    cancellation = float(finite_q.max() / max(D, 1)) if finite_q.size else 0.0
+    return EStepPlan(
+        ct, frame, np.ascontiguousarray(eta), tied_chol, mu, prec, const, cancellation
+    )
 
 
 # --------------------------------------------------------------------------- M-step
 @dataclass(frozen=True)
 class MStepReport:
-    """What the M-step noticed: empty and collapsed components (indices)."""
+    """What the M-step noticed.
+
+    Attributes
+    ----------
+    empty : tuple of int
+        Components with no responsibility at all.
+    collapsed : tuple of (component, column, raw variance)
+        Components whose own variance in some column is at regularisation level.
+    reg_gap : float
+        How far (per unit weight) ``reg_covar`` may lower the expected complete-data
+        log-likelihood below its maximum: ``sum_k n_k/2 sum_i [log(1 + r/l_ik) -
+        r/(l_ik + r)] / W`` over the eigenvalues ``l_ik`` of each unregularised
+        covariance. Regularised EM can lower the log-likelihood by at most this, so the
+        monitor allows it.
+    """
 
     empty: tuple[int, ...] = ()
-    collapsed: tuple[tuple[int, int, float], ...] = ()  # (component, column, raw variance)
+    collapsed: tuple[tuple[int, int, float], ...] = ()
+    reg_gap: float = 0.0
+
+
+def _reg_gap(eigvals: np.ndarray, n: np.ndarray, r: float) -> float:
+    """``sum n/2 sum_i [log1p(r/l) - r/(l+r)]`` with eigenvalues (K, D) and weights (K,)."""
+    if r <= 0.0:
+        return 0.0
+    lam = np.maximum(eigvals, np.finfo(np.float64).tiny)
+    per = np.log1p(r / lam) - r / (lam + r)
+    return float(np.sum(0.5 * n * per.sum(axis=1)))
 
 
 def m_step(
@@ -471,6 +613,12 @@ def m_step(
     -------
     params : GaussianMixtureParams
     report : MStepReport
+
+    Raises
+    ------
+    DegenerateComponentError
+        When a covariance is not positive definite, or a component collapses with
+        ``reg_covar=0`` (naming the component).
     """
     ct = stats.covariance_type
     D = stats.n_features
@@ -487,52 +635,85 @@ def m_step(
             "components or another init_params"
         )
     safe = np.where(nk > tiny, nk, 1.0)
-    mu = stats.first / safe[:, None]  # (K, D) in the frame
+    a = np.zeros((K, D)) if stats.anchors is None else stats.anchors
+    d = stats.first / safe[:, None]  # (K, D): mean minus anchor, in the frame
     s2 = stats.second()
+    s2_units = s * s
     if ct == "full":
-        raw = s2 / safe[:, None, None] - mu[:, :, None] * mu[:, None, :]
-        raw *= s * s
-        # Symmetrise: the packed upper triangle is exact, but keep float noise out.
+        raw = (s2 / safe[:, None, None] - d[:, :, None] * d[:, None, :]) * s2_units
+        raw = 0.5 * (raw + np.transpose(raw, (0, 2, 1)))
         cov = raw + reg_covar * np.eye(D)
         raw_diag = np.diagonal(raw, axis1=1, axis2=2)
+        eig = np.linalg.eigvalsh(raw) if reg_covar > 0 else None
+        gap_n = nk
     elif ct == "tied":
-        between = np.einsum("k,ki,kj->ij", nk, mu, mu)
-        raw = (s2 - between) / W * s * s
+        between = np.einsum("k,ki,kj->ij", nk, d, d)
+        raw = (s2 - between) / W * s2_units
+        raw = 0.5 * (raw + raw.T)
         cov = raw + reg_covar * np.eye(D)
         raw_diag = None
+        eig = np.linalg.eigvalsh(raw)[None] if reg_covar > 0 else None
+        gap_n = np.array([W])
     elif ct == "diag":
-        raw = (s2 / safe[:, None] - mu**2) * s * s
+        raw = (s2 / safe[:, None] - d**2) * s2_units
         cov = raw + reg_covar
         raw_diag = raw
+        eig = raw
+        gap_n = nk
     else:
-        raw = (s2 / safe - np.sum(mu**2, axis=1)) / D * s * s
+        raw = (s2 / safe - np.sum(d**2, axis=1)) / D * s2_units
         cov = raw + reg_covar
         raw_diag = np.repeat(raw[:, None], D, axis=1)
-    means = mu * s + stats.frame.center
+        eig = raw_diag
+        gap_n = nk
+    means = (a + d) * s + stats.frame.center
     if empty.size:
         means[empty] = previous.means[empty]
         if ct != "tied":
             cov[empty] = previous.covariances[empty]
     weights = nk / W
     weights[empty] = 0.0
-    pc = precisions_cholesky_from_covariances(cov, ct, iteration=iteration)
     collapsed = []
-    if ct != "tied" and reg_covar >= 0.0:
+    if ct != "tied":
         data_var = stats.column_variances()
+        # Round-off floor of each raw variance: it is a difference of second moments
+        # about the anchors, so it is indistinguishable from zero below ~eps times them.
+        if ct == "full":
+            m2 = np.diagonal(s2, axis1=1, axis2=2) / safe[:, None]
+        elif ct == "diag":
+            m2 = s2 / safe[:, None]
+        else:
+            m2 = np.repeat((s2 / safe / D)[:, None], D, axis=1)
+        roundoff = 1e3 * np.finfo(np.float64).eps * np.abs(m2) * s2_units
         for k in range(K):
             if k in empty:
                 continue
-            # Collapsed: the component's own spread in some column is below the
-            # regularisation, where the data themselves spread far beyond it. Judged
-            # per column (not by eigenvalues) so that a full covariance with fewer rows
-            # than dimensions, singular but honest, is not called collapsed.
-            ratio = raw_diag[k] / np.maximum(data_var, np.finfo(float).tiny)
-            col = int(np.argmin(ratio))
-            floor = max(reg_covar, 1e-12 * data_var[col])
-            if raw_diag[k, col] <= floor and data_var[col] > 1e3 * floor:
+            # Collapsed: the component's own spread in some column is at regularisation
+            # or round-off level, where the data spread far beyond it. Judged per column,
+            # not by eigenvalues, so that a full covariance with fewer rows than
+            # dimensions (singular, but honest) is not called collapsed.
+            floor = np.maximum(reg_covar, roundoff[k])
+            flagged = (raw_diag[k] <= floor) & (data_var > 1e3 * floor)
+            if flagged.any():
+                cols = np.flatnonzero(flagged)
+                col = int(cols[np.argmin(raw_diag[k, cols] / data_var[cols])])
                 collapsed.append((k, col, float(raw_diag[k, col])))
+        if collapsed and reg_covar == 0.0:
+            k, col, raw_v = collapsed[0]
+            when = "" if iteration is None else f" at iteration {iteration}"
+            raise DegenerateComponentError(
+                f"component {k} collapsed onto (nearly) repeated values{when}: its "
+                f"variance in column {col} is {raw_v:.3g} and reg_covar=0, so its "
+                "likelihood is unbounded. Set reg_covar > 0 (e.g. 1e-6 times the "
+                "data's variance) or use fewer components."
+            )
+    pc = precisions_cholesky_from_covariances(cov, ct, iteration=iteration)
+    gap = 0.0
+    if reg_covar > 0 and eig is not None:
+        keep = np.setdiff1d(np.arange(len(gap_n)), empty) if ct != "tied" else [0]
+        gap = _reg_gap(np.asarray(eig)[keep], np.asarray(gap_n)[keep], reg_covar) / W
     params = GaussianMixtureParams(weights, means, cov, pc, ct)
-    return params, MStepReport(tuple(int(e) for e in empty), tuple(collapsed))
+    return params, MStepReport(tuple(int(e) for e in empty), tuple(collapsed), gap)
 
 
 def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:
