@@ -440,9 +440,9 @@ class EStepPlan:
 
     The same quantity, written about each component's own mean (the *anchored* form),
     is ``const_k - 0.5 |U_k^T (z - anchor_k)|^2``; it costs a product per component but
-    does not cancel. The expanded form loses about ``eps * q_k`` in absolute terms,
-    where ``q_k`` is the squared Mahalanobis distance of component k's mean from the
-    frame's centre; :meth:`needs_anchors` compares that with a per-dtype budget.
+    does not cancel. The expanded form's terms are as large as ``lambda_max(P_k) (|mu_k|^2
+    + tr Sigma_k)`` (a component far from the frame's centre, or elongated) and it loses
+    about eps times that; :meth:`needs_anchors` compares it with a per-dtype budget.
 
     Parameters
     ----------
@@ -460,7 +460,8 @@ class EStepPlan:
     const : ndarray of shape (K,)
         ``log w_k + log det U_k - D/2 log(2 pi)``.
     cancellation : float
-        ``max_k q_k / D``.
+        ``max_k lambda_max(P_k) (|mu_k|^2 + tr Sigma_k) / D`` in the frame: the size of
+        the expansion's largest terms relative to the log-density's.
     """
 
     covariance_type: str
@@ -549,8 +550,23 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
         prec = tied_chol
     else:  # pragma: no cover - validated earlier
         raise InputError(f"unknown covariance_type {ct!r}")
-    finite_q = q[np.isfinite(q)]
-    cancellation = float(finite_q.max() / max(D, 1)) if finite_q.size else 0.0
+    # Size of the largest terms in the expanded quadratic form, which cancel to O(D)
+    # for rows near component k: lambda_max(P_k) * (|mu_k|^2 + tr Sigma_k), frame units.
+    if ct == "full":
+        lam = np.linalg.eigvalsh(precisions_from_cholesky(pc, ct))[:, -1] * s**2
+        tr = np.trace(params.covariances, axis1=1, axis2=2) / s**2
+    elif ct == "tied":
+        lam = np.full(K, np.linalg.eigvalsh(precisions_from_cholesky(pc, ct))[-1] * s**2)
+        tr = np.full(K, np.trace(params.covariances) / s**2)
+    elif ct == "diag":
+        lam = prec.max(axis=1)
+        tr = params.covariances.sum(axis=1) / s**2
+    else:
+        lam = prec
+        tr = D * params.covariances / s**2
+    size = lam * (np.sum(mu**2, axis=1) + tr)
+    size = size[np.isfinite(size) & (params.weights > 0)]
+    cancellation = float(size.max() / max(D, 1)) if size.size else 0.0
     return EStepPlan(
         ct, frame, np.ascontiguousarray(eta), tied_chol, mu, prec, const, cancellation
     )
