@@ -270,7 +270,7 @@ class NumpyBackend:
             # Given responsibilities: one cheap pass for each component's weighted mean,
             # then statistics about those means, exact wherever the components lie.
             anchored = True
-            anchors = self._resp_means(X, w_dt, resp, center, inv_scale, K, block_size)
+            anchors = self._resp_means(X, w_dt, resp, frame, K, block_size)
         buf = _Buffers(M, K, block_size, dtype)
         acc = np.zeros((M, K))
         scatter = np.zeros((D, D)) if ct == "tied" else None
@@ -288,7 +288,10 @@ class NumpyBackend:
                 if anchored:
                     _anchored_log_joint(Z, plan, LT)
                 else:
-                    np.matmul(etaT, FT, out=LT)
+                    # A weight-0 component has a -inf constant; -inf * 1 is exact, but
+                    # BLAS may flag it as invalid on the way.
+                    with np.errstate(invalid="ignore"):
+                        np.matmul(etaT, FT, out=LT)
                     if ct == "tied":
                         Y = tied_cholT @ z
                         LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
@@ -316,7 +319,7 @@ class NumpyBackend:
         )
 
     @staticmethod
-    def _resp_means(X, w, resp, center, inv_scale, K, block_size) -> np.ndarray:
+    def _resp_means(X, w, resp, frame, K, block_size) -> np.ndarray:
         """Weighted component means (K, D) in the frame from given responsibilities."""
         N, D = X.shape
         n = np.zeros(K)
@@ -326,7 +329,7 @@ class NumpyBackend:
             R = np.asarray(resp(start, stop), dtype=np.float64)
             if w is not None:
                 R = R * w[start:stop, None]
-            Z = (X[start:stop].astype(np.float64) - center) * float(inv_scale)
+            Z = (X[start:stop].astype(np.float64) - frame.center) / frame.scale
             n += R.sum(axis=0)
             s1 += R.T @ Z
         return s1 / np.where(n > 0, n, 1.0)[:, None]
@@ -360,7 +363,8 @@ class NumpyBackend:
                 _anchored_log_joint(Z, plan, LT)
             else:
                 z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
-                np.matmul(etaT, FT, out=LT)
+                with np.errstate(invalid="ignore"):
+                    np.matmul(etaT, FT, out=LT)
                 if ct == "tied":
                     Y = tied_chol.T @ z
                     LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)

@@ -21,6 +21,14 @@ where the work happens and when the host waits for it:
 * Responsibilities below eps^3 of a row's largest are exactly 0 (see ``_exp_floor``):
   it keeps CPU kernels off x86's subnormal slow path and changes no statistic.
 
+Where the expanded quadratic form would cancel (``EStepPlan.needs_anchors``: components
+far from the frame's centre relative to their spread, mostly in float32), and for
+initial passes from centres or given responsibilities, the pass takes each component's
+rows about its own anchor exactly when and as the NumPy backend does
+(``GaussianStats.anchors``). There the K components are batched into one (K, rows, D)
+product per block (``torch.bmm``) instead of a Python loop over components, so a GPU
+still sees a few large kernels per block.
+
 Precision
 ---------
 Products run in the data's dtype; block results are added into float64 accumulators, as
@@ -508,7 +516,6 @@ class TorchBackend:
         ct = covariance_type
         dtype = X.dtype
         np_dtype = self.numpy_dtype(X)
-        f64 = torch.float64
         M = n_features_of(ct, D)
         block_size = self._block_size(block_size, N, K, M, dtype, dev)
         # Anchored statistics (about each component's mean, or the initial centres) when

@@ -499,7 +499,7 @@ class GaussianMixture(EstimatorBase):
         s = self.score_samples(X)
         if sample_weight is None:
             return float(np.mean(s, dtype=np.float64))
-        sw = check_sample_weight(sample_weight, s.shape[0])
+        sw = check_sample_weight(resolve_backend(sample_weight).to_numpy(sample_weight), s.shape[0])
         return float(np.dot(sw, s) / sw.sum())
 
     def predict_proba(self, X) -> np.ndarray:
