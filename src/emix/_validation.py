@@ -78,6 +78,25 @@ def _to_float_columnwise(values: np.ndarray, names, name: str, column_offset: in
     return out
 
 
+def as_2d(arr, name: str = "X", allow_1d: bool = True):
+    """The shape rules every backend shares: 1-D is one feature; 0-D and >2-D fail.
+
+    Works on anything with ``ndim``, ``shape`` and ``reshape`` (NumPy arrays, tensors).
+    """
+    if arr.ndim == 0:
+        raise InputError(f"{name} must be a 1-D or 2-D array; got a scalar {arr!r}")
+    if arr.ndim == 1:
+        if not allow_1d:
+            raise InputError(
+                f"{name} is 1-D with {arr.shape[0]} values. Reshape your data: use "
+                "X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row."
+            )
+        return arr.reshape(-1, 1)
+    if arr.ndim > 2:
+        raise InputError(f"{name} must be 2-D (rows x features); got shape {tuple(arr.shape)}")
+    return arr
+
+
 def check_array(
     X,
     *,
@@ -120,17 +139,7 @@ def check_array(
         raise InputError(f"{name} cannot be read as an array: {exc}") from None
     if arr.dtype.kind == "c":
         raise InputError(f"Complex data not supported: {name} has complex dtype {arr.dtype}")
-    if arr.ndim == 0:
-        raise InputError(f"{name} must be a 1-D or 2-D array; got a scalar {arr!r}")
-    if arr.ndim == 1:
-        if not allow_1d:
-            raise InputError(
-                f"{name} is 1-D with {arr.shape[0]} values. Reshape your data: use "
-                "X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row."
-            )
-        arr = arr.reshape(-1, 1)
-    if arr.ndim > 2:
-        raise InputError(f"{name} must be 2-D (rows x features); got shape {arr.shape}")
+    arr = as_2d(arr, name, allow_1d)
     if arr.dtype.kind in "OUSV" or arr.dtype.kind == "M" or arr.dtype.kind == "m":
         if arr.dtype.kind in "MmV":
             raise NonNumericError(f"{name} has dtype {arr.dtype}, which is not numeric")

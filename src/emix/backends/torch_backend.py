@@ -61,7 +61,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import _col_label, _MAX_LISTED, check_array, describe_positions
+from .._validation import _MAX_LISTED, _col_label, as_2d, check_array, describe_positions
 from ..exceptions import InputError, NonNumericError
 from ..families.gaussian import EStepPlan, GaussianStats, n_features_of
 from .numpy_backend import default_block_size
@@ -343,19 +343,7 @@ class TorchBackend:
         else:
             raise NonNumericError(f"{name} has dtype {dt}, which is not numeric")
         one_d = X.ndim == 1
-        if X.ndim == 0:
-            raise InputError(f"{name} must be a 1-D or 2-D array; got a scalar {X!r}")
-        if X.ndim == 1:
-            if not allow_1d:
-                raise InputError(
-                    f"{name} is 1-D with {X.shape[0]} values. Reshape your data: use "
-                    "X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one row."
-                )
-            X = X.reshape(-1, 1)
-        if X.ndim > 2:
-            raise InputError(
-                f"{name} must be 2-D (rows x features); got shape {tuple(X.shape)}"
-            )
+        X = as_2d(X, name, allow_1d)
         N, D = X.shape
         if D == 0:
             raise InputError(
