@@ -124,9 +124,12 @@ def _anchored_stats(Z, R, anchors, ct, acc, scatter) -> None:
     off = _feature_layout(ct, D)
     if ct == "full":
         iu, ju = np.triu_indices(D)
+    # The anchored path serves ill-conditioned components (thin or far-off), whose
+    # covariances lose eps times the condition number: sum in float64 whatever the data.
+    R = R.astype(np.float64, copy=False)
     for k in range(R.shape[0]):
         r = R[k]
-        Dk = (Z - anchors[k]).astype(R.dtype, copy=False)
+        Dk = Z - anchors[k]
         acc[-1, k] += float(r.sum(dtype=np.float64))
         acc[off : off + D, k] += r @ Dk
         if ct in ("full", "tied"):
