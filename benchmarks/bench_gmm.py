@@ -83,11 +83,20 @@ def _fit(make, X, n_iter):
     return model, elapsed
 
 
-def per_iteration(make, X, n_iter, sync=None):
-    """Seconds per EM iteration (fit of 1+n minus fit of 1) and the longer fit's model."""
-    _fit(make, X, 1)  # warm-up: BLAS threads, allocator, CUDA context
-    _, t1 = _fit(make, X, 1)
-    model, tn = _fit(make, X, 1 + n_iter)
+def per_iteration(make, X, n_iter, repeats=3):
+    """Seconds per EM iteration and the longer fit's model.
+
+    ``(min over repeats of a (1+n)-iteration fit - min over repeats of a 1-iteration
+    fit) / n``: the subtraction removes set-up and initialisation, and the minima remove
+    the noise of a shared virtual machine (timings here vary 2-3x between runs).
+    """
+    _fit(make, X, 1)  # warm-up: BLAS threads, allocator, page faults, CUDA context
+    t1 = tn = float("inf")
+    model = None
+    for _ in range(repeats):
+        t1 = min(t1, _fit(make, X, 1)[1])
+        model, t = _fit(make, X, 1 + n_iter)
+        tn = min(tn, t)
     return max(tn - t1, 1e-9) / n_iter, model
 
 
@@ -102,7 +111,7 @@ def peak_mib(make, X):
     return (peak - base) / 2**20
 
 
-def run_case(name, spec, dtype, n_iter, device, scale, with_sklearn):
+def run_case(name, spec, dtype, n_iter, device, scale, with_sklearn, repeats=3):
     import emix
 
     N = max(int(spec["N"] * scale), 1000)
@@ -119,7 +128,7 @@ def run_case(name, spec, dtype, n_iter, device, scale, with_sklearn):
     def make_emix(it, dev=None):
         return emix.GaussianMixture(K, max_iter=it, device=dev, **common)
 
-    t_emix, m_emix = per_iteration(make_emix, X, n_iter)
+    t_emix, m_emix = per_iteration(make_emix, X, n_iter, repeats)
     row["emix_ms"] = 1e3 * t_emix
     row["emix_ll"] = m_emix.lower_bound_
     row["emix_peak_mib"] = peak_mib(make_emix, X)
@@ -127,7 +136,7 @@ def run_case(name, spec, dtype, n_iter, device, scale, with_sklearn):
         import torch
 
         Xd = torch.from_numpy(X).to(device)
-        t_dev, m_dev = per_iteration(lambda it: make_emix(it, device), Xd, n_iter)
+        t_dev, m_dev = per_iteration(lambda it: make_emix(it, device), Xd, n_iter, repeats)
         row["emix_device_ms"] = 1e3 * t_dev
         row["emix_device_ll"] = m_dev.lower_bound_
         del Xd
@@ -138,7 +147,7 @@ def run_case(name, spec, dtype, n_iter, device, scale, with_sklearn):
             # random_from_data keeps sklearn's (discarded) initial responsibilities cheap.
             return SkGM(K, max_iter=it, init_params="random_from_data", **common)
 
-        t_sk, m_sk = per_iteration(make_sk, X, n_iter)
+        t_sk, m_sk = per_iteration(make_sk, X, n_iter, repeats)
         row["sklearn_ms"] = 1e3 * t_sk
         row["sklearn_ll"] = m_sk.lower_bound_
         row["sklearn_peak_mib"] = peak_mib(make_sk, X)
@@ -196,6 +205,7 @@ def main(argv=None):
     ap.add_argument("--cases", default="abc", help="letters from 'abcg' (g: 10M rows, GPU)")
     ap.add_argument("--dtypes", default="float64,float32")
     ap.add_argument("--iters", type=int, default=3, help="timed iterations per fit")
+    ap.add_argument("--repeats", type=int, default=3, help="fits per timing; the minimum counts")
     ap.add_argument("--device", default=None, help="torch device for emix, e.g. cuda")
     ap.add_argument("--quick", action="store_true", help="1/10 of the rows")
     ap.add_argument("--no-sklearn", action="store_true")
@@ -212,7 +222,8 @@ def main(argv=None):
         for dt in args.dtypes.split(","):
             dtype = np.dtype(dt)
             with_sk = not args.no_sklearn and c != "g"
-            row = run_case(c, CASES[c], dtype, args.iters, args.device, scale, with_sk)
+            row = run_case(c, CASES[c], dtype, args.iters, args.device, scale, with_sk,
+                           args.repeats)
             rows.append(row)
             print(f"  done {c} {dt}: " + ", ".join(
                 f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()
