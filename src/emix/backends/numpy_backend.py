@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _blas
 from .._validation import check_array
 from ..em.init import nearest
 from ..families.gaussian import EStepPlan, GaussianStats, n_features_of
@@ -176,6 +177,121 @@ class _Buffers:
         return self.FT, self.LT
 
 
+# Rows per thread below which a pass stays on one thread: thread start-up and the
+# switch of BLAS threads cost more than they save on small data.
+_MIN_ROWS_PER_THREAD = 32768
+_pool = None
+_pool_size = 0
+
+
+def _threads_for(N: int, block_size: int) -> int:
+    n = min(_blas.cpu_count(), 8, N // _MIN_ROWS_PER_THREAD, -(-N // block_size))
+    if n < 2 or not _blas.available():
+        return 1
+    return n
+
+
+def _run_chunks(fn, N: int, block_size: int) -> list:
+    """``fn(lo, hi)`` over contiguous row ranges, in parallel where it pays; results in
+    row order.
+
+    The ranges are fixed by N, the block size and the machine's core count, and their
+    results are combined in row order, so a pass gives the same numbers every time on a
+    given machine.
+    """
+    global _pool, _pool_size
+    n = _threads_for(N, block_size)
+    if n == 1:
+        return [fn(0, N)]
+    n_blocks = -(-N // block_size)
+    edges = [min(N, (i * n_blocks // n) * block_size) for i in range(n + 1)]
+    edges[-1] = N
+    ranges = [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+    if _pool is None or _pool_size < n:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="emix-pass")
+        _pool_size = n
+    with _blas.single_threaded():
+        futures = [_pool.submit(fn, lo, hi) for lo, hi in ranges]
+        return [f.result() for f in futures]
+
+
+class _PassJob:
+    """One mixture pass's inputs; ``run(lo, hi)`` does rows lo:hi block by block.
+
+    Returns
+    -------
+    acc : ndarray of shape (M, K), float64
+    scatter : ndarray of shape (D, D) or None
+    loglik : float
+    """
+
+    def __init__(self, X, w, plan, ct, frame, K, M, block_size, resp, cz, anchors):
+        self.X, self.w, self.plan, self.ct, self.frame = X, w, plan, ct, frame
+        self.K, self.M, self.block_size, self.resp, self.cz = K, M, block_size, resp, cz
+        self.anchors = anchors
+        dtype = X.dtype
+        self.center = frame.center.astype(dtype)
+        self.inv_scale = dtype.type(1.0 / frame.scale)
+        if plan is not None:
+            eta, tied_chol, _ = plan.cast(dtype)
+            self.etaT = np.ascontiguousarray(eta.T)
+            self.tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
+
+    def run(self, lo: int, hi: int):
+        X, ct, plan, K, M = self.X, self.ct, self.plan, self.K, self.M
+        D = X.shape[1]
+        dtype = X.dtype
+        anchored = self.anchors is not None
+        block_size = self.block_size
+        buf = _Buffers(M, K, min(block_size, hi - lo), dtype)
+        acc = np.zeros((M, K))
+        scatter = np.zeros((D, D)) if ct == "tied" else None
+        loglik = 0.0
+        for start in range(lo, hi, block_size):
+            stop = min(start + block_size, hi)
+            FT, LT = buf.get(stop - start)
+            wb = None if self.w is None else self.w[start:stop]
+            if anchored:
+                Z = (X[start:stop].astype(np.float64) - self.frame.center) * (
+                    1.0 / self.frame.scale
+                )
+                z = Z.T
+            else:
+                z = _build_features(FT, X[start:stop], self.center, self.inv_scale, ct, D)
+            if plan is not None:
+                if anchored:
+                    _anchored_log_joint(Z, plan, LT)
+                else:
+                    # A weight-0 component has a -inf constant; -inf * 1 is exact, but
+                    # BLAS may flag it as invalid on the way.
+                    with np.errstate(invalid="ignore"):
+                        np.matmul(self.etaT, FT, out=LT)
+                    if ct == "tied":
+                        Y = self.tied_cholT @ z
+                        LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+                lse = _softmax_cols(LT)
+                loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
+            elif self.cz is not None:
+                labels, _ = nearest(z.T.astype(np.float64), self.cz)
+                LT[:] = 0.0
+                LT[labels, np.arange(stop - start)] = 1.0
+            else:
+                LT[:] = np.asarray(self.resp(start, stop), dtype=dtype).T
+            if wb is not None:
+                LT *= wb
+            if anchored:
+                _anchored_stats(Z, LT, self.anchors, ct, acc, scatter)
+                continue
+            acc += FT @ LT.T
+            if ct == "tied":
+                # sqrt(w) on both sides keeps the scatter exactly symmetric.
+                zs = z if wb is None else z * np.sqrt(wb)
+                scatter += zs @ zs.T
+        return acc, scatter, loglik
+
+
 class NumpyBackend:
     """Runs mixture passes on NumPy arrays held in host memory."""
 
@@ -264,69 +380,31 @@ class NumpyBackend:
         if block_size is None:
             block_size = default_block_size(N, K, M, dtype.itemsize)
         block_size = max(1, min(int(block_size), max(N, 1)))
-        center = frame.center.astype(dtype)
-        inv_scale = dtype.type(1.0 / frame.scale)
-        if plan is not None:
-            eta, tied_chol, _ = plan.cast(dtype)
-            etaT = np.ascontiguousarray(eta.T)
-            tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
+        w_dt = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
+        cz = None
         if centers is not None:
             cz = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
-        w_dt = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
         # Anchored statistics (about each component's mean or initial centre) when the
-        # expanded form would cancel; see EStepPlan.needs_anchors.
+        # expanded form would cancel; see EStepPlan.needs_anchors. Decided once per pass
+        # so that every chunk's statistics are about the same anchors and add up.
         if plan is not None:
-            anchored = plan.needs_anchors(dtype)
-            anchors = plan.anchors if anchored else None
+            anchors = plan.anchors if plan.needs_anchors(dtype) else None
         elif centers is not None:
-            anchored, anchors = True, cz
+            anchors = cz
         else:
             # Given responsibilities: one cheap pass for each component's weighted mean,
             # then statistics about those means, exact wherever the components lie.
-            anchored = True
             anchors = self._resp_means(X, w_dt, resp, frame, K, block_size)
-        buf = _Buffers(M, K, block_size, dtype)
-        acc = np.zeros((M, K))
-        scatter = np.zeros((D, D)) if ct == "tied" else None
-        loglik = 0.0
-        for start in range(0, N, block_size):
-            stop = min(start + block_size, N)
-            FT, LT = buf.get(stop - start)
-            wb = None if w_dt is None else w_dt[start:stop]
-            if anchored:
-                Z = (X[start:stop].astype(np.float64) - frame.center) * (1.0 / frame.scale)
-                z = Z.T
-            else:
-                z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
-            if plan is not None:
-                if anchored:
-                    _anchored_log_joint(Z, plan, LT)
-                else:
-                    # A weight-0 component has a -inf constant; -inf * 1 is exact, but
-                    # BLAS may flag it as invalid on the way.
-                    with np.errstate(invalid="ignore"):
-                        np.matmul(etaT, FT, out=LT)
-                    if ct == "tied":
-                        Y = tied_cholT @ z
-                        LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
-                lse = _softmax_cols(LT)
-                loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
-            elif centers is not None:
-                labels, _ = nearest(z.T.astype(np.float64), cz)
-                LT[:] = 0.0
-                LT[labels, np.arange(stop - start)] = 1.0
-            else:
-                LT[:] = np.asarray(resp(start, stop), dtype=dtype).T
-            if wb is not None:
-                LT *= wb
-            if anchored:
-                _anchored_stats(Z, LT, anchors, ct, acc, scatter)
-                continue
-            acc += FT @ LT.T
-            if ct == "tied":
-                # sqrt(w) on both sides keeps the scatter exactly symmetric.
-                zs = z if wb is None else z * np.sqrt(wb)
-                scatter += zs @ zs.T
+        job = _PassJob(X, w_dt, plan, ct, frame, K, M, block_size, resp, cz, anchors)
+        parts = _run_chunks(job.run, N, block_size)
+        acc = parts[0][0]
+        scatter = parts[0][1]
+        loglik = parts[0][2]
+        for a_, s_, l_ in parts[1:]:
+            acc += a_
+            if scatter is not None:
+                scatter += s_
+            loglik += l_
         wsum = float(N if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
         return GaussianStats(
             ct, frame, np.ascontiguousarray(acc.T), scatter, loglik, wsum, N, anchors
@@ -367,20 +445,26 @@ class NumpyBackend:
         etaT = np.ascontiguousarray(eta.T)
         inv_scale = dtype.type(1.0 / plan.frame.scale)
         out = np.empty((N, K), dtype=dtype)
-        buf = _Buffers(M, K, block_size, dtype)
         anchored = plan.needs_anchors(dtype)
-        for start in range(0, N, block_size):
-            stop = min(start + block_size, N)
-            FT, LT = buf.get(stop - start)
-            if anchored:
-                Z = (X[start:stop].astype(np.float64) - plan.frame.center) * (1.0 / plan.frame.scale)
-                _anchored_log_joint(Z, plan, LT)
-            else:
-                z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
-                with np.errstate(invalid="ignore"):
-                    np.matmul(etaT, FT, out=LT)
-                if ct == "tied":
-                    Y = tied_chol.T @ z
-                    LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
-            out[start:stop] = LT.T
+
+        def rows(lo, hi):
+            buf = _Buffers(M, K, min(block_size, hi - lo), dtype)
+            for start in range(lo, hi, block_size):
+                stop = min(start + block_size, hi)
+                FT, LT = buf.get(stop - start)
+                if anchored:
+                    Z = (X[start:stop].astype(np.float64) - plan.frame.center) * (
+                        1.0 / plan.frame.scale
+                    )
+                    _anchored_log_joint(Z, plan, LT)
+                else:
+                    z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
+                    with np.errstate(invalid="ignore"):
+                        np.matmul(etaT, FT, out=LT)
+                    if ct == "tied":
+                        Y = tied_chol.T @ z
+                        LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+                out[start:stop] = LT.T
+
+        _run_chunks(rows, N, block_size)
         return out

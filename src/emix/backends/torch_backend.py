@@ -802,6 +802,10 @@ class _PassState:
                 fill_given(LT, start, stop, Z)
             if wb is not None:
                 LT.mul_(wb)
+            # The anchored path serves ill-conditioned components, whose covariances
+            # lose eps times the condition number: statistics in float64, as in NumPy.
+            LT = LT.to(f64)
+            Dk = Z[None, :, :] - kern.anchors[:, None, :]
             acc = self.acc
             acc[:, -1] += LT.sum(dim=1, dtype=f64)
             acc[:, off : off + D] += torch.bmm(LT[:, None, :], Dk)[:, 0]

@@ -1,0 +1,67 @@
+"""The NumPy backend's multi-threaded passes: same statistics as one thread, repeatable,
+and the BLAS thread setting restored."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emix.backends import _blas
+from emix.backends import numpy_backend as nb
+from emix.families import gaussian as G
+
+pytestmark = pytest.mark.skipif(
+    not _blas.available() or _blas.cpu_count() < 2,
+    reason="needs OpenBLAS and two cores for a threaded pass",
+)
+
+COV_TYPES = ("full", "tied", "diag", "spherical")
+
+
+def _setup(rng, ct, dtype):
+    N, D, K = 5000, 4, 3
+    X = (rng.normal(size=(N, D)) + rng.integers(0, K, N)[:, None] * 2.0).astype(dtype)
+    w = rng.uniform(0.5, 2.0, N)
+    frame = G.Frame.from_data(X.mean(0).astype(float), X.var(0).astype(float))
+    be = nb.NumpyBackend()
+    kw = dict(covariance_type=ct, frame=frame, n_components=K, block_size=300)
+    R = rng.dirichlet(np.ones(K), N)
+    params, _ = G.m_step(be.mixture_pass(X, w, None, resp=lambda a, b: R[a:b], **kw), 1e-6)
+    return be, X, w, G.estep_plan(params, frame), kw
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_threaded_pass_equals_serial(rng, monkeypatch, ct, dtype):
+    be, X, w, plan, kw = _setup(rng, ct, dtype)
+    monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 100)
+    assert nb._threads_for(len(X), kw["block_size"]) >= 2
+    threaded = be.mixture_pass(X, w, plan, **kw)
+    again = be.mixture_pass(X, w, plan, **kw)
+    L_threaded = be.log_joint(X, plan, block_size=300)
+    monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 10**12)
+    serial = be.mixture_pass(X, w, plan, **kw)
+    L_serial = be.log_joint(X, plan, block_size=300)
+    # Same machine, same partition: bit for bit.
+    assert np.array_equal(threaded.resp_moments, again.resp_moments)
+    assert threaded.loglik == again.loglik
+    # Against one thread only the order of the float64 sums differs.
+    np.testing.assert_allclose(threaded.resp_moments, serial.resp_moments, rtol=1e-12,
+                               atol=1e-12 * np.abs(serial.resp_moments).max())
+    assert threaded.loglik == pytest.approx(serial.loglik, rel=1e-12)
+    if ct == "tied":
+        np.testing.assert_allclose(threaded.scatter, serial.scatter, rtol=1e-12)
+    assert np.array_equal(L_threaded, L_serial)
+
+
+def test_blas_threads_restored(rng, monkeypatch):
+    be, X, w, plan, kw = _setup(rng, "full", np.float64)
+    monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 100)
+    before = [get() for _, get in _blas._find()]
+    be.mixture_pass(X, w, plan, **kw)
+    assert [get() for _, get in _blas._find()] == before
+    with _blas.single_threaded():
+        with _blas.single_threaded():
+            assert all(get() == 1 for _, get in _blas._find())
+        assert all(get() == 1 for _, get in _blas._find())
+    assert [get() for _, get in _blas._find()] == before
