@@ -71,28 +71,44 @@ _EXP_FLOOR = {
 }
 
 
-def _softmax_cols(LT: np.ndarray) -> np.ndarray:
+def _softmax_cols(LT: np.ndarray, dead: np.ndarray | None = None) -> np.ndarray:
     """Turn a log-joint block (K, rows) into responsibilities in place.
+
+    Parameters
+    ----------
+    LT : ndarray of shape (K, rows)
+    dead : ndarray of int, optional
+        Components with weight 0 (a -inf constant): their responsibilities are set to
+        exactly 0.
 
     Returns
     -------
-    ndarray of shape (rows,): log p(x) of every row
+    ndarray of shape (rows,): log p(x) of every row (-inf where every component is)
     """
     m = LT.max(axis=0)
-    # A row with zero density under every component has m = -inf; keep the arithmetic
-    # finite and let its log-likelihood (-inf) tell the caller.
-    m[~np.isfinite(m)] = 0.0
+    bad = ~np.isfinite(m)
+    any_bad = bool(bad.any())
+    if any_bad:
+        m[bad] = 0.0
     LT -= m
     # exp of anything below this is subnormal, and subnormal arithmetic runs 10-100x
     # slower in exp and in the next matrix product. Raising those entries to the
     # smallest normal number moves each responsibility by < 1e-300 (float64) or 1e-37
-    # (float32) absolute: nothing a sum can see. -inf (weight-0 components) stays -inf.
-    np.maximum(LT, _EXP_FLOOR[LT.dtype.char], out=LT, where=LT > -np.inf)
+    # (float32) absolute: nothing a sum can see. (An unmasked clamp: a masked one costs
+    # two more passes over the block.)
+    np.maximum(LT, _EXP_FLOOR[LT.dtype.char], out=LT)
     np.exp(LT, out=LT)
+    if dead is not None and len(dead):
+        LT[dead] = 0.0
     s = LT.sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        LT /= s
-        return np.log(s) + m
+    with np.errstate(divide="ignore"):
+        LT *= (1.0 / s).astype(LT.dtype, copy=False)
+        lse = np.log(s) + m
+    if any_bad:
+        # Zero density under every component: say so with -inf, and no responsibility.
+        lse[bad] = -np.inf
+        LT[:, bad] = 0.0
+    return lse
 
 
 def _anchored_log_joint(Z: np.ndarray, plan: EStepPlan, LT: np.ndarray) -> None:
@@ -234,10 +250,12 @@ class _PassJob:
         dtype = X.dtype
         self.center = frame.center.astype(dtype)
         self.inv_scale = dtype.type(1.0 / frame.scale)
+        self.dead = None
         if plan is not None:
             eta, tied_chol, _ = plan.cast(dtype)
             self.etaT = np.ascontiguousarray(eta.T)
             self.tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
+            self.dead = np.flatnonzero(np.isneginf(plan.const))
 
     def run(self, lo: int, hi: int):
         X, ct, plan, K, M = self.X, self.ct, self.plan, self.K, self.M
@@ -271,7 +289,7 @@ class _PassJob:
                     if ct == "tied":
                         Y = self.tied_cholT @ z
                         LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
-                lse = _softmax_cols(LT)
+                lse = _softmax_cols(LT, self.dead)
                 loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
             elif self.cz is not None:
                 labels, _ = nearest(z.T.astype(np.float64), self.cz)
