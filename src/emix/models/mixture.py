@@ -339,6 +339,7 @@ class GaussianMixture(EstimatorBase):
         for msg in result.warnings:
             warnings.warn(msg, DegenerateComponentWarning, stacklevel=3)
         self._store(result.params, dtype)
+        self._frame = frame
         self._set_feature_names(names)
         self.n_features_in_ = D
         self._fitted_D = D
@@ -475,7 +476,10 @@ class GaussianMixture(EstimatorBase):
         )
         self._check_feature_names(names)
         params = self._current_params()
-        frame = G.Frame(params.means.mean(axis=0), 1.0)
+        # The fit's frame (centre and power-of-two scale of the training data) keeps the
+        # features in range; it is only a coordinate system, so edited parameters and
+        # unpickled models from before it existed are both fine.
+        frame = getattr(self, "_frame", None) or G.Frame(params.means.mean(axis=0), 1.0)
         plan = G.estep_plan(params, frame)
         return backend.log_joint(Xv, plan, block_size=self.block_size)
 
