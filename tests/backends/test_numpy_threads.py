@@ -65,3 +65,26 @@ def test_blas_threads_restored(rng, monkeypatch):
             assert all(get() == 1 for _, get in _blas._find())
         assert all(get() == 1 for _, get in _blas._find())
     assert [get() for _, get in _blas._find()] == before
+
+
+def test_threaded_pass_works_in_a_forked_child(rng, monkeypatch):
+    """A child forked after a threaded pass must not wait on its parent's pool threads."""
+    import multiprocessing as mp
+
+    be, X, w, plan, kw = _setup(rng, "diag", np.float64)
+    monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 100)
+    parent = be.mixture_pass(X, w, plan, **kw)  # creates the pool in this process
+    ctx = mp.get_context("fork")
+    q = ctx.Queue()
+
+    def child():
+        q.put(float(be.mixture_pass(X, w, plan, **kw).loglik))
+
+    p = ctx.Process(target=child)
+    p.start()
+    p.join(timeout=60)
+    alive = p.is_alive()
+    if alive:
+        p.kill()
+    assert not alive, "the forked child hung on the inherited thread pool"
+    assert q.get(timeout=5) == parent.loglik

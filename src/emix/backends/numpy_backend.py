@@ -8,6 +8,8 @@ are added in float64 so float32 data lose nothing in the sum over many blocks.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from . import _blas
@@ -198,6 +200,7 @@ class _Buffers:
 _MIN_ROWS_PER_THREAD = 32768
 _pool = None
 _pool_size = 0
+_pool_pid = None
 
 
 def _threads_for(N: int, block_size: int) -> int:
@@ -215,7 +218,7 @@ def _run_chunks(fn, N: int, block_size: int) -> list:
     results are combined in row order, so a pass gives the same numbers every time on a
     given machine.
     """
-    global _pool, _pool_size
+    global _pool, _pool_size, _pool_pid
     n = _threads_for(N, block_size)
     if n == 1:
         return [fn(0, N)]
@@ -223,11 +226,14 @@ def _run_chunks(fn, N: int, block_size: int) -> list:
     edges = [min(N, (i * n_blocks // n) * block_size) for i in range(n + 1)]
     edges[-1] = N
     ranges = [(lo, hi) for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
-    if _pool is None or _pool_size < n:
+    # A forked child inherits the pool object but not its threads: work submitted to
+    # it would never run. Each process makes its own.
+    if _pool is None or _pool_size < n or _pool_pid != os.getpid():
         from concurrent.futures import ThreadPoolExecutor
 
         _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="emix-pass")
         _pool_size = n
+        _pool_pid = os.getpid()
     with _blas.single_threaded():
         futures = [_pool.submit(fn, lo, hi) for lo, hi in ranges]
         return [f.result() for f in futures]

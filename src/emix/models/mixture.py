@@ -551,11 +551,13 @@ class GaussianMixture(EstimatorBase):
 
     def bic(self, X) -> float:
         """Bayesian information criterion on X; lower is better."""
+        self._check_is_fitted("bic")
         n = np.shape(X)[0]
         return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
 
     def aic(self, X) -> float:
         """Akaike information criterion on X; lower is better."""
+        self._check_is_fitted("aic")
         n = np.shape(X)[0]
         return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
 
