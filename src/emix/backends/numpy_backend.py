@@ -15,7 +15,7 @@ import numpy as np
 from . import _blas
 from .._validation import check_array
 from ..em.init import nearest
-from ..families.gaussian import EStepPlan, GaussianStats, n_features_of
+from ..families.gaussian import EStepPlan, GaussianStats, first_moment_offset, n_features_of
 
 __all__ = ["NumpyBackend", "default_block_size"]
 
@@ -33,24 +33,13 @@ def default_block_size(n_rows: int, n_components: int, n_feature_cols: int, item
     return int(min(n_rows, rows)) if n_rows > 0 else 1
 
 
-def _feature_layout(ct: str, D: int) -> int:
-    """Row of ``FT`` where the centred data ``z`` start."""
-    if ct == "full":
-        return D * (D + 1) // 2
-    if ct == "diag":
-        return D
-    if ct == "spherical":
-        return 1
-    return 0
-
-
 def _build_features(FT: np.ndarray, Xb: np.ndarray, center, inv_scale, ct: str, D: int):
     """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
 
     Features are rows of ``FT`` so that every ufunc below runs over contiguous memory and
     both matrix products take C-ordered operands. Returns the view ``z`` (D, rows).
     """
-    off = _feature_layout(ct, D)
+    off = first_moment_offset(ct, D)
     z = FT[off : off + D]
     np.subtract(Xb.T, center[:, None], out=z)
     if inv_scale != 1.0:
@@ -151,7 +140,7 @@ def _anchored_stats(Z, R, anchors, ct, acc, scatter) -> None:
     scatter : ndarray of shape (D, D) or None (tied)
     """
     D = Z.shape[1]
-    off = _feature_layout(ct, D)
+    off = first_moment_offset(ct, D)
     if ct == "full":
         iu, ju = np.triu_indices(D)
     # The anchored path serves ill-conditioned components (thin or far-off), whose

@@ -63,7 +63,7 @@ import numpy as np
 
 from .._validation import _MAX_LISTED, _col_label, as_2d, check_array, describe_positions
 from ..exceptions import InputError, NonNumericError
-from ..families.gaussian import EStepPlan, GaussianStats, n_features_of
+from ..families.gaussian import EStepPlan, GaussianStats, first_moment_offset, n_features_of
 from .numpy_backend import default_block_size
 
 try:  # pragma: no cover - exercised through a subprocess test without torch
@@ -143,17 +143,6 @@ def _from_numpy(a: np.ndarray):
 
 
 # --------------------------------------------------------------------------- kernels
-def _feature_offset(ct: str, D: int) -> int:
-    """Row of ``FT`` where the centred data ``z`` start."""
-    if ct == "full":
-        return D * (D + 1) // 2
-    if ct == "diag":
-        return D
-    if ct == "spherical":
-        return 1
-    return 0
-
-
 def _build_features(FT, Xb, center, inv_scale: float, ct: str, D: int):
     """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
 
@@ -168,7 +157,7 @@ def _build_features(FT, Xb, center, inv_scale: float, ct: str, D: int):
 
     Returns the view ``z`` (D, rows).
     """
-    off = _feature_offset(ct, D)
+    off = first_moment_offset(ct, D)
     z = FT[off : off + D]
     torch.sub(Xb.T, center[:, None], out=z)
     if inv_scale != 1.0:
@@ -783,7 +772,7 @@ class _PassState:
         center = torch.as_tensor(self.frame.center, device=dev)
         inv_scale = 1.0 / self.frame.scale
         rows_cap = _anchored_rows(self.block_size, self.N, K, D, dtype, dev)
-        off = _feature_offset(ct, D)
+        off = first_moment_offset(ct, D)
         iu = ju = None
         if ct == "full":
             iu, ju = torch.triu_indices(D, D, device=dev)

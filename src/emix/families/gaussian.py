@@ -55,6 +55,7 @@ __all__ = [
     "precisions_from_cholesky",
     "covariances_from_precisions",
     "n_features_of",
+    "first_moment_offset",
 ]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -142,6 +143,18 @@ def n_features_of(covariance_type: str, n_features: int) -> int:
     if covariance_type == "tied":
         return D + 1
     raise InputError(f"unknown covariance_type {covariance_type!r}")
+
+
+def first_moment_offset(covariance_type: str, n_features: int) -> int:
+    """Column of the feature map ``T(z)`` where ``z`` itself starts (after the squares)."""
+    D = n_features
+    if covariance_type == "full":
+        return D * (D + 1) // 2
+    if covariance_type == "diag":
+        return D
+    if covariance_type == "spherical":
+        return 1
+    return 0
 
 
 @dataclass(frozen=True)
@@ -257,14 +270,8 @@ class GaussianStats:
 
     @staticmethod
     def _first_view(moments: np.ndarray, ct: str, D: int) -> np.ndarray:
-        if ct == "full":
-            T = D * (D + 1) // 2
-            return moments[:, T : T + D]
-        if ct == "diag":
-            return moments[:, D : 2 * D]
-        if ct == "spherical":
-            return moments[:, 1 : D + 1]
-        return moments[:, :D]
+        off = first_moment_offset(ct, D)
+        return moments[:, off : off + D]
 
     # Views of the moments -------------------------------------------------------
     @property
@@ -521,6 +528,8 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
     tied_chol = None
     if ct == "full":
         P = precisions_from_cholesky(pc, ct) * s**2  # (K, D, D), in the frame
+        lam = np.linalg.eigvalsh(P)[:, -1]
+        tr = np.trace(params.covariances, axis1=1, axis2=2) / s**2
         iu, ju = upper_indices(D)
         quad = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, T)
         lin = np.einsum("kij,kj->ki", P, mu)  # (K, D)
@@ -534,14 +543,20 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
         c = const - 0.5 * q
         eta = np.concatenate([-0.5 * p, p * mu, c[:, None]], axis=1).T
         prec = p
+        lam = p.max(axis=1)
+        tr = params.covariances.sum(axis=1) / s**2
     elif ct == "spherical":
         p = pc**2 * s**2  # (K,)
         q = p * np.sum(mu**2, axis=1)
         c = const - 0.5 * q
         eta = np.concatenate([(-0.5 * p)[:, None], p[:, None] * mu, c[:, None]], axis=1).T
         prec = p
+        lam = p
+        tr = D * params.covariances / s**2
     elif ct == "tied":
         P = precisions_from_cholesky(pc, ct) * s**2
+        lam = np.full(K, np.linalg.eigvalsh(P)[-1])
+        tr = np.full(K, np.trace(params.covariances) / s**2)
         lin = mu @ P  # (K, D)
         q = np.sum(lin * mu, axis=1)
         c = const - 0.5 * q
@@ -552,18 +567,6 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
         raise InputError(f"unknown covariance_type {ct!r}")
     # Size of the largest terms in the expanded quadratic form, which cancel to O(D)
     # for rows near component k: lambda_max(P_k) * (|mu_k|^2 + tr Sigma_k), frame units.
-    if ct == "full":
-        lam = np.linalg.eigvalsh(precisions_from_cholesky(pc, ct))[:, -1] * s**2
-        tr = np.trace(params.covariances, axis1=1, axis2=2) / s**2
-    elif ct == "tied":
-        lam = np.full(K, np.linalg.eigvalsh(precisions_from_cholesky(pc, ct))[-1] * s**2)
-        tr = np.full(K, np.trace(params.covariances) / s**2)
-    elif ct == "diag":
-        lam = prec.max(axis=1)
-        tr = params.covariances.sum(axis=1) / s**2
-    else:
-        lam = prec
-        tr = D * params.covariances / s**2
     size = lam * (np.sum(mu**2, axis=1) + tr)
     size = size[np.isfinite(size) & (params.weights > 0)]
     cancellation = float(size.max() / max(D, 1)) if size.size else 0.0
