@@ -88,7 +88,6 @@ def kmeans_plusplus(
     -------
     ndarray of shape (K,), indices of the chosen rows
     """
-    N = X.shape[0]
     trials = 2 + int(np.log(n_clusters))
     x_sq = np.einsum("nd,nd->n", X, X)
     idx = [int(_weighted_draw(np.cumsum(w), rng))]

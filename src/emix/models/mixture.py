@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_float, check_int, check_sample_weight, describe_positions
+from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
 from ..em.engine import run_restarts
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, random_rows
@@ -40,7 +40,7 @@ class _GaussianProblem:
         self.block_size = block_size
         self.K = K
         self.last_warnings: list[str] = []
-        self.last_report = None
+        self.last_allowance = 0.0
 
     def pass_(self, plan=None, resp=None, centers=None) -> G.GaussianStats:
         return self.backend.mixture_pass(
@@ -60,7 +60,6 @@ class _GaussianProblem:
 
     def m_step(self, stats, params, iteration):
         new, report = G.m_step(stats, self.reg_covar, previous=params, iteration=iteration)
-        self.last_report = report
         self.last_allowance = report.reg_gap
         self.last_warnings = _describe_report(report, self.reg_covar)
         return new
