@@ -139,6 +139,7 @@ def check_array(
         raise InputError(f"{name} cannot be read as an array: {exc}") from None
     if arr.dtype.kind == "c":
         raise InputError(f"Complex data not supported: {name} has complex dtype {arr.dtype}")
+    one_d = arr.ndim == 1
     arr = as_2d(arr, name, allow_1d)
     if arr.dtype.kind in "OUSV" or arr.dtype.kind == "M" or arr.dtype.kind == "m":
         if arr.dtype.kind in "MmV":
@@ -150,26 +151,10 @@ def check_array(
         arr = arr.astype(np.float32 if arr.dtype == np.float16 else np.float64)
     else:
         raise NonNumericError(f"{name} has dtype {arr.dtype}, which is not numeric")
-    N, D = arr.shape
-    if D == 0:
-        raise InputError(
-            f"{name} has no columns: 0 feature(s) (shape={arr.shape}) while a minimum of "
-            "1 is required."
-        )
-    if N < min_rows:
-        if N == 0:
-            raise InputError(
-                f"{name} is empty: 0 rows (shape {arr.shape}); at least {min_rows} needed"
-            )
-        raise InputError(
-            f"{name} has {N} sample(s) (rows); at least {min_rows} are needed"
-        )
-    if n_features is not None and D != n_features:
-        raise InputError(
-            f"X has {D} features, but {estimator_name} is expecting {n_features} features "
-            "as input"
-            + (". Reshape your data: 1-D input is read as one feature" if np.ndim(X) == 1 else "")
-        )
+    check_shape(
+        arr.shape, name=name, min_rows=min_rows, n_features=n_features,
+        estimator_name=estimator_name, one_d=one_d,
+    )
     _check_finite(arr, names, name)
     return arr, names
 
@@ -188,25 +173,59 @@ def _frame_to_numpy(df, names, name):
     return arr
 
 
-def _check_finite(arr: np.ndarray, names, name: str) -> None:
-    if np.isfinite(arr).all():
-        return
-    nan = np.isnan(arr)
-    inf = np.isinf(arr)
-    parts = []
-    for mask, what in ((nan, "NaN"), (inf, "inf")):
-        if mask.any():
-            rows = np.flatnonzero(mask.any(axis=1))
-            cols = np.flatnonzero(mask.any(axis=0))
-            col_txt = ", ".join(_col_label(j, names) for j in cols[:_MAX_LISTED])
-            if len(cols) > _MAX_LISTED:
-                col_txt += f" and {len(cols) - _MAX_LISTED} more"
-            parts.append(
-                f"{what} in {int(mask.sum())} cell(s): {describe_positions(rows)}; {col_txt}"
+def check_shape(
+    shape, *, name: str, min_rows: int, n_features: int | None, estimator_name: str,
+    one_d: bool,
+) -> None:
+    """Rows, columns and the expected feature count of a 2-D shape (every backend)."""
+    N, D = shape
+    if D == 0:
+        raise InputError(
+            f"{name} has no columns: 0 feature(s) (shape={tuple(shape)}) while a minimum of "
+            "1 is required."
+        )
+    if N < min_rows:
+        if N == 0:
+            raise InputError(
+                f"{name} is empty: 0 rows (shape {tuple(shape)}); at least {min_rows} needed"
             )
+        raise InputError(f"{name} has {N} sample(s) (rows); at least {min_rows} are needed")
+    if n_features is not None and D != n_features:
+        raise InputError(
+            f"X has {D} features, but {estimator_name} is expecting {n_features} features "
+            "as input"
+            + (". Reshape your data: 1-D input is read as one feature" if one_d else "")
+        )
+
+
+def raise_nan_inf(name: str, found, names=None) -> None:
+    """The error for non-finite data, naming rows and columns (every backend).
+
+    Parameters
+    ----------
+    found : list of (what, count, rows, cols)
+        ``what`` is "NaN" or "inf"; ``rows`` and ``cols`` are the indices holding it.
+    """
+    parts = []
+    for what, count, rows, cols in found:
+        col_txt = ", ".join(_col_label(j, names) for j in cols[:_MAX_LISTED])
+        if len(cols) > _MAX_LISTED:
+            col_txt += f" and {len(cols) - _MAX_LISTED} more"
+        parts.append(f"{what} in {count} cell(s): {describe_positions(rows)}; {col_txt}")
     raise InputError(
         f"{name} contains NaN or inf: " + "; ".join(parts) + ". Remove or impute those rows."
     )
+
+
+def _check_finite(arr: np.ndarray, names, name: str) -> None:
+    if np.isfinite(arr).all():
+        return
+    found = []
+    for mask, what in ((np.isnan(arr), "NaN"), (np.isinf(arr), "inf")):
+        if mask.any():
+            found.append((what, int(mask.sum()), np.flatnonzero(mask.any(axis=1)),
+                          np.flatnonzero(mask.any(axis=0))))
+    raise_nan_inf(name, found, names)
 
 
 def check_sample_weight(sample_weight, n_rows: int, *, dtype=np.float64):

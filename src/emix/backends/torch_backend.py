@@ -61,7 +61,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import _MAX_LISTED, _col_label, as_2d, check_array, describe_positions
+from .._validation import as_2d, check_array, check_shape, raise_nan_inf
 from ..exceptions import InputError, NonNumericError
 from ..families.gaussian import EStepPlan, GaussianStats, first_moment_offset, n_features_of
 from .numpy_backend import default_block_size
@@ -333,24 +333,10 @@ class TorchBackend:
             raise NonNumericError(f"{name} has dtype {dt}, which is not numeric")
         one_d = X.ndim == 1
         X = as_2d(X, name, allow_1d)
-        N, D = X.shape
-        if D == 0:
-            raise InputError(
-                f"{name} has no columns: 0 feature(s) (shape={tuple(X.shape)}) while a "
-                "minimum of 1 is required."
-            )
-        if N < min_rows:
-            if N == 0:
-                raise InputError(
-                    f"{name} is empty: 0 rows (shape {tuple(X.shape)}); at least {min_rows} needed"
-                )
-            raise InputError(f"{name} has {N} sample(s) (rows); at least {min_rows} are needed")
-        if n_features is not None and D != n_features:
-            raise InputError(
-                f"X has {D} features, but {estimator_name} is expecting {n_features} "
-                "features as input"
-                + (". Reshape your data: 1-D input is read as one feature" if one_d else "")
-            )
+        check_shape(
+            X.shape, name=name, min_rows=min_rows, n_features=n_features,
+            estimator_name=estimator_name, one_d=one_d,
+        )
         X = X.to(device=self.device, dtype=target)
         _check_finite_tensor(X, name)
         return X
@@ -836,16 +822,11 @@ def _check_finite_tensor(X, name: str) -> None:
     """``check_array``'s NaN/inf error, computed on X's device (one sync if all finite)."""
     if bool(torch.isfinite(X).all()):
         return
-    parts = []
+    found = []
     for mask, what in ((torch.isnan(X), "NaN"), (torch.isinf(X), "inf")):
         count = int(mask.sum())
         if count:
             rows = torch.nonzero(mask.any(dim=1)).flatten().cpu().numpy()
             cols = torch.nonzero(mask.any(dim=0)).flatten().cpu().numpy()
-            col_txt = ", ".join(_col_label(j, None) for j in cols[:_MAX_LISTED])
-            if len(cols) > _MAX_LISTED:
-                col_txt += f" and {len(cols) - _MAX_LISTED} more"
-            parts.append(f"{what} in {count} cell(s): {describe_positions(rows)}; {col_txt}")
-    raise InputError(
-        f"{name} contains NaN or inf: " + "; ".join(parts) + ". Remove or impute those rows."
-    )
+            found.append((what, count, rows, cols))
+    raise_nan_inf(name, found)
