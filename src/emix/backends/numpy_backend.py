@@ -15,7 +15,13 @@ import numpy as np
 from . import _blas
 from .._validation import check_array
 from ..em.init import nearest
-from ..families.gaussian import EStepPlan, GaussianStats, first_moment_offset, n_features_of
+from ..families.gaussian import (
+    EStepPlan,
+    GaussianStats,
+    first_moment_offset,
+    n_features_of,
+    pass_anchors,
+)
 
 __all__ = ["NumpyBackend", "default_block_size"]
 
@@ -397,17 +403,11 @@ class NumpyBackend:
         cz = None
         if centers is not None:
             cz = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
-        # Anchored statistics (about each component's mean or initial centre) when the
-        # expanded form would cancel; see EStepPlan.needs_anchors. Decided once per pass
-        # so that every chunk's statistics are about the same anchors and add up.
-        if plan is not None:
-            anchors = plan.anchors if plan.needs_anchors(dtype) else None
-        elif centers is not None:
-            anchors = cz
-        else:
-            # Given responsibilities: one cheap pass for each component's weighted mean,
-            # then statistics about those means, exact wherever the components lie.
-            anchors = self._resp_means(X, w_dt, resp, frame, K, block_size)
+        # Decided once per pass so that every chunk's statistics are about the same
+        # anchors and add up.
+        anchors = pass_anchors(
+            plan, dtype, cz, lambda: self._resp_means(X, w_dt, resp, frame, K, block_size)
+        )
         job = _PassJob(X, w_dt, plan, ct, frame, K, M, block_size, resp, cz, anchors)
         parts = _run_chunks(job.run, N, block_size)
         acc = parts[0][0]

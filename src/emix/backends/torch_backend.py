@@ -56,14 +56,19 @@ torch is imported only when this module is, which happens only when a fit asks f
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import warnings
 
 import numpy as np
 
 from .._validation import as_2d, check_array, check_shape, raise_nan_inf
 from ..exceptions import InputError, NonNumericError
-from ..families.gaussian import EStepPlan, GaussianStats, first_moment_offset, n_features_of
+from ..families.gaussian import (
+    EStepPlan,
+    GaussianStats,
+    first_moment_offset,
+    n_features_of,
+    pass_anchors,
+)
 from .numpy_backend import default_block_size
 
 try:  # pragma: no cover - exercised through a subprocess test without torch
@@ -481,20 +486,13 @@ class TorchBackend:
         np_dtype = self.numpy_dtype(X)
         M = n_features_of(ct, D)
         block_size = self._block_size(block_size, N, K, M, dtype, dev)
-        # Anchored statistics (about each component's mean, or the initial centres) when
-        # the expanded form would cancel, exactly when the NumPy backend uses them.
-        anchors = None
         cz_np = None
         if plan is None and centers is not None:
             cz_np = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
-        if plan is not None:
-            if _plan_needs_anchors(plan, np_dtype):
-                anchors = np.asarray(plan.anchors, dtype=np.float64)
-        elif _STATS_HAVE_ANCHORS:
-            if centers is not None:
-                anchors = cz_np
-            else:
-                anchors = self._resp_means(X, sample_weight, resp, frame, K, block_size)
+        anchors = pass_anchors(
+            plan, np_dtype, cz_np,
+            lambda: self._resp_means(X, sample_weight, resp, frame, K, block_size),
+        )
         with torch.no_grad(), _ieee_fp32():
             st = _PassState(self, X, sample_weight, frame, K, ct, block_size)
             cz = cz_sq = None
@@ -524,8 +522,7 @@ class TorchBackend:
         ll = float(host[n_mom]) if plan is not None else 0.0
         wsum_f = float(host[n_mom + 1])
         scatter_np = host[n_mom + 2 :].reshape(D, D).copy() if ct == "tied" else None
-        extra = () if anchors is None else (anchors,)
-        return GaussianStats(ct, frame, moments, scatter_np, ll, wsum_f, N, *extra)
+        return GaussianStats(ct, frame, moments, scatter_np, ll, wsum_f, N, anchors)
 
     def _resp_means(self, X, sample_weight, resp, frame, K, block_size) -> np.ndarray:
         """Weighted component means (K, D) in the frame from given responsibilities.
@@ -571,7 +568,7 @@ class TorchBackend:
         M = n_features_of(ct, D)
         K = plan.n_components
         block_size = self._block_size(block_size, N, K, M, dtype, dev)
-        anchored = _plan_needs_anchors(plan, np_dtype)
+        anchored = plan.needs_anchors(np_dtype)
         with torch.no_grad(), _ieee_fp32():
             out = torch.empty((N, K), dtype=dtype, device=dev)
             if anchored:
@@ -612,15 +609,9 @@ class TorchBackend:
 
 
 # --------------------------------------------------------------------------- pass state
-_STATS_HAVE_ANCHORS = "anchors" in {f.name for f in dataclasses.fields(GaussianStats)}
 # Anchored blocks hold (K, rows, D) temporaries; their rows are capped so that one of
 # them stays near the expanded form's block budget.
 _CPU_ANCHORED_BYTES = 4 << 20
-
-
-def _plan_needs_anchors(plan, np_dtype) -> bool:
-    needs = getattr(plan, "needs_anchors", None)
-    return bool(needs is not None and needs(np_dtype))
 
 
 def _anchored_rows(block_size, N, K, D, dtype, device) -> int:

@@ -49,6 +49,7 @@ __all__ = [
     "GaussianStats",
     "EStepPlan",
     "estep_plan",
+    "pass_anchors",
     "m_step",
     "n_parameters",
     "precisions_cholesky_from_covariances",
@@ -513,6 +514,27 @@ class EStepPlan:
                 self.const.astype(dtype),
             )
         return self._cache[key]
+
+
+def pass_anchors(plan, dtype, centers_in_frame, resp_means):
+    """The anchors a pass takes its statistics about, or None for the expanded form.
+
+    The plan's means when its expansion would cancel in ``dtype``; the initial centres
+    for a pass from centres; for given responsibilities, their weighted means, which
+    ``resp_means()`` computes (one extra pass, at initialisation only). Every backend
+    decides the same way, so their statistics agree.
+
+    Parameters
+    ----------
+    plan : EStepPlan or None
+    centers_in_frame : ndarray of shape (K, D) or None
+    resp_means : callable () -> ndarray of shape (K, D)
+    """
+    if plan is not None:
+        return plan.anchors if plan.needs_anchors(dtype) else None
+    if centers_in_frame is not None:
+        return centers_in_frame
+    return resp_means()
 
 
 def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
