@@ -234,6 +234,49 @@ def _run_chunks(fn, N: int, block_size: int) -> list:
         return [f.result() for f in futures]
 
 
+def _resolve_block_size(block_size, N: int, K: int, M: int, dtype) -> int:
+    if block_size is None:
+        block_size = default_block_size(N, K, M, np.dtype(dtype).itemsize)
+    return max(1, min(int(block_size), max(N, 1)))
+
+
+class _BlockKernel:
+    """The per-block steps a pass and ``log_joint`` share: put rows in the frame, then
+    the log-joint, in the expanded form (two GEMMs on ``T(z)``) or the anchored one."""
+
+    def __init__(self, plan, frame, dtype, anchored: bool, ct: str, D: int):
+        self.plan, self.frame, self.anchored, self.ct, self.D = plan, frame, anchored, ct, D
+        self.center = frame.center.astype(dtype)
+        self.inv_scale = dtype.type(1.0 / frame.scale)
+        if plan is not None and not anchored:
+            eta, tied_chol, _ = plan.cast(dtype)
+            self.etaT = np.ascontiguousarray(eta.T)
+            self.tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
+
+    def rows(self, FT: np.ndarray, Xb: np.ndarray) -> np.ndarray:
+        """The block in the frame as ``z`` (D, rows).
+
+        Anchored: float64 (offsets from far anchors are formed exactly). Expanded: the
+        ``z`` rows of ``FT``, after writing the whole feature map into ``FT``.
+        """
+        if self.anchored:
+            return ((Xb.astype(np.float64) - self.frame.center) * (1.0 / self.frame.scale)).T
+        return _build_features(FT, Xb, self.center, self.inv_scale, self.ct, self.D)
+
+    def log_joint(self, FT: np.ndarray, z: np.ndarray, LT: np.ndarray) -> None:
+        """Write ``log w_k + log N(x | k)`` of the block into ``LT`` (K, rows)."""
+        if self.anchored:
+            _anchored_log_joint(z.T, self.plan, LT)
+            return
+        # A weight-0 component has a -inf constant; -inf * 1 is exact, but BLAS may flag
+        # it as invalid on the way.
+        with np.errstate(invalid="ignore"):
+            np.matmul(self.etaT, FT, out=LT)
+        if self.ct == "tied":
+            Y = self.tied_cholT @ z
+            LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+
+
 class _PassJob:
     """One mixture pass's inputs; ``run(lo, hi)`` does rows lo:hi block by block.
 
@@ -245,18 +288,11 @@ class _PassJob:
     """
 
     def __init__(self, X, w, plan, ct, frame, K, M, block_size, resp, cz, anchors):
-        self.X, self.w, self.plan, self.ct, self.frame = X, w, plan, ct, frame
+        self.X, self.w, self.plan, self.ct = X, w, plan, ct
         self.K, self.M, self.block_size, self.resp, self.cz = K, M, block_size, resp, cz
         self.anchors = anchors
-        dtype = X.dtype
-        self.center = frame.center.astype(dtype)
-        self.inv_scale = dtype.type(1.0 / frame.scale)
-        self.dead = None
-        if plan is not None:
-            eta, tied_chol, _ = plan.cast(dtype)
-            self.etaT = np.ascontiguousarray(eta.T)
-            self.tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
-            self.dead = np.flatnonzero(np.isneginf(plan.const))
+        self.kernel = _BlockKernel(plan, frame, X.dtype, anchors is not None, ct, X.shape[1])
+        self.dead = None if plan is None else np.flatnonzero(np.isneginf(plan.const))
 
     def run(self, lo: int, hi: int):
         X, ct, plan, K, M = self.X, self.ct, self.plan, self.K, self.M
@@ -272,24 +308,9 @@ class _PassJob:
             stop = min(start + block_size, hi)
             FT, LT = buf.get(stop - start)
             wb = None if self.w is None else self.w[start:stop]
-            if anchored:
-                Z = (X[start:stop].astype(np.float64) - self.frame.center) * (
-                    1.0 / self.frame.scale
-                )
-                z = Z.T
-            else:
-                z = _build_features(FT, X[start:stop], self.center, self.inv_scale, ct, D)
+            z = self.kernel.rows(FT, X[start:stop])
             if plan is not None:
-                if anchored:
-                    _anchored_log_joint(Z, plan, LT)
-                else:
-                    # A weight-0 component has a -inf constant; -inf * 1 is exact, but
-                    # BLAS may flag it as invalid on the way.
-                    with np.errstate(invalid="ignore"):
-                        np.matmul(self.etaT, FT, out=LT)
-                    if ct == "tied":
-                        Y = self.tied_cholT @ z
-                        LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+                self.kernel.log_joint(FT, z, LT)
                 lse = _softmax_cols(LT, self.dead)
                 loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
             elif self.cz is not None:
@@ -301,7 +322,7 @@ class _PassJob:
             if wb is not None:
                 LT *= wb
             if anchored:
-                _anchored_stats(Z, LT, self.anchors, ct, acc, scatter)
+                _anchored_stats(z.T, LT, self.anchors, ct, acc, scatter)
                 continue
             acc += FT @ LT.T
             if ct == "tied":
@@ -396,9 +417,7 @@ class NumpyBackend:
         ct = covariance_type
         dtype = X.dtype
         M = n_features_of(ct, D)
-        if block_size is None:
-            block_size = default_block_size(N, K, M, dtype.itemsize)
-        block_size = max(1, min(int(block_size), max(N, 1)))
+        block_size = _resolve_block_size(block_size, N, K, M, dtype)
         w_dt = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
         cz = None
         if centers is not None:
@@ -451,32 +470,16 @@ class NumpyBackend:
         dtype = X.dtype
         M = n_features_of(ct, D)
         K = plan.n_components
-        if block_size is None:
-            block_size = default_block_size(N, K, M, dtype.itemsize)
-        block_size = max(1, min(int(block_size), max(N, 1)))
-        eta, tied_chol, center = plan.cast(dtype)
-        etaT = np.ascontiguousarray(eta.T)
-        inv_scale = dtype.type(1.0 / plan.frame.scale)
+        block_size = _resolve_block_size(block_size, N, K, M, dtype)
+        kernel = _BlockKernel(plan, plan.frame, dtype, plan.needs_anchors(dtype), ct, D)
         out = np.empty((N, K), dtype=dtype)
-        anchored = plan.needs_anchors(dtype)
 
         def rows(lo, hi):
             buf = _Buffers(M, K, min(block_size, hi - lo), dtype)
             for start in range(lo, hi, block_size):
                 stop = min(start + block_size, hi)
                 FT, LT = buf.get(stop - start)
-                if anchored:
-                    Z = (X[start:stop].astype(np.float64) - plan.frame.center) * (
-                        1.0 / plan.frame.scale
-                    )
-                    _anchored_log_joint(Z, plan, LT)
-                else:
-                    z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
-                    with np.errstate(invalid="ignore"):
-                        np.matmul(etaT, FT, out=LT)
-                    if ct == "tied":
-                        Y = tied_chol.T @ z
-                        LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
+                kernel.log_joint(FT, kernel.rows(FT, X[start:stop]), LT)
                 out[start:stop] = LT.T
 
         _run_chunks(rows, N, block_size)
