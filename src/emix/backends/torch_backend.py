@@ -581,29 +581,15 @@ class TorchBackend:
                     Dk = kern.offsets(Z)
                     out[start:stop].copy_(kern.log_joint(Dk).T)
                 return out.cpu().numpy()
-            eta_np, tc_np, center_np = plan.cast(np_dtype)
-            etaT = torch.as_tensor(np.ascontiguousarray(eta_np.T), device=dev)
-            tcT = None
-            if tc_np is not None:
-                tcT = torch.as_tensor(np.ascontiguousarray(tc_np.T), device=dev)
-            center = torch.as_tensor(center_np, device=dev)
-            inv_scale = float(np_dtype.type(1.0 / plan.frame.scale))
-            shapes = {"FT": M, "LT": K}
-            if ct == "tied":
-                shapes["Y"] = D
-            buf = _Buffers(shapes, block_size, dtype, dev)
+            kern = _ExpandedKernel(
+                plan, plan.frame, ct, D, K, M, np_dtype, dtype, dev, block_size
+            )
             for start in range(0, N, block_size):
                 stop = min(start + block_size, N)
-                b = buf.get(stop - start)
-                FT, LT = b["FT"], b["LT"]
-                z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
+                b, z = kern.block(X[start:stop])
                 # eta^T @ FT, then a small transposing copy: FT^T @ eta is 7x slower in MKL.
-                torch.mm(etaT, FT, out=LT)
-                if ct == "tied":
-                    Y = b["Y"]
-                    torch.mm(tcT, z, out=Y)
-                    Y.mul_(Y)
-                    LT.add_(Y.sum(dim=0), alpha=-0.5)
+                kern.log_joint(b, z)
+                LT = b["LT"]
                 out[start:stop].copy_(LT.T)
             return out.cpu().numpy()
 
@@ -628,6 +614,43 @@ def _resp_block(resp, start, stop, K, np_dtype):
             f"resp({start}, {stop}) returned shape {block.shape}; expected ({stop - start}, {K})"
         )
     return _from_numpy(block)
+
+
+class _ExpandedKernel:
+    """The expanded form's per-block steps, shared by passes and ``log_joint``: the
+    feature map ``T(z)`` written into a reused buffer, and the log-joint ``eta^T @ T(z)``
+    (plus the shared quadratic term for tied)."""
+
+    def __init__(self, plan, frame, ct, D, K, M, np_dtype, dtype, dev, block_size):
+        self.ct, self.D = ct, D
+        self.center = torch.as_tensor(frame.center.astype(np_dtype), device=dev)
+        self.inv_scale = float(np_dtype.type(1.0 / frame.scale))
+        self.etaT = self.tcT = None
+        if plan is not None:
+            eta_np, tc_np, _ = plan.cast(np_dtype)
+            self.etaT = torch.as_tensor(np.ascontiguousarray(eta_np.T), device=dev)
+            if ct == "tied":
+                self.tcT = torch.as_tensor(np.ascontiguousarray(tc_np.T), device=dev)
+        shapes = {"FT": M, "LT": K}
+        if ct == "tied" and plan is not None:
+            shapes["Y"] = D
+        self.buf = _Buffers(shapes, block_size, dtype, dev)
+
+    def block(self, Xb):
+        """Buffers for these rows, with ``T(z)`` written: ``(b, z)``; b holds FT, LT."""
+        b = self.buf.get(Xb.shape[0])
+        z = _build_features(b["FT"], Xb, self.center, self.inv_scale, self.ct, self.D)
+        return b, z
+
+    def log_joint(self, b, z) -> None:
+        """Write the block's log-joint into ``b["LT"]`` (K, rows)."""
+        LT = b["LT"]
+        torch.mm(self.etaT, b["FT"], out=LT)
+        if self.ct == "tied":
+            Y = b["Y"]
+            torch.mm(self.tcT, z, out=Y)
+            Y.mul_(Y)
+            LT.add_(Y.sum(dim=0), alpha=-0.5)
 
 
 class _AnchoredKernel:
@@ -704,31 +727,16 @@ class _PassState:
         """Blocks through the feature map ``T(z)``: two GEMMs per block."""
         X, dev, dtype, ct, D, K, M = self.X, self.dev, self.dtype, self.ct, self.D, self.K, self.M
         f64 = torch.float64
-        center = torch.as_tensor(self.frame.center.astype(self.np_dtype), device=dev)
-        inv_scale = float(self.np_dtype.type(1.0 / self.frame.scale))
-        etaT = tcT = None
-        if plan is not None:
-            eta_np, tc_np, _ = plan.cast(self.np_dtype)
-            etaT = torch.as_tensor(np.ascontiguousarray(eta_np.T), device=dev)
-            if ct == "tied":
-                tcT = torch.as_tensor(np.ascontiguousarray(tc_np.T), device=dev)
-        shapes = {"FT": M, "LT": K}
-        if ct == "tied" and plan is not None:
-            shapes["Y"] = D
-        buf = _Buffers(shapes, self.block_size, dtype, dev)
+        kern = _ExpandedKernel(
+            plan, self.frame, ct, D, K, M, self.np_dtype, dtype, dev, self.block_size
+        )
         for start in range(0, self.N, self.block_size):
             stop = min(start + self.block_size, self.N)
-            b = buf.get(stop - start)
+            b, z = kern.block(X[start:stop])
             FT, LT = b["FT"], b["LT"]
-            z = _build_features(FT, X[start:stop], center, inv_scale, ct, D)
             wb = None if self.wx is None else self.wx[start:stop]
             if plan is not None:
-                torch.mm(etaT, FT, out=LT)
-                if ct == "tied":
-                    Y = b["Y"]
-                    torch.mm(tcT, z, out=Y)
-                    Y.mul_(Y)
-                    LT.add_(Y.sum(dim=0), alpha=-0.5)
+                kern.log_joint(b, z)
                 self._add_loglik(_softmax_cols_(LT, self.floor), start, stop)
             else:
                 fill_given(LT, start, stop, z.T.to(f64))
