@@ -80,16 +80,17 @@ def _initial(rng, X, k, covariance_type, true_means=None):
     return weights, means, prec
 
 
-def _both(k, covariance_type, init, **kw):
+def _start_at(covariance_type, init, **kw):
+    """Estimator keywords that start EM at ``init`` = (weights, means, precisions)."""
     w, m, p = init
-    common = dict(
-        covariance_type=covariance_type,
-        weights_init=w,
-        means_init=m,
-        precisions_init=p,
-        random_state=0,
+    return dict(
+        covariance_type=covariance_type, weights_init=w, means_init=m, precisions_init=p,
         **kw,
     )
+
+
+def _both(k, covariance_type, init, **kw):
+    common = _start_at(covariance_type, init, random_state=0, **kw)
     return emix.GaussianMixture(k, **common), SkGaussianMixture(k, **common)
 
 
@@ -319,14 +320,7 @@ def test_integer_weights_equal_repeated_rows_same_init(rng, covariance_type):
     w[:3] = [0, 1, 3]  # make sure zero, one and several all occur
     X_rep = np.repeat(X, w, axis=0)
     init = _initial(rng, X_rep, 3, covariance_type)
-    kw = dict(
-        covariance_type=covariance_type,
-        weights_init=init[0],
-        means_init=init[1],
-        precisions_init=init[2],
-        tol=0.0,
-        max_iter=15,
-    )
+    kw = _start_at(covariance_type, init, tol=0.0, max_iter=15)
     a = _fit_quiet(emix.GaussianMixture(3, **kw), X, sample_weight=w)
     b = _fit_quiet(emix.GaussianMixture(3, **kw), X_rep)
     assert a.n_iter_ == b.n_iter_ == 15
@@ -386,7 +380,7 @@ def test_zero_weight_equals_dropping_the_row(rng, init_params):
     kw = dict(covariance_type="full", random_state=11, tol=0.0, max_iter=20)
     if init_params == "same-start":
         init = _initial(rng, X[w > 0], 2, "full")
-        kw.update(weights_init=init[0], means_init=init[1], precisions_init=init[2])
+        kw = _start_at("full", init, random_state=11, tol=0.0, max_iter=20)
     a = _fit_quiet(emix.GaussianMixture(2, **kw), X, sample_weight=w)
     b = _fit_quiet(emix.GaussianMixture(2, **kw), X[w > 0])
     assert math.isclose(a.lower_bound_, b.lower_bound_, rel_tol=1e-10)
@@ -404,14 +398,7 @@ def test_float32_keeps_dtype_and_agrees_with_float64(rng, covariance_type):
     X, _ = _mixture_data(rng, 2000, 4, 3, 3.0, shape_noise=0.15)
     X32 = X.astype(np.float32)
     init = _initial(rng, X, 3, covariance_type)
-    kw = dict(
-        covariance_type=covariance_type,
-        weights_init=init[0],
-        means_init=init[1],
-        precisions_init=init[2],
-        tol=0.0,
-        max_iter=20,
-    )
+    kw = _start_at(covariance_type, init, tol=0.0, max_iter=20)
     m32 = _fit_quiet(emix.GaussianMixture(3, **kw), X32)
     m64 = _fit_quiet(emix.GaussianMixture(3, **kw), X)
     for attr in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
