@@ -281,6 +281,7 @@ class GaussianMixture(EstimatorBase):
                 f"X has {n_pos} sample(s) (rows{' with positive weight' if w is not None else ''}) "
                 f"but n_components={K}: need at least as many rows as components"
             )
+        w_init, m_init, p_init = self._check_initial(D)
         w_dev = None if w is None else backend.asarray_like(w, Xv)
         summary = backend.column_summary(Xv, w_dev)
         self._screen_data(summary, names, K)
@@ -289,8 +290,7 @@ class GaussianMixture(EstimatorBase):
             backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
             self.block_size, K,
         )
-        w_init, m_init, p_init = self._check_initial(D)
-        warm = self.warm_start and hasattr(self, "converged_") and self._fitted_D == D
+        warm = self.warm_start and hasattr(self, "converged_") and self.n_features_in_ == D
         rng = as_generator(self.random_state)
         n_init = 1 if warm else self.n_init
         dtype = backend.numpy_dtype(Xv)
@@ -341,7 +341,6 @@ class GaussianMixture(EstimatorBase):
         self._frame = frame
         self._set_feature_names(names)
         self.n_features_in_ = D
-        self._fitted_D = D
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
         self.lower_bound_ = float(result.lower_bound)
