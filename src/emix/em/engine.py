@@ -144,7 +144,7 @@ def run_restarts(
     best: EMResult | None = None
     for i in range(n_init):
         params0 = initial_params(i)
-        monitor = make_monitor(i) if make_monitor else ConvergenceMonitor(tol, max_iter)
+        monitor = make_monitor(i) if make_monitor else None
         result = run_em(
             problem,
             params0,
