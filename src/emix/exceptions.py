@@ -12,6 +12,7 @@ __all__ = [
     "NonNumericError",
     "NotFittedError",
     "DegenerateComponentError",
+    "ModelFileError",
     "ConvergenceWarning",
     "DegenerateComponentWarning",
     "LikelihoodDecreaseWarning",
@@ -40,6 +41,11 @@ class NotFittedError(EmixError, AttributeError):
 
 class DegenerateComponentError(EmixError):
     """A component's covariance is not positive definite; the message names the component."""
+
+
+class ModelFileError(EmixError):
+    """A saved model file cannot be loaded: corrupt, truncated, of an unknown format
+    version, or internally inconsistent. The message says which part is wrong."""
 
 
 class ConvergenceWarning(UserWarning):
