@@ -355,7 +355,10 @@ def test_fewer_distinct_rows_than_components():
 def test_tiny_scale_default_reg_covar_warns(rng, ct):
     X = 1e-12 * two_blobs(rng)
     with pytest.warns(emix.DataScaleWarning, match=r"reg_covar=1e-06.*reg_covar="):
-        GaussianMixture(2, covariance_type=ct, random_state=0).fit(X)
+        # The regulariser then supplies nearly all of every variance: degenerate, too.
+        with pytest.warns(emix.DegenerateComponentWarning, match=r"reg_covar=1e-06"):
+            gm = GaussianMixture(2, covariance_type=ct, random_state=0).fit(X)
+    assert gm.degenerate_
 
 
 @pytest.mark.parametrize("ct", COV_TYPES)

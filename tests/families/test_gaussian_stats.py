@@ -242,7 +242,7 @@ def test_m_step_matches_direct_weighted_formulas(rng, ct, weighted, dtype):
         stats = stats_from_resp(X, w, R, ct, data_frame(X))
         assert stats.loglik == 0.0
         params, report = G.m_step(stats, reg)
-        assert report.empty == () and report.collapsed == ()
+        assert report.empty == () and report.issues == ()
         weights, means, cov = direct_mstep(X64, w, R, ct, reg)
         rtol = 1e-10 if dtype == np.float64 else 1e-4
         np.testing.assert_allclose(params.weights, weights, rtol=rtol)

@@ -9,7 +9,9 @@ A *problem* supplies two functions:
 ``m_step(stats, params, iteration) -> params``
     new parameters from the statistics alone (``params`` only to keep empty parts).
     A problem whose M-step is not an exact maximiser (regularised covariances) sets
-    ``last_allowance``: the most it may lower the mean log-likelihood.
+    ``last_allowance``: the most it may lower the mean log-likelihood. A problem that
+    screens its parameters sets ``last_issues``: the reasons the parameters from its
+    last M-step are degenerate (empty or collapsed parts), empty when they are sound.
 
 Because only statistics cross that boundary, the same loop serves arrays in memory,
 chunked files, Dask arrays and GPU tensors: each of those only changes ``e_step``.
@@ -52,8 +54,9 @@ class EMResult:
         Mean log-likelihood at every iteration.
     init : int
         Which restart produced this run.
-    warnings : list of str
-        Problems the M-step noticed on the final parameters (collapsed components...).
+    issues : list
+        Why the final parameters are degenerate (the problem's ``last_issues`` after the
+        last M-step: empty, collapsed or under-populated components); empty when sound.
     """
 
     params: Any
@@ -62,12 +65,12 @@ class EMResult:
     lower_bound: float
     history: np.ndarray
     init: int = 0
-    warnings: list = field(default_factory=list)
+    issues: list = field(default_factory=list)
     stopped_by_callback: bool = False
 
     @property
     def degenerate(self) -> bool:
-        return bool(self.warnings)
+        return bool(self.issues)
 
 
 def run_em(
@@ -115,7 +118,7 @@ def run_em(
         lower_bound=float(history[-1]) if len(history) else -math.inf,
         history=history,
         init=init,
-        warnings=list(getattr(problem, "last_warnings", [])),
+        issues=list(getattr(problem, "last_issues", [])),
         stopped_by_callback=stop,
     )
 

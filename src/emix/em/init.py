@@ -1,4 +1,5 @@
-"""Starting points for EM: k-means, k-means++ seeds, random rows, random responsibilities.
+"""Starting points for EM: Ward's hierarchical clustering, k-means, k-means++ seeds,
+random rows, random responsibilities.
 
 All draws come from one ``numpy.random.Generator`` so that a seed fixes the whole fit.
 Weighted draws use the inverse of the cumulative weight: a row of weight 3 owns the same
@@ -12,11 +13,15 @@ from scipy import sparse
 
 from ..exceptions import InputError
 
-__all__ = ["as_generator", "kmeans_plusplus", "kmeans", "random_rows", "nearest"]
+__all__ = ["as_generator", "kmeans_plusplus", "kmeans", "ward", "random_rows", "nearest"]
 
 # Lloyd's iterations on more rows than this gain nothing for a starting point; beyond it
 # k-means runs on a uniform random subset and every row is then assigned to the centres.
 KMEANS_MAX_ROWS = 100_000
+
+# Ward's linkage costs O(N^2) memory and time; above this many rows it runs on a
+# systematic sample of them (every (N / WARD_MAX_ROWS)-th row).
+WARD_MAX_ROWS = 4_000
 
 
 def as_generator(random_state) -> np.random.Generator:
@@ -173,3 +178,50 @@ def random_rows(w: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
         chosen.append(i)
         w[i] = 0.0
     return np.asarray(chosen)
+
+
+def ward(X: np.ndarray, w: np.ndarray, n_clusters: int) -> np.ndarray:
+    """Centres (K, D) of Ward's agglomerative clustering: a start that involves no luck.
+
+    Ward merges, at every step, the two clusters whose union least increases the
+    within-cluster sum of squares, so the result depends on the data alone. That is the
+    start model-based clustering relies on for small data, where a random start can land
+    in a poor local maximum that no number of iterations leaves. Rows of zero weight are
+    left out; the linkage itself is unweighted (Ward's criterion has no standard weighted
+    form), the centres are weighted means.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), float64, centred
+    w : ndarray of shape (N,)
+    n_clusters : int
+
+    Returns
+    -------
+    ndarray of shape (K, D)
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    rows = np.flatnonzero(w > 0)
+    if len(rows) > WARD_MAX_ROWS:
+        # A systematic sample (not a random one) keeps the start free of luck.
+        rows = rows[np.linspace(0, len(rows) - 1, WARD_MAX_ROWS).round().astype(np.intp)]
+    Xs = X[rows]
+    if len(rows) < 2:
+        labels = np.zeros(len(rows), dtype=np.intp)
+    else:
+        labels = fcluster(linkage(Xs, method="ward"), t=n_clusters, criterion="maxclust") - 1
+    ws = w[rows]
+    counts = np.bincount(labels, weights=ws, minlength=n_clusters)
+    sums = np.zeros((n_clusters, X.shape[1]))
+    np.add.at(sums, labels, ws[:, None] * Xs)
+    C = np.empty_like(sums)
+    full = counts > 0
+    C[full] = sums[full] / counts[full, None]
+    # Ties can leave fewer than K clusters; the missing ones start at the rows farthest
+    # from every centre so far, as k-means does with an emptied cluster.
+    for k in np.flatnonzero(~full):
+        _, d2 = nearest(Xs, C[full])
+        C[k] = Xs[int(np.argmax(d2))]
+        full[k] = True
+    return C

@@ -34,7 +34,7 @@ checks that.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import linalg
@@ -51,7 +51,15 @@ __all__ = [
     "estep_plan",
     "pass_anchors",
     "m_step",
+    "MStepReport",
+    "ComponentIssue",
+    "COLLAPSE_RATIO",
+    "screen_components",
+    "component_parameters",
     "n_parameters",
+    "canonical_order",
+    "permute",
+    "permute_issues",
     "precisions_cholesky_from_covariances",
     "precisions_from_cholesky",
     "covariances_from_precisions",
@@ -129,6 +137,53 @@ class GaussianMixtureParams:
     @property
     def precisions(self) -> np.ndarray:
         return precisions_from_cholesky(self.precisions_cholesky, self.covariance_type)
+
+
+def canonical_order(params: GaussianMixtureParams, order: str) -> np.ndarray:
+    """The permutation that numbers components canonically.
+
+    Parameters
+    ----------
+    params : GaussianMixtureParams
+    order : {'mean', 'weight'}
+        ``'mean'``: ascending means, compared on the first feature, ties on the next...;
+        ``'weight'``: descending weights, ties by mean.
+
+    Returns
+    -------
+    perm : ndarray of shape (K,)
+        New component ``j`` is old component ``perm[j]``.
+    """
+    means = params.means
+    # np.lexsort sorts by its last key first.
+    keys = [means[:, d] for d in range(means.shape[1] - 1, -1, -1)]
+    if order == "weight":
+        keys.append(-params.weights)
+    elif order != "mean":
+        raise InputError(f"label order must be 'mean' or 'weight'; got {order!r}")
+    return np.lexsort(keys)
+
+
+def permute(params: GaussianMixtureParams, perm: np.ndarray) -> GaussianMixtureParams:
+    """``params`` with its components renumbered: new ``j`` is old ``perm[j]``."""
+    if params.covariance_type == "tied":
+        cov, pc = params.covariances, params.precisions_cholesky
+    else:
+        cov, pc = params.covariances[perm], params.precisions_cholesky[perm]
+    return GaussianMixtureParams(
+        params.weights[perm], params.means[perm], cov, pc, params.covariance_type
+    )
+
+
+def permute_issues(issues, perm: np.ndarray) -> list:
+    """Issues renumbered by the same permutation as :func:`permute`."""
+    new_index = np.empty(len(perm), dtype=np.intp)
+    new_index[perm] = np.arange(len(perm))
+    out = [
+        i if i.component < 0 else replace(i, component=int(new_index[i.component]))
+        for i in issues
+    ]
+    return sorted(out, key=lambda i: (i.component, i.kind))
 
 
 # --------------------------------------------------------------------------- statistics
@@ -598,6 +653,71 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
 
 
 # --------------------------------------------------------------------------- M-step
+# A component whose variance in some direction is below this fraction of the data's own
+# variance there (sd below 1/10,000 of the data's) is called collapsed; so is one whose
+# variance in some direction is mostly reg_covar. See screen_components.
+COLLAPSE_RATIO = 1e-8
+
+
+@dataclass(frozen=True)
+class ComponentIssue:
+    """One reason why a fitted component cannot be trusted.
+
+    Attributes
+    ----------
+    component : int
+        Index of the component (for ``tied`` covariances, a collapse of the shared
+        covariance is reported against component -1, meaning all of them).
+    kind : {'empty', 'collapsed', 'too_few_points'}
+    column : int or None
+        For ``collapsed``: the data column that dominates the collapsed direction.
+    value : float
+        For ``collapsed``: the variance ratio (component / data) along that direction.
+        For ``too_few_points``: the component's effective count. For ``empty``: 0.
+    limit : float
+        The threshold ``value`` fell below: :data:`COLLAPSE_RATIO`, or the number of the
+        component's free parameters.
+    variance : float
+        For ``collapsed``: the unregularised variance along that direction, data units.
+    reg_covar : float
+        For ``collapsed``: the regularisation that was added to it.
+    """
+
+    component: int
+    kind: str
+    column: int | None = None
+    value: float = 0.0
+    limit: float = 0.0
+    variance: float = 0.0
+    reg_covar: float = 0.0
+
+    def describe(self, column_name=None) -> str:
+        """A sentence naming the component and the evidence, for warnings and tables."""
+        col = column_name if column_name is not None else f"column {self.column}"
+        who = "the shared covariance" if self.component < 0 else f"component {self.component}"
+        if self.kind == "empty":
+            return (
+                f"{who} is empty: no row has any responsibility for it, so it keeps "
+                "weight 0; use fewer components"
+            )
+        if self.kind == "collapsed":
+            return (
+                f"{who} collapsed onto (nearly) repeated values: before regularisation its "
+                f"variance along {col} is {self.variance:.3g}, {self.value:.3g} times "
+                f"the data's own, against reg_covar={self.reg_covar:g} added to it; "
+                "its density there is spurious. Use fewer components, or check that "
+                "reg_covar suits the data's scale"
+            )
+        return (
+            f"{who} rests on {self.value:.3g} rows (effective count), fewer than its "
+            f"{int(self.limit)} free parameters, so its covariance is not estimable; "
+            "use fewer components or a simpler covariance_type"
+        )
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
 @dataclass(frozen=True)
 class MStepReport:
     """What the M-step noticed.
@@ -606,8 +726,9 @@ class MStepReport:
     ----------
     empty : tuple of int
         Components with no responsibility at all.
-    collapsed : tuple of (component, column, raw variance)
-        Components whose own variance in some column is at regularisation level.
+    issues : tuple of ComponentIssue
+        Every reason a component of the new parameters is degenerate (empty ones
+        included); see :func:`screen_components` for the rule.
     reg_gap : float
         How far (per unit weight) ``reg_covar`` may lower the expected complete-data
         log-likelihood below its maximum: ``sum_k n_k/2 sum_i [log(1 + r/l_ik) -
@@ -617,8 +738,102 @@ class MStepReport:
     """
 
     empty: tuple[int, ...] = ()
-    collapsed: tuple[tuple[int, int, float], ...] = ()
+    issues: tuple[ComponentIssue, ...] = ()
     reg_gap: float = 0.0
+
+
+def component_parameters(covariance_type: str, n_features: int) -> int:
+    """Free parameters a single component owns: mean, weight and its own covariance."""
+    D = n_features
+    own_cov = {"full": D * (D + 1) // 2, "tied": 0, "diag": D, "spherical": 1}
+    return D + 1 + own_cov[covariance_type]
+
+
+def screen_components(
+    raw: np.ndarray,
+    nk: np.ndarray,
+    data_var: np.ndarray,
+    covariance_type: str,
+    reg_covar: float,
+    skip=(),
+) -> list[ComponentIssue]:
+    """Flag degenerate components of a fit. The rule, exactly:
+
+    1. *Collapsed*: the component's **unregularised** covariance ``S_k`` is judged in
+       two ways; either suffices.
+
+       a. Standardise every data column by its standard deviation over all rows
+          (constant columns are left out). If the smallest eigenvalue of ``S_k`` in those
+          units is below :data:`COLLAPSE_RATIO` (1e-8), its spread in some direction is
+          under 1/10,000 of the data's. This is what EM produces when a component
+          settles on repeated values (a rounded or integer feature): its variance there
+          is zero up to round-off and its density grows without bound, so it would win
+          any likelihood-based comparison.
+       b. If the smallest eigenvalue of ``S_k`` in data units is at most ``reg_covar``,
+          the regulariser supplies at least half of the variance in that direction: the
+          data no longer determine the component there.
+
+       A genuinely thin component (say sd 1/300 of the data's, and well above
+       ``reg_covar``) passes both. Constant columns are left out of both tests: they
+       are no component's doing, and fitting them is warned about separately. For ``diag`` and ``spherical`` the eigenvalues are the
+       per-column variances; a ``tied`` covariance is judged once, as component -1.
+    2. *Too few points*: its effective count ``n_k = sum_i w_i r_ik`` is smaller than
+       the number of free parameters it owns (mean, weight and own covariance:
+       :func:`component_parameters`), so its covariance is fitted to noise.
+    3. *Empty*: ``n_k`` is zero (reported by the M-step before this is called).
+
+    Parameters
+    ----------
+    raw : ndarray
+        Unregularised covariances: (K, D, D) full, (D, D) tied, (K, D) diag, (K,)
+        spherical.
+    nk : ndarray of shape (K,)
+        Effective counts.
+    data_var : ndarray of shape (D,)
+        The data's variance per column (all rows, weighted).
+    covariance_type : str
+    reg_covar : float
+    skip : iterable of int
+        Components not to judge (empty ones).
+
+    Returns
+    -------
+    list of ComponentIssue
+    """
+    K = nk.shape[0]
+    ct = covariance_type
+    live = data_var > 0
+    scale = np.sqrt(np.where(live, data_var, 1.0))
+    skip = set(int(k) for k in skip)
+    issues: list[ComponentIssue] = []
+    if live.any():
+        idx = np.flatnonzero(live)
+        if ct in ("full", "tied"):
+            mats = (raw if ct == "full" else raw[None])[:, idx][:, :, idx]
+            vals, vecs = np.linalg.eigh(mats / np.outer(scale[idx], scale[idx]))
+            ratio = vals[:, 0]
+            column = idx[np.argmax(np.abs(vecs[:, :, 0]), axis=1)]
+            raw_min = np.linalg.eigvalsh(mats)[:, 0]
+        else:
+            var = raw if ct == "diag" else np.repeat(raw[:, None], len(data_var), axis=1)
+            std = var[:, idx] / data_var[idx]
+            arg = np.argmin(std, axis=1)
+            rows = np.arange(std.shape[0])
+            ratio, column, raw_min = std[rows, arg], idx[arg], var[rows, idx[arg]]
+        for k in range(len(ratio)):
+            who = -1 if ct == "tied" else k
+            if who in skip or not (ratio[k] < COLLAPSE_RATIO or raw_min[k] <= reg_covar):
+                continue
+            issues.append(
+                ComponentIssue(who, "collapsed", int(column[k]), float(max(ratio[k], 0.0)),
+                               COLLAPSE_RATIO, float(raw_min[k]), reg_covar)
+            )
+    p_k = component_parameters(ct, len(data_var))
+    for k in range(K):
+        if k not in skip and nk[k] < p_k:
+            issues.append(ComponentIssue(k, "too_few_points", None, float(nk[k]), p_k))
+    issues.sort(key=lambda i: (i.component, i.kind))
+    return issues
 
 
 def _reg_gap(eigvals: np.ndarray, n: np.ndarray, r: float) -> float:
@@ -714,47 +929,53 @@ def m_step(
             cov[empty] = previous.covariances[empty]
     weights = nk / W
     weights[empty] = 0.0
-    collapsed = []
-    if ct != "tied":
-        data_var = stats.column_variances()
-        # Round-off floor of each raw variance: it is a difference of second moments
-        # about the anchors, so it is indistinguishable from zero below ~eps times them.
-        if ct == "full":
-            m2 = np.diagonal(s2, axis1=1, axis2=2) / safe[:, None]
-        elif ct == "diag":
-            m2 = s2 / safe[:, None]
-        else:
-            m2 = np.repeat((s2 / safe / D)[:, None], D, axis=1)
-        roundoff = 1e3 * np.finfo(np.float64).eps * np.abs(m2) * s2_units
-        for k in range(K):
-            if k in empty:
-                continue
-            # Collapsed: the component's own spread in some column is at regularisation
-            # or round-off level, where the data spread far beyond it. Judged per column,
-            # not by eigenvalues, so that a full covariance with fewer rows than
-            # dimensions (singular, but honest) is not called collapsed.
-            floor = np.maximum(reg_covar, roundoff[k])
-            flagged = (raw_diag[k] <= floor) & (data_var > 1e3 * floor)
-            if flagged.any():
-                cols = np.flatnonzero(flagged)
-                col = int(cols[np.argmin(raw_diag[k, cols] / data_var[cols])])
-                collapsed.append((k, col, float(raw_diag[k, col])))
-        if collapsed and reg_covar == 0.0:
-            k, col, raw_v = collapsed[0]
-            when = "" if iteration is None else f" at iteration {iteration}"
-            raise DegenerateComponentError(
-                f"component {k} collapsed onto (nearly) repeated values{when}: its "
-                f"variance in column {col} is {raw_v:.3g} and reg_covar=0, so its "
-                "likelihood is unbounded. Set reg_covar > 0 (e.g. 1e-6 times the "
-                "data's variance) or use fewer components."
-            )
+    data_var = stats.column_variances()
+    if ct != "tied" and reg_covar == 0.0:
+        _refuse_unregularised_collapse(stats, raw_diag, data_var, safe, empty, iteration)
+    issues = [ComponentIssue(int(k), "empty") for k in empty]
+    issues += screen_components(raw, nk, data_var, ct, reg_covar, skip=empty)
     pc = precisions_cholesky_from_covariances(cov, ct, iteration=iteration)
     gap = 0.0
     if reg_covar > 0 and eig is not None:
         keep = np.setdiff1d(np.arange(len(gap_n)), empty) if ct != "tied" else [0]
         gap = _reg_gap(np.asarray(eig)[keep], np.asarray(gap_n)[keep], reg_covar) / W
     params = GaussianMixtureParams(weights, means, cov, pc, ct)
-    return params, MStepReport(tuple(int(e) for e in empty), tuple(collapsed), gap)
+    return params, MStepReport(tuple(int(e) for e in empty), tuple(issues), gap)
+
+
+def _refuse_unregularised_collapse(stats, raw_diag, data_var, safe, empty, iteration):
+    """With ``reg_covar=0`` a variance at round-off level has no finite precision.
+
+    Raised here, naming the component, rather than as a failed Cholesky factorisation.
+    Judged per column against the round-off floor of each raw variance: it is a
+    difference of second moments about the anchors, so indistinguishable from zero below
+    ~eps times them.
+    """
+    ct = stats.covariance_type
+    D = stats.n_features
+    s2 = stats.second()
+    s2_units = stats.frame.scale**2
+    if ct == "full":
+        m2 = np.diagonal(s2, axis1=1, axis2=2) / safe[:, None]
+    elif ct == "diag":
+        m2 = s2 / safe[:, None]
+    else:
+        m2 = np.repeat((s2 / safe / D)[:, None], D, axis=1)
+    roundoff = 1e3 * np.finfo(np.float64).eps * np.abs(m2) * s2_units
+    for k in range(raw_diag.shape[0]):
+        if k in empty:
+            continue
+        flagged = (raw_diag[k] <= roundoff[k]) & (data_var > 1e3 * roundoff[k])
+        if flagged.any():
+            cols = np.flatnonzero(flagged)
+            col = int(cols[np.argmin(raw_diag[k, cols] / data_var[cols])])
+            when = "" if iteration is None else f" at iteration {iteration}"
+            raise DegenerateComponentError(
+                f"component {k} collapsed onto (nearly) repeated values{when}: its "
+                f"variance in column {col} is {raw_diag[k, col]:.3g} and reg_covar=0, so "
+                "its likelihood is unbounded. Set reg_covar > 0 (e.g. 1e-6 times the "
+                "data's variance) or use fewer components."
+            )
 
 
 def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:

@@ -10,7 +10,14 @@ import numpy as np
 from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
 from ..em.engine import run_restarts
-from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, random_rows
+from ..em.init import (
+    KMEANS_MAX_ROWS,
+    as_generator,
+    kmeans,
+    kmeans_plusplus,
+    random_rows,
+    ward,
+)
 from ..em.monitor import ConvergenceMonitor
 from ..exceptions import (
     ConvergenceWarning,
@@ -24,7 +31,8 @@ from ._base import EstimatorBase
 
 __all__ = ["GaussianMixture"]
 
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data", "ward")
+LABEL_ORDERS = (None, "mean", "weight")
 
 
 class _GaussianProblem:
@@ -39,7 +47,7 @@ class _GaussianProblem:
         self.reg_covar = reg_covar
         self.block_size = block_size
         self.K = K
-        self.last_warnings: list[str] = []
+        self.last_issues: list = []
         self.last_allowance = 0.0
 
     def pass_(self, plan=None, resp=None, centers=None) -> G.GaussianStats:
@@ -61,28 +69,12 @@ class _GaussianProblem:
     def m_step(self, stats, params, iteration):
         new, report = G.m_step(stats, self.reg_covar, previous=params, iteration=iteration)
         self.last_allowance = report.reg_gap
-        self.last_warnings = _describe_report(report, self.reg_covar)
+        self.last_issues = list(report.issues)
         return new
 
     def first_params(self, stats) -> G.GaussianMixtureParams:
         params, report = G.m_step(stats, self.reg_covar, previous=None)
         return params
-
-
-def _describe_report(report, reg_covar) -> list[str]:
-    out = []
-    for k in report.empty:
-        out.append(
-            f"component {k} is empty: no row has any responsibility for it, so it keeps "
-            "weight 0; use fewer components"
-        )
-    for k, col, raw in report.collapsed:
-        out.append(
-            f"component {k} collapsed onto (nearly) repeated values: its variance in "
-            f"column {col} is {raw:.3g} before regularisation, held up only by "
-            f"reg_covar={reg_covar:g}; increase reg_covar or use fewer components"
-        )
-    return out
 
 
 class GaussianMixture(EstimatorBase):
@@ -103,11 +95,14 @@ class GaussianMixture(EstimatorBase):
         Added to every variance (in the data's units), as in scikit-learn.
     max_iter : int, default=100
     n_init : int, default=1
-        Restarts; the best non-degenerate run is kept.
-    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        Restarts; the best non-degenerate run is kept (see ``degenerate_``).
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data', 'ward'}, default='kmeans'
         ``kmeans``: k-means (k-means++ seeds, then Lloyd) hard labels. ``k-means++`` and
         ``random_from_data``: seed rows (k-means++ or uniform by weight), every row then
         assigned to its nearest seed. ``random``: random soft responsibilities.
+        ``ward``: the first start is Ward's hierarchical clustering, which involves no
+        randomness (on at most 4,000 rows, a systematic sample beyond that); restarts
+        after the first use ``kmeans``.
     weights_init : array-like of shape (K,), optional
     means_init : array-like of shape (K, D), optional
     precisions_init : array-like, optional
@@ -125,6 +120,11 @@ class GaussianMixture(EstimatorBase):
     callback : callable ``(iteration, log_likelihood, params)``, optional
         Called at every iteration with the mean log-likelihood of ``params``, a
         :class:`emix.families.gaussian.GaussianMixtureParams`. Return True to stop.
+    label_order : {None, 'mean', 'weight'}, default=None
+        Number the fitted components canonically, so that restarts and refits that reach
+        the same solution give the same labels. ``'mean'``: ascending means, compared on
+        the first feature, then the second...; ``'weight'``: descending weights (ties by
+        mean). ``None`` keeps EM's own order, which is scikit-learn's.
 
     Attributes
     ----------
@@ -139,6 +139,12 @@ class GaussianMixture(EstimatorBase):
         Mean log-likelihood from the last E-step of the best run.
     lower_bounds_ : ndarray of shape (n_iter_,)
         Mean log-likelihood at every iteration of the best run.
+    degenerate_ : bool
+        Whether some fitted component is degenerate: empty, collapsed onto (nearly)
+        repeated values, or resting on fewer effective rows than its parameters. The rule
+        is :func:`emix.families.gaussian.screen_components`; each case is also warned.
+    degenerate_components_ : ndarray of shape (n_flagged,), int
+        The flagged components (-1 for a collapsed shared ``tied`` covariance).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (D,), when fitted on a DataFrame
     """
@@ -163,6 +169,7 @@ class GaussianMixture(EstimatorBase):
         block_size=None,
         device=None,
         callback=None,
+        label_order=None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -181,6 +188,7 @@ class GaussianMixture(EstimatorBase):
         self.block_size = block_size
         self.device = device
         self.callback = callback
+        self.label_order = label_order
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
@@ -204,6 +212,10 @@ class GaussianMixture(EstimatorBase):
             check_int(self.block_size, "block_size", low=1)
         if self.callback is not None and not callable(self.callback):
             raise InputError("callback must be callable (iteration, log_likelihood, params)")
+        if self.label_order not in LABEL_ORDERS:
+            raise InputError(
+                f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}"
+            )
 
     def _check_initial(self, D: int):
         """Validate user-given starting parameters; return them as float64 or None."""
@@ -304,7 +316,10 @@ class GaussianMixture(EstimatorBase):
             if w_init is not None and m_init is not None and p_init is not None:
                 # Fully specified: an initialisation pass would be thrown away.
                 return self._override(None, w_init, m_init, p_init)
-            params = self._initial_params(problem, Xv, w, rng)
+            method = self.init_params
+            if method == "ward" and i > 0:
+                method = "kmeans"  # Ward has no randomness: a second run would repeat it.
+            params = self._initial_params(problem, Xv, w, rng, method)
             return self._override(params, w_init, m_init, p_init)
 
         def make_monitor(i):
@@ -335,9 +350,19 @@ class GaussianMixture(EstimatorBase):
                 sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
                 stacklevel=3,
             )
-        for msg in result.warnings:
-            warnings.warn(msg, DegenerateComponentWarning, stacklevel=3)
-        self._store(result.params, dtype)
+        params, issues = result.params, result.issues
+        if self.label_order is not None:
+            perm = G.canonical_order(params, self.label_order)
+            params, issues = G.permute(params, perm), G.permute_issues(issues, perm)
+        for issue in issues:
+            col = None if issue.column is None or names is None else repr(names[issue.column])
+            warnings.warn(issue.describe(col), DegenerateComponentWarning, stacklevel=3)
+        self._store(params, dtype)
+        self.degenerate_ = bool(issues)
+        self.degenerate_components_ = np.unique(
+            np.array([i.component for i in issues], dtype=np.intp)
+        )
+        self._issues = tuple(issues)
         self._frame = frame
         self._set_feature_names(names)
         self.n_features_in_ = D
@@ -398,12 +423,11 @@ class GaussianMixture(EstimatorBase):
                     stacklevel=4,
                 )
 
-    def _initial_params(self, problem, Xv, w, rng) -> G.GaussianMixtureParams:
-        """Parameters from one M-step on the chosen initial responsibilities."""
+    def _initial_params(self, problem, Xv, w, rng, method) -> G.GaussianMixtureParams:
+        """Parameters from one M-step on the initial responsibilities of ``method``."""
         K = self.n_components
         backend = problem.backend
         N = Xv.shape[0]
-        method = self.init_params
         if method == "random":
             resp = rng.random((N, K))
             resp /= resp.sum(axis=1, keepdims=True)
@@ -414,7 +438,9 @@ class GaussianMixture(EstimatorBase):
             centers = backend.take_rows(Xv, random_rows(weights, K, rng))
         else:
             # k-means on at most KMEANS_MAX_ROWS rows: a starting point needs no more.
-            if N > KMEANS_MAX_ROWS:
+            if N > KMEANS_MAX_ROWS and method == "ward":
+                sub = np.linspace(0, N - 1, KMEANS_MAX_ROWS).round().astype(np.intp)
+            elif N > KMEANS_MAX_ROWS:
                 sub = np.sort(rng.choice(N, KMEANS_MAX_ROWS, replace=False))
             else:
                 sub = np.arange(N)
@@ -422,6 +448,8 @@ class GaussianMixture(EstimatorBase):
             ws = weights[sub]
             if method == "k-means++":
                 centers = Z[kmeans_plusplus(Z, ws, K, rng)]
+            elif method == "ward":
+                centers = ward(Z, ws, K)
             else:
                 centers = kmeans(Z, ws, K, rng)
             centers = centers + problem.frame.center
