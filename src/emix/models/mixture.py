@@ -33,6 +33,9 @@ __all__ = ["GaussianMixture"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data", "ward")
 LABEL_ORDERS = (None, "mean", "weight")
+# Beyond this many, one summary warning lists the rest: a fit with 400 collapsed
+# components should not print 800 warnings.
+_MAX_ISSUE_WARNINGS = 5
 
 
 class _GaussianProblem:
@@ -354,17 +357,25 @@ class GaussianMixture(EstimatorBase):
         if self.label_order is not None:
             perm = G.canonical_order(params, self.label_order)
             params, issues = G.permute(params, perm), G.permute_issues(issues, perm)
-        for issue in issues:
-            col = None if issue.column is None or names is None else repr(names[issue.column])
-            warnings.warn(issue.describe(col), DegenerateComponentWarning, stacklevel=3)
         self._store(params, dtype)
+        self._set_feature_names(names)
         self.degenerate_ = bool(issues)
         self.degenerate_components_ = np.unique(
             np.array([i.component for i in issues], dtype=np.intp)
         )
         self._issues = tuple(issues)
+        messages = self._issue_messages()
+        for msg in messages[:_MAX_ISSUE_WARNINGS]:
+            warnings.warn(msg, DegenerateComponentWarning, stacklevel=3)
+        if len(messages) > _MAX_ISSUE_WARNINGS:
+            warnings.warn(
+                f"... and {len(messages) - _MAX_ISSUE_WARNINGS} more problems with "
+                f"components {self.degenerate_components_.tolist()}; see "
+                "degenerate_components_ and use fewer components",
+                DegenerateComponentWarning,
+                stacklevel=3,
+            )
         self._frame = frame
-        self._set_feature_names(names)
         self.n_features_in_ = D
         self.converged_ = bool(result.converged)
         self.n_iter_ = int(result.n_iter)
@@ -372,6 +383,17 @@ class GaussianMixture(EstimatorBase):
         self.lower_bounds_ = result.history
         self.best_init_ = int(result.init)
         return self
+
+    def _issue_messages(self) -> list[str]:
+        """One sentence per degeneracy found in the fit, naming component and column."""
+        names = getattr(self, "feature_names_in_", None)
+        out = []
+        for issue in getattr(self, "_issues", ()):
+            col = None
+            if issue.column is not None and names is not None:
+                col = f"column {str(names[issue.column])!r}"
+            out.append(issue.describe(col))
+        return out
 
     def _screen_data(self, summary, names, K):
         """Warn or fail on data that EM cannot fit sensibly, naming the columns."""
