@@ -127,3 +127,47 @@ def test_numpy_integer_counts_are_accepted():
 def test_bad_arguments_raise_naming_the_problem(kwargs, message):
     with pytest.raises(InputError, match=message):
         load_heights(**kwargs)
+
+
+def test_means_and_sds_are_parameters_and_recorded_in_the_truth():
+    data = load_heights(
+        n_boys=50, n_girls=50, random_state=7,
+        boys_mean=180.0, boys_sd=5.0, girls_mean=160.0, girls_sd=4.0,
+    )
+    assert data.truth == HeightsTruth(
+        boys_mean=180.0, boys_sd=5.0, girls_mean=160.0, girls_sd=4.0,
+        boys_weight=0.5, girls_weight=0.5,
+    )
+
+
+def test_same_seed_other_parameters_gives_the_same_draws_shifted_and_scaled():
+    base = load_heights(random_state=8)
+    moved = load_heights(random_state=8, boys_mean=186.0, boys_sd=14.0, girls_mean=150.0,
+                         girls_sd=3.25)
+    np.testing.assert_array_equal(base.is_boy, moved.is_boy)
+    b = base.is_boy
+    np.testing.assert_allclose(moved.heights[b], 186.0 + (base.heights[b] - 176.0) * 2.0)
+    np.testing.assert_allclose(moved.heights[~b], 150.0 + (base.heights[~b] - 163.0) * 0.5)
+
+
+def test_default_parameters_keep_the_seeded_data():
+    np.testing.assert_array_equal(
+        load_heights(random_state=0).heights,
+        load_heights(random_state=0, boys_mean=176.0, boys_sd=7.0, girls_mean=163.0,
+                     girls_sd=6.5).heights,
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"boys_sd": 0.0}, "boys_sd must be positive, got 0.0"),
+        ({"girls_sd": -1}, "girls_sd must be positive"),
+        ({"boys_mean": float("inf")}, "boys_mean must be finite"),
+        ({"girls_mean": "160"}, r"girls_mean must be a number, got '160' \(str\)"),
+        ({"boys_sd": True}, "boys_sd must be a number"),
+    ],
+)
+def test_bad_means_and_sds(kwargs, message):
+    with pytest.raises(InputError, match=message):
+        load_heights(**kwargs)

@@ -2,11 +2,26 @@
 
 - :func:`load_heights`: simulated heights of boys and girls, the teaching example for
   maximum likelihood with labels known and EM with labels hidden.
+- :func:`load_two_coins`: head counts of sets of flips, each set from one of two coins
+  of unknown bias (which one is hidden): EM for discrete data.
+- :func:`load_balls`: draws of black and white balls from an urn, the first example of
+  maximum likelihood.
 - :func:`sample_gaussian_mixture`: points from any Gaussian mixture, with the component
   labels, for tests and examples.
 """
 
+from emix.datasets.balls import load_balls
+from emix.datasets.coins import CoinsData, CoinsTruth, load_two_coins
 from emix.datasets.heights import HeightsData, HeightsTruth, load_heights
 from emix.datasets.synthetic import sample_gaussian_mixture
 
-__all__ = ["HeightsData", "HeightsTruth", "load_heights", "sample_gaussian_mixture"]
+__all__ = [
+    "CoinsData",
+    "CoinsTruth",
+    "HeightsData",
+    "HeightsTruth",
+    "load_balls",
+    "load_heights",
+    "load_two_coins",
+    "sample_gaussian_mixture",
+]

@@ -23,6 +23,8 @@ what makes the example instructive.
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,13 +106,18 @@ def load_heights(
     n_boys: int = 100,
     n_girls: int = 100,
     random_state: int | np.random.Generator | None = 0,
+    *,
+    boys_mean: float = BOYS_MEAN,
+    boys_sd: float = BOYS_SD,
+    girls_mean: float = GIRLS_MEAN,
+    girls_sd: float = GIRLS_SD,
 ) -> HeightsData:
     """Simulate heights of `n_boys` boys and `n_girls` girls.
 
-    Boys' heights are drawn from N(176.0, 7.0**2) and girls' from N(163.0, 6.5**2), in
-    cm (see the module docstring for where these values come from). The group sizes are
-    fixed, not random, so the true mixing weights are exactly ``n_boys / n`` and
-    ``n_girls / n``.
+    By default boys' heights are drawn from N(176.0, 7.0**2) and girls' from
+    N(163.0, 6.5**2), in cm (see the module docstring for where these values come from).
+    The group sizes are fixed, not random, so the true mixing weights are exactly
+    ``n_boys / n`` and ``n_girls / n``.
 
     Parameters
     ----------
@@ -122,6 +129,14 @@ def load_heights(
         Seed (a non-negative integer) or Generator for the draws. The same integer gives
         the same data on every run; a Generator is advanced; ``None`` draws fresh
         entropy, so the data differ on every call.
+    boys_mean, girls_mean : float, default=176.0 and 163.0
+        Mean height of each group, in cm; any finite number. Moving them apart makes
+        the two groups easier for EM to separate, moving them together harder.
+    boys_sd, girls_sd : float, default=7.0 and 6.5
+        Standard deviation of each group's heights, in cm; finite and positive.
+        The same seed with other means or standard deviations gives the same
+        standardised draws, shifted and scaled, so the effect of a parameter can be
+        seen on otherwise identical data.
 
     Returns
     -------
@@ -132,8 +147,9 @@ def load_heights(
     Raises
     ------
     InputError
-        If a count is not a non-negative integer, both counts are zero, or
-        `random_state` is not a seed or Generator. ``InputError`` subclasses
+        If a count is not a non-negative integer, both counts are zero, a mean is not
+        finite, a standard deviation is not finite and positive, or `random_state` is
+        not a seed or Generator. ``InputError`` subclasses
         ``ValueError``.
 
     Examples
@@ -147,10 +163,14 @@ def load_heights(
     n = n_boys + n_girls
     if n == 0:
         raise InputError("n_boys and n_girls are both 0: the sample would be empty")
+    boys_mean = _check_real(boys_mean, "boys_mean")
+    girls_mean = _check_real(girls_mean, "girls_mean")
+    boys_sd = _check_real(boys_sd, "boys_sd", positive=True)
+    girls_sd = _check_real(girls_sd, "girls_sd", positive=True)
     rng = as_generator(random_state)
 
-    boys = rng.normal(BOYS_MEAN, BOYS_SD, size=n_boys)
-    girls = rng.normal(GIRLS_MEAN, GIRLS_SD, size=n_girls)
+    boys = rng.normal(boys_mean, boys_sd, size=n_boys)
+    girls = rng.normal(girls_mean, girls_sd, size=n_girls)
     heights = np.concatenate([boys, girls])
     is_boy = np.concatenate([np.ones(n_boys, dtype=bool), np.zeros(n_girls, dtype=bool)])
     # Shuffle: with boys first, an EM fit or a student could "recover" the groups from the
@@ -164,11 +184,23 @@ def load_heights(
     is_boy.setflags(write=False)
 
     truth = HeightsTruth(
-        boys_mean=BOYS_MEAN,
-        boys_sd=BOYS_SD,
-        girls_mean=GIRLS_MEAN,
-        girls_sd=GIRLS_SD,
+        boys_mean=boys_mean,
+        boys_sd=boys_sd,
+        girls_mean=girls_mean,
+        girls_sd=girls_sd,
         boys_weight=n_boys / n,
         girls_weight=n_girls / n,
     )
     return HeightsData(heights=heights, is_boy=is_boy, truth=truth)
+
+
+def _check_real(value: object, name: str, *, positive: bool = False) -> float:
+    """`value` as a float, or an InputError naming `name`."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    out = float(value)
+    if not math.isfinite(out):
+        raise InputError(f"{name} must be finite, got {out!r}")
+    if positive and out <= 0:
+        raise InputError(f"{name} must be positive, got {out!r}")
+    return out
