@@ -20,7 +20,7 @@ import numpy as np
 from emix.datasets import HeightsData, load_heights
 from emix.mle import fit_normal
 
-__all__ = ["main"]
+__all__ = ["coins_report", "heights_report", "main"]
 
 _WIDTH = 88
 
@@ -102,7 +102,8 @@ def _true_mean_loglik(data: HeightsData) -> float:
     return float(np.mean(top + np.log(np.exp(stacked - top).sum(axis=0))))
 
 
-def _part_labels_hidden(data: HeightsData, n_init: int = 5) -> list[str]:
+def _part_labels_hidden(data: HeightsData, n_init: int = 5) -> tuple[list[str], object]:
+    """Part 2's lines, and the fitted mixture they describe."""
     # Imported here, not at the top: the estimator pulls in the EM engine, which Part 1
     # does not need, and `python -m emix.demo --help` should not pay for it.
     from emix import GaussianMixture
@@ -169,7 +170,7 @@ def _part_labels_hidden(data: HeightsData, n_init: int = 5) -> list[str]:
             standard deviations apart), so its estimates are less precise than those of
             Part 1; the gap shrinks as the groups move apart or the sample grows."""
         ),
-    ]
+    ], gm
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -189,6 +190,153 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def heights_report(
+    n_boys: int = 100, n_girls: int = 100, seed: int = 0
+) -> tuple[str, HeightsData, object]:
+    """The heights example as text, with the data and the fitted mixture.
+
+    Parameters
+    ----------
+    n_boys, n_girls : int, default=100
+        Group sizes, at least 2 each.
+    seed : int, default=0
+        Seed of the simulated heights.
+
+    Returns
+    -------
+    text : str
+        The report :func:`main` prints.
+    data : HeightsData
+        The simulated sample (``data.heights`` of shape (n_boys + n_girls,)).
+    model : GaussianMixture
+        The two-component mixture fitted in Part 2 (for a figure, say).
+    """
+    data = load_heights(n_boys=n_boys, n_girls=n_girls, random_state=seed)
+    t = data.truth
+    title = f"Heights of {n_boys} boys and {n_girls} girls (simulated, seed {seed})"
+    intro = _para(
+        f"""Boys' heights were drawn from a normal distribution with mean {t.boys_mean:.1f}
+        cm and standard deviation {t.boys_sd:.1f} cm, girls' from mean {t.girls_mean:.1f}
+        cm and standard deviation {t.girls_sd:.1f} cm. Because we made the data, we know
+        the answers, and can check how close each method gets."""
+    )
+    hidden, model = _part_labels_hidden(data)
+    lines = [
+        title,
+        "=" * len(title),
+        "",
+        intro,
+        "",
+        *_part_labels_known(data),
+        "",
+        "",
+        *hidden,
+    ]
+    return "\n".join(lines), data, model
+
+
+def coins_report(n_sets: int = 200, seed: int = 0) -> tuple[str, object, object]:
+    """The two-coins example as text: biases with the coins known, then EM without.
+
+    Parameters
+    ----------
+    n_sets : int, default=200
+        Sets of 10 flips (:func:`emix.datasets.load_two_coins`); each coin needs a
+        few sets of its own.
+    seed : int, default=0
+        Seed of the simulated flips.
+
+    Returns
+    -------
+    text : str
+    data : CoinsData
+        ``data.heads`` of shape (n_sets,).
+    model : BinomialMixture
+        The two-component mixture fitted with the coins hidden.
+    """
+    from emix.datasets import load_two_coins
+    from emix.mle import fit_binomial
+    from emix.models.binomial import BinomialMixture
+
+    data = load_two_coins(n_sets=n_sets, random_state=seed)
+    t = data.truth
+    title = (
+        f"Two coins: {data.n_sets} sets of {data.n_flips} flips (simulated, seed {seed})"
+    )
+    names = ("A", "B")
+    known_rows = []
+    for c, name in enumerate(names):
+        mask = data.coin == c
+        heads = data.heads[mask]
+        if mask.sum() == 0 or heads.sum() in (0, mask.sum() * data.n_flips):
+            est = "-"  # no sets, or all heads / all tails: no standard error exists
+            if mask.sum():
+                est = f"{heads.sum() / (mask.sum() * data.n_flips):.3f}"
+        else:
+            res = fit_binomial(heads, n_trials=data.n_flips)
+            est = f"{res.params['p']:.3f} ± {res.stderr['p']:.3f}"
+        known_rows.append((name, str(int(mask.sum())), f"{t.biases[c]:.3f}", est))
+
+    bm = BinomialMixture(2, n_trials=data.n_flips, random_state=0, n_init=5)
+    bm.fit(data.heads)
+    # EM numbers its coins arbitrarily: the one with the higher bias is matched with the
+    # true coin of higher bias.
+    fit_rank = np.argsort(np.argsort(bm.probs_))
+    true_by_rank = np.argsort(t.biases)
+    order = [int(np.flatnonzero(true_by_rank[fit_rank] == c)[0]) for c in range(2)]
+    hidden_rows = []
+    for c, name in enumerate(names):
+        k = order[c]
+        hidden_rows += [
+            (f"coin {name}", "weight", f"{t.weights[c]:.3f}", f"{bm.weights_[k]:.3f}"),
+            ("", "P(heads)", f"{t.biases[c]:.3f}", f"{bm.probs_[k]:.3f}"),
+        ]
+    guessed = bm.predict(data.heads)
+    right = float(np.mean(np.asarray(order)[data.coin] == guessed))
+    lines = [
+        title,
+        "=" * len(title),
+        "",
+        _para(
+            f"""Each set of {data.n_flips} flips was made with coin A (probability of heads
+            {t.biases[0]:.2f}, picked with probability {t.weights[0]:.2f}) or coin B
+            (probability of heads {t.biases[1]:.2f}). Only the number of heads in each set
+            is kept."""
+        ),
+        "",
+        "Part 1. Coins known: maximum likelihood for each coin",
+        "",
+        _para(
+            """With the coin of every set known, each coin's bias is estimated by its share
+            of heads over all its flips; ± is one standard error."""
+        ),
+        "",
+        *_table(("coin", "sets", "true P(heads)", "MLE"), known_rows),
+        "",
+        "",
+        "Part 2. Coins hidden: EM on the head counts",
+        "",
+        _para(
+            """Now forget which coin made each set. EM starts from a guess of both biases
+            and repeats: E-step, for every set the probability that each coin made it;
+            M-step, each coin's bias from the heads and flips credited to it in proportion
+            to those probabilities. (`emix explain coins` prints every step.)"""
+        ),
+        "",
+        *_table(("coin", "parameter", "true", "EM estimate"), hidden_rows, n_labels=2),
+        "",
+        f"  EM iterations (best run): {int(bm.n_iter_)}",
+        f"  converged:                {'yes' if bm.converged_ else 'no'}",
+        f"  sets assigned to their true coin by the fitted model: {right:.1%}",
+        "",
+        _para(
+            """Sets of ten flips with 6 or 7 heads could have come from either coin, so even
+            perfect estimates of the biases cannot say which coin made every set."""
+        ),
+    ]
+    return "\n".join(lines), data, bm
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the heights example.
 
@@ -203,30 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         Exit status, 0 on success.
     """
     args = _parse_args(argv)
-    data = load_heights(n_boys=args.n_boys, n_girls=args.n_girls, random_state=args.seed)
-    t = data.truth
-    title = (
-        f"Heights of {args.n_boys} boys and {args.n_girls} girls "
-        f"(simulated, seed {args.seed})"
-    )
-    intro = _para(
-        f"""Boys' heights were drawn from a normal distribution with mean {t.boys_mean:.1f}
-        cm and standard deviation {t.boys_sd:.1f} cm, girls' from mean {t.girls_mean:.1f}
-        cm and standard deviation {t.girls_sd:.1f} cm. Because we made the data, we know
-        the answers, and can check how close each method gets."""
-    )
-    lines = [
-        title,
-        "=" * len(title),
-        "",
-        intro,
-        "",
-        *_part_labels_known(data),
-        "",
-        "",
-        *_part_labels_hidden(data),
-    ]
-    print("\n".join(lines))
+    text, _, _ = heights_report(args.n_boys, args.n_girls, args.seed)
+    print(text)
     return 0
 
 
