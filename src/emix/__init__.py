@@ -13,18 +13,30 @@ from .exceptions import (
     EmixError,
     InputError,
     LikelihoodDecreaseWarning,
+    ModelFileError,
     NotFittedError,
 )
+from . import datasets, mle
+from .explain import explain
+from .models.binomial import BinomialMixture
 from .models.mixture import GaussianMixture
+from .selection import SelectionResult, select
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GaussianMixture",
+    "BinomialMixture",
+    "select",
+    "SelectionResult",
+    "explain",
+    "mle",
+    "datasets",
     "ConvergenceMonitor",
     "ConvergenceWarning",
     "DataScaleWarning",
     "DegenerateComponentError",
+    "ModelFileError",
     "DegenerateComponentWarning",
     "EmixError",
     "InputError",

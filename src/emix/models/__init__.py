@@ -1,5 +1,6 @@
 """Estimators."""
 
+from .binomial import BinomialMixture
 from .mixture import GaussianMixture
 
-__all__ = ["GaussianMixture"]
+__all__ = ["BinomialMixture", "GaussianMixture"]
