@@ -21,6 +21,7 @@ from .explain import explain
 from .models.binomial import BinomialMixture
 from .models.mixture import GaussianMixture
 from .selection import SelectionResult, select
+from .io import load
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,7 @@ __all__ = [
     "BinomialMixture",
     "select",
     "SelectionResult",
+    "load",
     "explain",
     "mle",
     "datasets",

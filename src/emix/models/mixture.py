@@ -508,6 +508,16 @@ class GaussianMixture(EstimatorBase):
         self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
         self.precisions_ = params.precisions.astype(dtype)
 
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (JSON and arrays in one zip; never pickle).
+
+        See :mod:`emix.io` for the format; read it back with :func:`emix.load`. The file
+        appears whole or not at all.
+        """
+        from ..io import save
+
+        save(self, path)
+
     @property
     def params_(self) -> G.GaussianMixtureParams:
         """The fitted parameters as one immutable value (float64)."""
