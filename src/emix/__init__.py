@@ -16,7 +16,7 @@ from .exceptions import (
     ModelFileError,
     NotFittedError,
 )
-from . import datasets, mle
+from . import datasets, mle, plots
 from .explain import explain
 from .models.binomial import BinomialMixture
 from .models.mixture import GaussianMixture
@@ -34,6 +34,7 @@ __all__ = [
     "explain",
     "mle",
     "datasets",
+    "plots",
     "ConvergenceMonitor",
     "ConvergenceWarning",
     "DataScaleWarning",
