@@ -21,6 +21,7 @@ from .explain import explain
 from .models.binomial import BinomialMixture
 from .models.mixture import GaussianMixture
 from .selection import SelectionResult, select
+from .uncertainty import BootstrapResult, bootstrap
 from .io import load
 
 __version__ = "0.1.0"
@@ -31,6 +32,8 @@ __all__ = [
     "select",
     "SelectionResult",
     "load",
+    "bootstrap",
+    "BootstrapResult",
     "explain",
     "mle",
     "datasets",
