@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import logsumexp
 
 from ._validation import check_int, check_sample_weight
 from .backends import resolve_backend
@@ -382,8 +383,10 @@ def _join(messages, most=3) -> str:
 def _criteria(model: GaussianMixture, X, sample_weight) -> dict:
     """Log-likelihood of the final parameters, p, BIC, AIC and ICL for one fitted model."""
     backend = resolve_backend(X, model.device)
-    log_dens = np.asarray(model.score_samples(X), dtype=np.float64)
-    resp = np.asarray(model.predict_proba(X), dtype=np.float64)
+    # One pass gives both the densities and the responsibilities.
+    L = np.asarray(model._log_joint(X, "select"), dtype=np.float64)
+    log_dens = logsumexp(L, axis=1)
+    resp = np.exp(L - log_dens[:, None])
     if sample_weight is None:
         w = np.ones(log_dens.shape[0])
     else:
