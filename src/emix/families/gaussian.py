@@ -775,8 +775,9 @@ def screen_components(
 
        A genuinely thin component (say sd 1/300 of the data's, and well above
        ``reg_covar``) passes both. Constant columns are left out of both tests: they
-       are no component's doing, and fitting them is warned about separately. For ``diag`` and ``spherical`` the eigenvalues are the
-       per-column variances; a ``tied`` covariance is judged once, as component -1.
+       are no component's doing, and fitting them is warned about separately. For
+       ``diag`` and ``spherical`` the eigenvalues are the per-column variances; a
+       ``tied`` covariance is judged once, as component -1.
     2. *Too few points*: its effective count ``n_k = sum_i w_i r_ik`` is smaller than
        the number of free parameters it owns (mean, weight and own covariance:
        :func:`component_parameters`), so its covariance is fitted to noise.

@@ -387,18 +387,17 @@ class GaussianMixture(EstimatorBase):
     def _issue_messages(self) -> list[str]:
         """One sentence per degeneracy found in the fit, naming component and column."""
         names = getattr(self, "feature_names_in_", None)
-        out = []
-        for issue in getattr(self, "_issues", ()):
-            col = None
-            if issue.column is not None and names is not None:
-                col = f"column {str(names[issue.column])!r}"
-            out.append(issue.describe(col))
-        return out
+        return [
+            issue.describe(None if issue.column is None else _column_label(names, issue.column))
+            for issue in getattr(self, "_issues", ())
+        ]
 
     def _screen_data(self, summary, names, K):
         """Warn or fail on data that EM cannot fit sensibly, naming the columns."""
         var, lo, hi = summary["var"], summary["min"], summary["max"]
-        label = (lambda j: f"column {names[j]!r}") if names is not None else (lambda j: f"column {j}")
+        def label(j):
+            return _column_label(names, j)
+
         const = np.flatnonzero(lo == hi)
         N = summary["n"]
         if len(const) == len(var):
@@ -618,6 +617,11 @@ class GaussianMixture(EstimatorBase):
         self._check_is_fitted("aic")
         n = np.shape(X)[0]
         return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
+
+
+def _column_label(names, j: int) -> str:
+    """How messages name column ``j``: by its DataFrame name when there is one."""
+    return f"column {names[j]!r}" if names is not None else f"column {j}"
 
 
 def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
