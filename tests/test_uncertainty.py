@@ -319,3 +319,18 @@ def test_errors(one_d):
         bootstrap(model, X, max_iter=0, n_boot=5)
     with pytest.raises(InputError, match="tol"):
         bootstrap(model, X, tol=-1.0, n_boot=5)
+
+
+@pytest.mark.parametrize(
+    ("ct", "cov"),
+    [("diag", np.ones(2)), ("tied", np.eye(3)), ("full", np.ones((2, 2))),
+     ("spherical", np.ones(3))],
+)
+def test_align_components_refuses_covariances_of_the_wrong_shape(ct, cov):
+    means = np.zeros((2, 2))
+    good = {"full": np.stack([np.eye(2)] * 2), "tied": np.eye(2), "diag": np.ones((2, 2)),
+            "spherical": np.ones(2)}[ct]
+    with pytest.raises(InputError, match=r"covariances of shape .* do not match means"):
+        align_components(means, good, means, cov, ct)
+    with pytest.raises(InputError, match=r"covariances of shape .* do not match means"):
+        align_components(means, cov, means, good, ct)

@@ -24,6 +24,7 @@ import numpy as np
 from ._validation import check_int, check_sample_weight
 from .backends import resolve_backend
 from .em.init import as_generator
+from .families.gaussian import COVARIANCE_TYPES
 from .exceptions import (
     ConvergenceWarning,
     DegenerateComponentWarning,
@@ -349,13 +350,20 @@ def align_components(
             f"{m_new.shape}"
         )
     K, D = m_ref.shape
+    if covariance_type not in COVARIANCE_TYPES:
+        raise InputError(
+            f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
+        )
+    # Checked before expanding: a wrong shape would otherwise fail inside NumPy.
+    expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
+    for cov in (covariances_ref, covariances):
+        if np.shape(cov) != expected[covariance_type]:
+            raise InputError(
+                f"covariances of shape {np.shape(cov)} do not match means of shape "
+                f"({K}, {D}) for covariance_type={covariance_type!r}"
+            )
     s_ref = _full_covariances(covariances_ref, covariance_type, K, D)
     s_new = _full_covariances(covariances, covariance_type, K, D)
-    if s_ref.shape != (K, D, D) or s_new.shape != (K, D, D):
-        raise InputError(
-            f"covariances do not match means of shape ({K}, {D}) for covariance_type="
-            f"{covariance_type!r}"
-        )
     try:
         p_ref = np.linalg.inv(s_ref)
         p_new = np.linalg.inv(s_new)
