@@ -23,7 +23,8 @@ from ._input import (
     _check_zero_one,
     _prepare,
 )
-from ._loglik import _log_binom_coef, categorical_name
+from ..families.binomial import log_binomial_coefficient
+from ._loglik import categorical_name
 from ._result import MLEResult
 
 
@@ -347,7 +348,7 @@ def fit_binomial(
     cov = np.array([[p * (1.0 - p) / total]])
     used = w > 0
     loglik = (
-        float(np.dot(w[used], _log_binom_coef(trials[used], xs[used])))
+        float(np.dot(w[used], log_binomial_coefficient(xs[used], trials[used])))
         + successes * math.log(p)
         + failures * math.log1p(-p)
     )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from ..exceptions import InputError
+from ..families.binomial import log_binomial_coefficient
 from ._input import (
     _as_float_matrix,
     _as_label_vector,
@@ -214,7 +215,7 @@ def log_likelihood(
             (p,) = _get(params, ("p",), fam)
             if not 0.0 <= p <= 1.0:
                 return -math.inf
-            terms = _log_binom_coef(trials, xs) + special.xlogy(xs, p) + special.xlog1py(
+            terms = log_binomial_coefficient(xs, trials) + special.xlogy(xs, p) + special.xlog1py(
                 trials - xs, -p
             )
         elif fam == "gamma":
@@ -238,12 +239,6 @@ def log_likelihood(
             terms = _t_logpdf(xs, df, loc, scale)
     total = _weighted_sum(w, terms)
     return total if not math.isnan(total) else -math.inf
-
-
-def _log_binom_coef(trials: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    from scipy.special import gammaln
-
-    return gammaln(trials + 1.0) - gammaln(xs + 1.0) - gammaln(trials - xs + 1.0)
 
 
 def _t_logpdf(xs: np.ndarray, df: float, loc: float, scale: float) -> np.ndarray:

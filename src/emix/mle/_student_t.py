@@ -266,18 +266,3 @@ def _newton(z, w, df, loc, scale):
         if moved <= 1e-13 * (1.0 + float(np.abs(phi).max())):
             break
     return ll, math.exp(phi[0]), float(phi[1]), math.exp(phi[2])
-
-
-def _gradient(z, w, df, loc, scale):
-    """Gradient (3,) of the log-likelihood in (df, loc, scale); see :func:`_grad_hess`."""
-    from scipy.special import digamma
-
-    u = (z - loc) / scale
-    u2 = u * u
-    big_d = df + u2
-    g_df = 0.5 * (digamma(0.5 * (df + 1.0)) - digamma(0.5 * df)) - 0.5 * np.log1p(
-        u2 / df
-    ) + 0.5 * (u2 - 1.0) / big_d
-    g_loc = (df + 1.0) * u / (scale * big_d)
-    g_scale = (df / scale) * (u2 - 1.0) / big_d
-    return np.array([w @ g_df, w @ g_loc, w @ g_scale])
