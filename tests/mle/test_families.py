@@ -500,3 +500,13 @@ def test_summary_shows_family_name_and_information_criteria():
     assert res.bic == pytest.approx(3 * math.log(200) - 2 * res.loglik)
     lo, hi = res.conf_int()["df"]
     assert lo < res.params["df"] < hi
+
+
+def test_one_dimensional_multivariate_input_with_nan_names_the_value():
+    from emix.mle import fit_multivariate_normal, log_likelihood
+
+    with pytest.raises(InputError, match=r"missing \(NaN\).*x\[1, 0\] = nan"):
+        fit_multivariate_normal([1.0, np.nan, 3.0, 4.0])
+    with pytest.raises(InputError, match=r"missing \(NaN\).*x\[1, 0\] = nan"):
+        log_likelihood("multivariate_normal", [1.0, np.nan, 3.0],
+                       {"mean[0]": 0.0, "cov[0,0]": 1.0})

@@ -245,7 +245,8 @@ def _as_float_matrix(x: object) -> np.ndarray:
     except (ValueError, TypeError) as exc:
         raise InputError(f"x must be a rectangular array of numbers: {exc}") from exc
     if arr.ndim == 1:
-        return _as_float_vector(arr, "x")[:, None]
+        # Falls through to the finiteness check below, like every other input.
+        arr = _as_float_vector(arr, "x")[:, None]
     if arr.ndim != 2:
         raise InputError(
             f"x must be two-dimensional (rows are observations, columns variables), got "
