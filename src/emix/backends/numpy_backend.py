@@ -484,3 +484,199 @@ class NumpyBackend:
 
         _run_chunks(rows, N, block_size)
         return out
+
+
+# --------------------------------------------------------------------------- generic
+class NumpyOps:
+    """The array namespace a kernel computes with on the NumPy backend.
+
+    Families write their feature map ``T(x)`` and models their weighting once, against
+    this interface; :class:`emix.backends.torch_backend.TorchOps` has the same methods.
+    ``dtype`` is the data's (float32 or float64); ``f64`` is float64.
+
+    Everything a kernel receives and returns is an array of this namespace. Methods with
+    an ``out`` argument write in place, so a kernel can reuse scratch buffers.
+    """
+
+    name = "numpy"
+    xp = np
+    f64 = np.dtype(np.float64)
+
+    def __init__(self, dtype):
+        self.dtype = np.dtype(dtype)
+        self._scratch: dict = {}
+
+    # creation and conversion
+    def asarray(self, a, dtype=None):
+        """A host array as this namespace's array, in ``dtype`` (default: the data's)."""
+        return np.ascontiguousarray(a, dtype=self.dtype if dtype is None else dtype)
+
+    def cast(self, a, dtype=None):
+        return a.astype(self.dtype if dtype is None else dtype, copy=False)
+
+    def to_host(self, a) -> np.ndarray:
+        return np.asarray(a)
+
+    def zeros(self, shape, dtype=None):
+        return np.zeros(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def empty(self, shape, dtype=None):
+        return np.empty(shape, dtype=self.dtype if dtype is None else dtype)
+
+    def scratch(self, key, shape, dtype=None):
+        """A reusable buffer (contents undefined), reallocated only when the shape changes."""
+        dt = self.dtype if dtype is None else dtype
+        buf = self._scratch.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dt:
+            buf = np.empty(shape, dtype=dt)
+            self._scratch[key] = buf
+        return buf
+
+    def arange(self, n, dtype=None):
+        return np.arange(n, dtype=self.dtype if dtype is None else dtype)
+
+    def concat(self, arrays, axis=0):
+        return np.concatenate(arrays, axis=axis)
+
+    def stack(self, arrays, axis=0):
+        return np.stack(arrays, axis=axis)
+
+    # arithmetic
+    def matmul(self, a, b, out=None):
+        # A weight-0 component has a -inf constant; -inf * 1 is exact, but BLAS may flag
+        # it as invalid on the way.
+        with np.errstate(invalid="ignore"):
+            return np.matmul(a, b, out=out)
+
+    def multiply(self, a, b, out=None):
+        return np.multiply(a, b, out=out)
+
+    def sum(self, a, axis=None, dtype=None):
+        return np.sum(a, axis=axis, dtype=dtype)
+
+    def sum64(self, a, axis=None):
+        """A sum accumulated in float64."""
+        return np.sum(a, axis=axis, dtype=np.float64)
+
+    def dot64(self, w, v):
+        """``w @ v`` of two vectors in float64 (a weighted sum of log-likelihoods)."""
+        return np.dot(w.astype(np.float64, copy=False), v.astype(np.float64, copy=False))
+
+    def exp(self, a):
+        return np.exp(a)
+
+    def log(self, a):
+        with np.errstate(divide="ignore"):
+            return np.log(a)
+
+    def log1p(self, a):
+        with np.errstate(divide="ignore"):
+            return np.log1p(a)
+
+    def sqrt(self, a):
+        return np.sqrt(a)
+
+    def lgamma(self, a):
+        from scipy.special import gammaln
+
+        return gammaln(a)
+
+    def digamma(self, a):
+        from scipy.special import digamma
+
+        return digamma(a)
+
+    def where(self, cond, a, b):
+        return np.where(cond, a, b)
+
+    def isfinite(self, a):
+        return np.isfinite(a)
+
+    def equal(self, a, b):
+        return np.equal(a, b)
+
+    def take(self, a, idx, axis=0):
+        return np.take(a, idx, axis=axis)
+
+    def softmax_cols_(self, LT, dead=None):
+        """Turn a log-joint block (K, rows) into responsibilities in place.
+
+        Returns the log-normaliser of every row, shape (rows,): ``-inf`` where every
+        component gives the row zero density (its responsibilities are then 0).
+        """
+        return _softmax_cols(LT, dead)
+
+
+def _generic_job(X, w, kernel, block_size, ops_factory):
+    """``run(lo, hi)`` for a generic pass: float64 accumulators of rows lo:hi."""
+
+    def run(lo, hi):
+        ops = ops_factory()
+        state = kernel.setup(ops)
+        acc = {k: np.zeros(shape) for k, shape in kernel.acc_shapes.items()}
+        for start in range(lo, hi, block_size):
+            stop = min(start + block_size, hi)
+            wb = None if w is None else w[start:stop]
+            kernel.block(ops, state, X[start:stop], wb, acc, start, stop)
+        return acc
+
+    return run
+
+
+def _numpy_stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
+    """One pass of ``kernel`` over ``X``; see :mod:`emix.backends._generic`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), float32 or float64
+    sample_weight : ndarray of shape (N,) or None
+    kernel : a pass kernel (``acc_shapes``, ``setup``, ``block``)
+    block_size : int, optional
+        Rows per block; by default the block's widest temporary holds about 4 MiB.
+    width : int, optional
+        The widest per-row temporary of the kernel (the feature map's width), for the
+        default block size.
+
+    Returns
+    -------
+    dict of name -> float64 ndarray, the accumulators summed over all rows (in row
+    order, so a pass gives the same numbers every time on a given machine).
+    """
+    N = X.shape[0]
+    dtype = X.dtype
+    bs = _resolve_block_size(block_size, N, 1, width or X.shape[1], dtype)
+    w = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
+    parts = _run_chunks(_generic_job(X, w, kernel, bs, lambda: NumpyOps(dtype)), N, bs)
+    out = parts[0]
+    for p in parts[1:]:
+        for k in out:
+            out[k] += p[k]
+    return out
+
+
+def _numpy_map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
+    """``kernel.rows`` over every block of ``X``, gathered into one host array.
+
+    Returns
+    -------
+    ndarray of shape (N, kernel.n_out), in ``out_dtype`` (default: X's dtype)
+    """
+    N = X.shape[0]
+    dtype = X.dtype
+    bs = _resolve_block_size(block_size, N, kernel.n_out, width or X.shape[1], dtype)
+    out = np.empty((N, kernel.n_out), dtype=dtype if out_dtype is None else out_dtype)
+
+    def rows(lo, hi):
+        ops = NumpyOps(dtype)
+        state = kernel.setup(ops)
+        for start in range(lo, hi, bs):
+            stop = min(start + bs, hi)
+            out[start:stop] = kernel.rows(ops, state, X[start:stop])
+
+    _run_chunks(rows, N, bs)
+    return out
+
+
+NumpyBackend.stats_pass = _numpy_stats_pass
+NumpyBackend.map_rows = _numpy_map_rows
+NumpyBackend.ops = lambda self, dtype: NumpyOps(dtype)

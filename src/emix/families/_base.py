@@ -1,0 +1,277 @@
+"""The family contract: what a distribution family supplies to every model and backend.
+
+An exponential family writes a component's log-density as::
+
+    log p(x | theta_k) = eta_k . T(x) - A(eta_k) + log h(x)
+
+so the log-emissions of every row under every component are one matrix product, ``eta
+@ T(X)^T``, and the statistics the M-step needs are another, ``R^T T(X)`` with ``R`` the
+(weighted) responsibilities. A family therefore supplies:
+
+* ``features(ops, Xb)``: ``T(x)`` of a block, **transposed** to shape (M, rows), written
+  once against the backend's array namespace ``ops`` (NumPy or torch; see
+  :class:`emix.backends.numpy_backend.NumpyOps`), in the data's dtype;
+* ``log_base(ops, Xb)``: ``log h(x)`` per row, shape (rows,), or None when it is 0;
+* ``natural(params)``: ``eta`` (K, M) and ``A`` (K,) in float64 on the host;
+* ``m_step(stats, previous)``: new parameters from :class:`MixtureStats` alone;
+* ``n_parameters(K)``, ``sample``, ``check_support``, ``canonical_keys`` and the
+  parameter names (which become the fitted attributes, ``rates_``, ``probabilities_``).
+
+Parameters are a plain ``dict`` of float64 arrays whose first axis is the component
+(``{"rates": (K, D)}``), so renumbering, saving and aligning components is the same for
+every family. A family is *bound* to a data set before fitting (``bind(summary)``): that
+fixes the number of columns and, for location-scale families, a numerical frame.
+
+A family that is not exponential (Student-t) or needs more than one product per block
+overrides ``transform``: it turns the linear part ``eta @ T`` into log-emissions and
+per-row statistic weights (the Student-t's latent scales), plus extra per-component sums
+for its M-step. Backends never see any of this; models build the pass kernel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..exceptions import InputError
+
+__all__ = ["Family", "MixtureStats", "LOG_ZERO"]
+
+# log(0) as a finite number: exp(LOG_ZERO) is 0 in float64 and float32, and LOG_ZERO * 0
+# is 0 (where -inf * 0 would be NaN in the product eta @ T(x)). A parameter on the edge
+# of its space (a Bernoulli probability of exactly 0 or 1, a maximum-likelihood answer
+# when a component sees only zeros) keeps its exact value; only its natural parameter
+# is clamped.
+LOG_ZERO = -1.0e4
+
+
+def safe_log(a: np.ndarray) -> np.ndarray:
+    """``log a`` with ``log 0 = LOG_ZERO`` (float64)."""
+    a = np.asarray(a, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(a), LOG_ZERO)
+
+
+@dataclass(frozen=True, eq=False)
+class MixtureStats:
+    """Additive statistics of a mixture pass (float64, on the host).
+
+    ``a + b`` is the statistics of the union of the rows of ``a`` and ``b``.
+
+    Attributes
+    ----------
+    S : ndarray of shape (K, M)
+        ``sum_n w_n r_nk u_nk T(x_n)``: weighted feature sums (``u`` is 1 except for
+        families with latent scales).
+    nk : ndarray of shape (K,)
+        ``sum_n w_n r_nk``: effective counts.
+    extra : dict of name -> ndarray
+        Further per-component sums a family's ``transform`` asked for.
+    loglik : float
+        ``sum_n w_n log p(x_n)`` under the parameters of the pass (0 for an
+        initialisation pass from given responsibilities).
+    weight_sum : float
+        ``sum_n w_n``.
+    n_rows : int
+    """
+
+    S: np.ndarray
+    nk: np.ndarray
+    loglik: float
+    weight_sum: float
+    n_rows: int
+    extra: dict = field(default_factory=dict)
+
+    def __add__(self, other):
+        if not isinstance(other, MixtureStats):
+            return NotImplemented
+        if other.S.shape != self.S.shape or set(other.extra) != set(self.extra):
+            raise InputError(
+                f"cannot add mixture statistics of shapes {self.S.shape} and {other.S.shape}"
+            )
+        return MixtureStats(
+            self.S + other.S,
+            self.nk + other.nk,
+            self.loglik + other.loglik,
+            self.weight_sum + other.weight_sum,
+            self.n_rows + other.n_rows,
+            {k: self.extra[k] + other.extra[k] for k in self.extra},
+        )
+
+    def __radd__(self, other):
+        if isinstance(other, int) and other == 0:  # sum() starts from 0
+            return self
+        return NotImplemented
+
+
+class Family:
+    """Base class of a distribution family usable as a mixture component or emission.
+
+    Subclasses set ``name`` and ``param_names`` and implement the abstract methods.
+    ``n_features`` is None until :meth:`bind` fixes it.
+
+    Attributes
+    ----------
+    name : str
+    param_names : tuple of str
+        Keys of the parameter dict, in the order they are shown and saved; each
+        becomes a fitted attribute ``<name>_`` of the estimator.
+    n_features : int or None
+        Data columns the family reads (set by ``bind``).
+    """
+
+    name = "family"
+    param_names: tuple = ()
+    # Families whose support is the integers (counts, codes) have integer-valued data.
+    discrete = False
+
+    def __init__(self):
+        self.n_features = None
+
+    # -------------------------------------------------------------- configuration
+    def get_config(self) -> dict:
+        """Constructor arguments (JSON-able), for saving and ``repr``."""
+        return {}
+
+    def __repr__(self) -> str:
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({cfg})"
+
+    def bind(self, summary: dict, n_features: int) -> "Family":
+        """A copy of this family fixed to a data set.
+
+        Parameters
+        ----------
+        summary : dict
+            The data's column summary (``mean``, ``var``, ``min``, ``max``: each (D,)).
+        n_features : int
+
+        Returns
+        -------
+        Family
+        """
+        import copy
+
+        new = copy.copy(self)
+        new.n_features = int(n_features)
+        return new
+
+    # -------------------------------------------------------------- data
+    def check_support(self, X: np.ndarray, names=None) -> None:
+        """Raise :class:`emix.InputError` naming row and column of a value outside the
+        support.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, D), float64 on the host (finite: NaN and inf are
+            rejected before this is called)
+        names : ndarray of str of shape (D,), optional
+            Column names, for the message.
+        """
+
+    # -------------------------------------------------------------- exponential form
+    def feature_width(self) -> int:
+        """M: the number of rows of ``features``."""
+        raise NotImplementedError
+
+    def features(self, ops, Xb):
+        """``T(x)`` of a block, shape (M, rows), in the data's dtype (see module doc)."""
+        raise NotImplementedError
+
+    def log_base(self, ops, Xb):
+        """``log h(x)`` of a block, shape (rows,), or None when it is 0."""
+        return None
+
+    def natural(self, params: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Natural parameters ``eta`` (K, M) and log-normalisers ``A`` (K,), float64."""
+        raise NotImplementedError
+
+    # Non-exponential families (Student-t) override these two.
+    extra_stats: tuple = ()
+
+    def transform(self, ops, state, LT, Xb):
+        """Turn the linear part ``eta @ T`` (K, rows), in place, into the log-emissions.
+
+        Returns
+        -------
+        U : array of shape (K, rows) or None
+            Multipliers of the responsibilities in the statistics (None: 1).
+        extra : dict of name -> callable ``R -> (K,)`` array
+            Extra per-component sums, evaluated with the (weighted) responsibilities.
+        """
+        return None, {}
+
+    def transform_state(self, ops, params: dict):
+        """Device constants ``transform`` needs for the current parameters (or None)."""
+        return None
+
+    # -------------------------------------------------------------- M-step
+    def m_step(self, stats: MixtureStats, previous: dict | None) -> tuple[dict, list]:
+        """Maximum-likelihood component parameters from statistics alone.
+
+        Parameters
+        ----------
+        stats : MixtureStats
+        previous : dict or None
+            The parameters before this step: an empty component (``nk`` = 0) keeps its
+            previous values (and None at initialisation, where empty raises).
+
+        Returns
+        -------
+        params : dict of name -> ndarray (component axis first)
+        issues : list of str
+            Why a component is degenerate, each naming the component; empty when sound.
+        """
+        raise NotImplementedError
+
+    def n_parameters(self, n_components: int) -> int:
+        """Free parameters of ``n_components`` components (mixing weights excluded)."""
+        raise NotImplementedError
+
+    def sample(self, params: dict, k: int, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``n`` draws from component ``k``, shape (n, D)."""
+        raise NotImplementedError
+
+    def canonical_keys(self, params: dict) -> list[np.ndarray]:
+        """Sort keys for ``label_order='mean'``, most significant first: each (K,)."""
+        m = self.component_means(params)
+        return [m[:, d] for d in range(m.shape[1])]
+
+    def component_means(self, params: dict) -> np.ndarray:
+        """The mean of each component, shape (K, D) (for k-means style starts, plots)."""
+        raise NotImplementedError
+
+    def validate_params(self, params: dict, n_components: int) -> dict:
+        """Check user-given (or loaded) parameters; return them as float64 arrays.
+
+        Raises :class:`emix.InputError` naming the parameter and the problem.
+        """
+        out = {}
+        for key in self.param_names:
+            if key not in params:
+                raise InputError(f"{self.name} parameters need {key!r}")
+            a = np.asarray(params[key], dtype=np.float64)
+            if a.ndim == 0 or a.shape[0] != n_components:
+                raise InputError(
+                    f"{key} must have one entry per component ({n_components}); got shape "
+                    f"{a.shape}"
+                )
+            if not np.all(np.isfinite(a)):
+                raise InputError(f"{key} contains NaN or inf")
+            out[key] = a
+        return out
+
+
+def permute_params(params: dict, perm: np.ndarray) -> dict:
+    """Components renumbered: new ``j`` is old ``perm[j]``."""
+    return {k: np.asarray(v)[perm] for k, v in params.items()}
+
+
+def first_bad_cell(bad: np.ndarray, names=None) -> str:
+    """'row i, column c' of the first True of a (N, D) mask, for support errors."""
+    i, j = np.argwhere(bad)[0]
+    col = f"column {names[j]!r}" if names is not None else f"column {j}"
+    n = int(bad.sum())
+    more = f" ({n - 1} more value(s) too)" if n > 1 else ""
+    return f"row {int(i)}, {col}{more}"
