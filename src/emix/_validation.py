@@ -6,6 +6,7 @@ check here does, so that a user with a million-row file can find the bad line.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -19,6 +20,7 @@ __all__ = [
     "describe_positions",
     "check_int",
     "check_float",
+    "check_weights_init",
 ]
 
 _MAX_LISTED = 5
@@ -289,3 +291,32 @@ def check_float(value, name: str, *, low: float | None = None, strict: bool = Fa
     if low is not None and (v <= low if strict else v < low):
         raise InputError(f"{name} must be {'>' if strict else '>='} {low}; got {value!r}")
     return v
+
+
+def check_weights_init(weights_init, n_components: int) -> np.ndarray:
+    """Validate user-given starting mixture weights, the same way for every model.
+
+    Parameters
+    ----------
+    weights_init : array-like of shape (n_components,)
+    n_components : int
+
+    Returns
+    -------
+    ndarray of shape (n_components,), float64
+
+    Raises
+    ------
+    InputError
+        When the shape is wrong, a weight is negative, NaN or inf, or the weights do not
+        sum to 1 (to within 1e-6).
+    """
+    K = n_components
+    w = np.asarray(weights_init, dtype=np.float64)
+    if w.shape != (K,):
+        raise InputError(f"weights_init must have shape ({K},); got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise InputError(f"weights_init must be finite and non-negative; got {w}")
+    if not math.isclose(w.sum(), 1.0, abs_tol=1e-6):
+        raise InputError(f"weights_init must sum to 1; they sum to {w.sum():.6g}")
+    return w

@@ -1066,7 +1066,7 @@ def _gm_decode(model, state: dict, reader: _Reader, attributes: dict) -> None:
         raise _Invalid(
             f"attributes.n_features_in_ is {n_features} but state.means has {D} columns"
         )
-    shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
+    shape = G.covariance_shape(ct, K, D)
     cov = reader.array(state["covariances"], "state.covariances", dtype=f8, shape=shape)
     pc = reader.array(
         state["precisions_cholesky"], "state.precisions_cholesky", dtype=f8, shape=shape

@@ -119,13 +119,15 @@ def _mixture_parameters(model):
     K, D = means.shape
     cov = np.asarray(model.covariances_, dtype=np.float64)
     ct = getattr(model, "covariance_type", "full")
-    expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
-    if ct not in expected:
+    if ct not in _COVARIANCE_TYPES:
         raise InputError(f"covariance_type must be one of {_COVARIANCE_TYPES}; got {ct!r}")
-    if cov.shape != expected[ct]:
+    from .families.gaussian import covariance_shape
+
+    expected = covariance_shape(ct, K, D)
+    if cov.shape != expected:
         raise InputError(
             f"the model's covariances_ has shape {cov.shape}, but covariance_type={ct!r} "
-            f"with {K} components and {D} features needs {expected[ct]}"
+            f"with {K} components and {D} features needs {expected}"
         )
     if ct == "full":
         full = cov.copy()

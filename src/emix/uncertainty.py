@@ -24,7 +24,7 @@ import numpy as np
 from ._validation import check_int, check_sample_weight
 from .backends import resolve_backend
 from .em.init import as_generator
-from .families.gaussian import COVARIANCE_TYPES
+from .families.gaussian import COVARIANCE_TYPES, covariance_shape
 from .exceptions import (
     ConvergenceWarning,
     DegenerateComponentWarning,
@@ -355,9 +355,9 @@ def align_components(
             f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
         )
     # Checked before expanding: a wrong shape would otherwise fail inside NumPy.
-    expected = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
+    expected = covariance_shape(covariance_type, K, D)
     for cov in (covariances_ref, covariances):
-        if np.shape(cov) != expected[covariance_type]:
+        if np.shape(cov) != expected:
             raise InputError(
                 f"covariances of shape {np.shape(cov)} do not match means of shape "
                 f"({K}, {D}) for covariance_type={covariance_type!r}"

@@ -72,6 +72,17 @@ class EMResult:
     def degenerate(self) -> bool:
         return bool(self.issues)
 
+    @property
+    def last_change(self) -> float:
+        """Absolute change of the mean log-likelihood over the last iteration.
+
+        ``inf`` when the run has fewer than two iterations, so that a non-converged
+        warning never reports a change that was not measured.
+        """
+        if len(self.history) < 2:
+            return math.inf
+        return abs(float(self.history[-1] - self.history[-2]))
+
 
 def run_em(
     problem: EMProblem,

@@ -44,6 +44,7 @@ from ..exceptions import DegenerateComponentError, InputError
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "covariance_shape",
     "Frame",
     "GaussianMixtureParams",
     "GaussianStats",
@@ -184,6 +185,31 @@ def permute_issues(issues, perm: np.ndarray) -> list:
         for i in issues
     ]
     return sorted(out, key=lambda i: (i.component, i.kind))
+
+
+def covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
+    """Shape of the covariances (and precisions) of a mixture, per covariance type.
+
+    Parameters
+    ----------
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    n_components, n_features : int
+
+    Returns
+    -------
+    tuple of int
+        ``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)`` diag, ``(K,)`` spherical.
+
+    Raises
+    ------
+    InputError
+        For an unknown covariance type.
+    """
+    K, D = n_components, n_features
+    shapes = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}
+    if covariance_type not in shapes:
+        raise InputError(f"unknown covariance_type {covariance_type!r}")
+    return shapes[covariance_type]
 
 
 # --------------------------------------------------------------------------- statistics

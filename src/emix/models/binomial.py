@@ -17,6 +17,7 @@ from .._validation import (
     check_float,
     check_int,
     check_sample_weight,
+    check_weights_init,
     describe_positions,
 )
 from ..em.engine import run_restarts
@@ -168,13 +169,7 @@ class BinomialMixture(EstimatorBase):
         K = self.n_components
         w = p = None
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
-            if w.shape != (K,):
-                raise InputError(f"weights_init must have shape ({K},); got {w.shape}")
-            if not np.all(np.isfinite(w)) or np.any(w < 0):
-                raise InputError(f"weights_init must be finite and non-negative; got {w}")
-            if not math.isclose(w.sum(), 1.0, abs_tol=1e-6):
-                raise InputError(f"weights_init must sum to 1; they sum to {w.sum():.6g}")
+            w = check_weights_init(self.weights_init, K)
         if self.probs_init is not None:
             p = np.asarray(self.probs_init, dtype=np.float64)
             if p.shape != (K,):
@@ -307,14 +302,10 @@ class BinomialMixture(EstimatorBase):
             make_monitor=make_monitor,
         )
         if not result.converged and not result.stopped_by_callback and self.max_iter > 0:
-            change = (
-                abs(float(result.history[-1] - result.history[-2]))
-                if len(result.history) > 1
-                else float("inf")
-            )
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (best of "
-                f"{self.n_init} init(s); last change {change:.3g} >= tol={self.tol}). "
+                f"{self.n_init} init(s); last change {result.last_change:.3g} >= "
+                f"tol={self.tol}). "
                 "Increase max_iter or tol, or try more restarts (n_init).",
                 sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
                 stacklevel=2,

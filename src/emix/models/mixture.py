@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_float, check_int, check_sample_weight
+from .._validation import check_float, check_int, check_sample_weight, check_weights_init
 from ..backends import resolve_backend
 from ..em.engine import run_restarts
 from ..em.init import (
@@ -225,13 +225,7 @@ class GaussianMixture(EstimatorBase):
         K, ct = self.n_components, self.covariance_type
         w = m = p = None
         if self.weights_init is not None:
-            w = np.asarray(self.weights_init, dtype=np.float64)
-            if w.shape != (K,):
-                raise InputError(f"weights_init must have shape ({K},); got {w.shape}")
-            if np.any(w < 0) or not np.all(np.isfinite(w)):
-                raise InputError(f"weights_init must be finite and non-negative; got {w}")
-            if not math.isclose(w.sum(), 1.0, abs_tol=1e-6):
-                raise InputError(f"weights_init must sum to 1; they sum to {w.sum():.6g}")
+            w = check_weights_init(self.weights_init, K)
         if self.means_init is not None:
             m = np.asarray(self.means_init, dtype=np.float64)
             if m.shape != (K, D):
@@ -240,7 +234,7 @@ class GaussianMixture(EstimatorBase):
                 raise InputError("means_init contains NaN or inf")
         if self.precisions_init is not None:
             p = np.asarray(self.precisions_init, dtype=np.float64)
-            shape = {"full": (K, D, D), "tied": (D, D), "diag": (K, D), "spherical": (K,)}[ct]
+            shape = G.covariance_shape(ct, K, D)
             if p.shape != shape:
                 raise InputError(
                     f"precisions_init must have shape {shape} for covariance_type={ct!r}; "
@@ -348,7 +342,7 @@ class GaussianMixture(EstimatorBase):
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (best of "
                 f"{n_init} init(s); last change "
-                f"{_last_change(result.history):.3g} >= tol={self.tol}). Increase max_iter "
+                f"{result.last_change:.3g} >= tol={self.tol}). Increase max_iter "
                 "or tol, try other init_params, or check for degenerate data.",
                 sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
                 stacklevel=3,
@@ -629,9 +623,3 @@ def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
     m = np.where(np.isfinite(m), m, 0.0)
     with np.errstate(divide="ignore"):
         return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m
-
-
-def _last_change(history) -> float:
-    if len(history) < 2:
-        return float("inf")
-    return abs(float(history[-1] - history[-2]))
