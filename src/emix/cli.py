@@ -15,8 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
+
+from ._atomic import write_atomic
 
 __all__ = ["main"]
 
@@ -199,37 +200,13 @@ def _check_figure_path(path: str) -> str:
 def _save_atomically(fig, path: str, fmt: str) -> None:
     """Write ``fig`` to ``path`` so that the file is either complete or untouched.
 
-    The figure goes to a temporary file in the same directory (so that the final rename
-    stays on one file system, where ``os.replace`` is atomic), which is flushed to disk
-    and then renamed over ``path``. A crash or a full disk leaves at most the temporary
-    file's removal undone, never a truncated figure under the real name.
+    See :func:`emix._atomic.write_atomic`; a failure is re-raised as an ``OSError`` whose
+    message names ``path``, which ``main`` prints as one line.
     """
-    directory = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory
-        )
+        write_atomic(path, lambda fh: fig.savefig(fh, format=fmt))
     except OSError as exc:
         raise OSError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt)
-            fh.flush()
-            os.fsync(fh.fileno())
-        # mkstemp creates the file readable by its owner only; a figure is ordinary
-        # output, so give it the permissions a plain open() would have.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise OSError(f"cannot write {path!r}: {exc.strerror or exc}") from None
-        raise
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

@@ -165,6 +165,7 @@ from typing import Any
 
 import numpy as np
 
+from ._atomic import write_atomic
 from .exceptions import EmixError, InputError, ModelFileError
 
 __all__ = [
@@ -280,7 +281,7 @@ def save(model, path) -> None:
         _decode(members)
     except _Invalid as exc:
         raise InputError(f"cannot save this {type(model).__name__}: {exc}") from exc
-    _write_atomic(os.fspath(path), members)
+    _write_zip(os.fspath(path), members)
 
 
 def load(source, *, max_bytes: int = DEFAULT_MAX_BYTES):
@@ -501,32 +502,16 @@ def _encode(model) -> dict[str, bytes]:
     return members
 
 
-def _write_atomic(path: str, members: Mapping[str, bytes]) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(
-        directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    )
-    # os.open with 0o666 lets the umask decide the mode, as for any file the user creates.
-    fd = os.open(
-        tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-    )
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with zipfile.ZipFile(fh, "w") as zf:
-                for name, data in members.items():
-                    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                    info.compress_type = zipfile.ZIP_DEFLATED
-                    info.external_attr = 0o644 << 16
-                    zf.writestr(info, data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+def _write_zip(path: str, members: Mapping[str, bytes]) -> None:
+    def write(fh):
+        with zipfile.ZipFile(fh, "w") as zf:
+            for name, data in members.items():
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, data)
+
+    write_atomic(path, write)
 
 
 # =========================================================================== reading
