@@ -829,3 +829,190 @@ def _check_finite_tensor(X, name: str) -> None:
             cols = torch.nonzero(mask.any(dim=0)).flatten().cpu().numpy()
             found.append((what, count, rows, cols))
     raise_nan_inf(name, found)
+
+
+# --------------------------------------------------------------------------- generic
+def _torch_dtype(dtype):
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    dt = np.dtype(dtype)
+    return {
+        "f": torch.float32, "d": torch.float64, "l": torch.int64, "q": torch.int64,
+        "i": torch.int32, "?": torch.bool,
+    }[dt.char]
+
+
+class TorchOps:
+    """The array namespace a kernel computes with on the torch backend.
+
+    The same methods, with the same meaning, as
+    :class:`emix.backends.numpy_backend.NumpyOps`; arrays are tensors on ``device`` and
+    ``dtype`` is the data's. Nothing here synchronises with the host except
+    :meth:`to_host`.
+    """
+
+    name = "torch"
+    f64 = torch.float64 if torch is not None else None
+
+    def __init__(self, dtype, device):
+        self.dtype = _torch_dtype(dtype)
+        self.device = device
+        self.floor = _exp_floor(self.dtype)
+        self._scratch: dict = {}
+        self.xp = torch
+
+    def _dt(self, dtype):
+        return self.dtype if dtype is None else _torch_dtype(dtype)
+
+    def asarray(self, a, dtype=None):
+        if isinstance(a, torch.Tensor):
+            return a.to(device=self.device, dtype=self._dt(dtype))
+        a = np.asarray(a)
+        return _from_numpy(np.ascontiguousarray(a)).to(device=self.device, dtype=self._dt(dtype))
+
+    def cast(self, a, dtype=None):
+        return a.to(self._dt(dtype))
+
+    def to_host(self, a) -> np.ndarray:
+        return a.detach().cpu().numpy()
+
+    def zeros(self, shape, dtype=None):
+        return torch.zeros(shape, dtype=self._dt(dtype), device=self.device)
+
+    def empty(self, shape, dtype=None):
+        return torch.empty(shape, dtype=self._dt(dtype), device=self.device)
+
+    def scratch(self, key, shape, dtype=None):
+        dt = self._dt(dtype)
+        buf = self._scratch.get(key)
+        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dt:
+            buf = torch.empty(tuple(shape), dtype=dt, device=self.device)
+            self._scratch[key] = buf
+        return buf
+
+    def arange(self, n, dtype=None):
+        return torch.arange(n, dtype=self._dt(dtype), device=self.device)
+
+    def concat(self, arrays, axis=0):
+        return torch.cat(list(arrays), dim=axis)
+
+    def stack(self, arrays, axis=0):
+        return torch.stack(list(arrays), dim=axis)
+
+    def matmul(self, a, b, out=None):
+        if out is not None and a.ndim == 2 and b.ndim == 2:
+            return torch.mm(a, b, out=out)
+        r = torch.matmul(a, b)
+        if out is not None:
+            out.copy_(r)
+            return out
+        return r
+
+    def multiply(self, a, b, out=None):
+        return torch.mul(a, b, out=out) if out is not None else torch.mul(a, b)
+
+    def sum(self, a, axis=None, dtype=None):
+        dt = _torch_dtype(dtype)
+        if axis is None:
+            return a.sum(dtype=dt)
+        return a.sum(dim=axis, dtype=dt)
+
+    def sum64(self, a, axis=None):
+        return self.sum(a, axis, torch.float64)
+
+    def dot64(self, w, v):
+        return torch.dot(w.to(torch.float64), v.to(torch.float64))
+
+    def exp(self, a):
+        return torch.exp(a)
+
+    def log(self, a):
+        return torch.log(a)
+
+    def log1p(self, a):
+        return torch.log1p(a)
+
+    def sqrt(self, a):
+        return torch.sqrt(a)
+
+    def lgamma(self, a):
+        return torch.lgamma(a)
+
+    def digamma(self, a):
+        return torch.digamma(a)
+
+    def where(self, cond, a, b):
+        return torch.where(cond, a, b)
+
+    def isfinite(self, a):
+        return torch.isfinite(a)
+
+    def equal(self, a, b):
+        return torch.eq(a, b)
+
+    def take(self, a, idx, axis=0):
+        return torch.index_select(a, axis, idx)
+
+    def softmax_cols_(self, LT, dead=None):
+        # Dead components have a -inf log-joint, which the floor turns into exactly 0.
+        return _softmax_cols_(LT, self.floor)
+
+
+def _torch_stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
+    """One pass of ``kernel`` over ``X`` on the device; accumulators come back in one
+    transfer. See :mod:`emix.backends._generic` and ``NumpyBackend.stats_pass``.
+
+    Returns
+    -------
+    dict of name -> float64 ndarray
+    """
+    X = self._as_device_tensor(X)
+    N = X.shape[0]
+    bs = self._block_size(block_size, N, 1, width or X.shape[1], X.dtype, X.device)
+    with torch.no_grad(), _ieee_fp32():
+        ops = TorchOps(X.dtype, X.device)
+        w = None
+        if sample_weight is not None:
+            w = self.asarray_like(sample_weight, X).to(X.dtype)
+        acc = {k: torch.zeros(shape, dtype=torch.float64, device=X.device)
+               for k, shape in kernel.acc_shapes.items()}
+        state = kernel.setup(ops)
+        for start in range(0, N, bs):
+            stop = min(start + bs, N)
+            wb = None if w is None else w[start:stop]
+            kernel.block(ops, state, X[start:stop], wb, acc, start, stop)
+        names = list(acc)
+        host = torch.cat([acc[k].reshape(-1) for k in names]).cpu().numpy()  # one transfer
+    out, pos = {}, 0
+    for k in names:
+        shape = kernel.acc_shapes[k]
+        size = int(np.prod(shape)) if len(shape) else 1
+        out[k] = host[pos : pos + size].reshape(shape).copy()
+        pos += size
+    return out
+
+
+def _torch_map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
+    """``kernel.rows`` over every block, gathered on the device, one transfer.
+
+    Returns
+    -------
+    ndarray of shape (N, kernel.n_out)
+    """
+    X = self._as_device_tensor(X)
+    N = X.shape[0]
+    bs = self._block_size(block_size, N, kernel.n_out, width or X.shape[1], X.dtype, X.device)
+    with torch.no_grad(), _ieee_fp32():
+        ops = TorchOps(X.dtype, X.device)
+        dt = X.dtype if out_dtype is None else _torch_dtype(out_dtype)
+        out = torch.empty((N, kernel.n_out), dtype=dt, device=X.device)
+        state = kernel.setup(ops)
+        for start in range(0, N, bs):
+            stop = min(start + bs, N)
+            out[start:stop].copy_(kernel.rows(ops, state, X[start:stop]))
+        return out.cpu().numpy()
+
+
+TorchBackend.stats_pass = _torch_stats_pass
+TorchBackend.map_rows = _torch_map_rows
+TorchBackend.ops = lambda self, dtype: TorchOps(dtype, self.device)
