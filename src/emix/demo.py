@@ -12,36 +12,23 @@ from __future__ import annotations
 
 import argparse
 import math
-import textwrap
 from collections.abc import Sequence
 
 import numpy as np
 
+from emix._text import paragraph as _para
+from emix._text import table
 from emix.datasets import HeightsData, load_heights
 from emix.mle import fit_normal
 
 __all__ = ["coins_report", "heights_report", "main"]
 
-_WIDTH = 88
-
-
-def _para(text: str) -> str:
-    return textwrap.fill(" ".join(text.split()), width=_WIDTH, break_on_hyphens=False)
-
 
 def _table(
     header: Sequence[str], rows: Sequence[Sequence[str]], n_labels: int = 1
 ) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        # Label columns read best left-aligned, numbers right-aligned so digits line up.
-        parts = [c.ljust(w) for c, w in zip(cells[:n_labels], widths[:n_labels])]
-        parts += [c.rjust(w) for c, w in zip(cells[n_labels:], widths[n_labels:])]
-        return "  " + "   ".join(parts).rstrip()
-
-    rule = "  " + "-" * (sum(widths) + 3 * (len(widths) - 1))
-    return [line(header), rule, *(line(r) for r in rows)]
+    # The demo's tables are wider-spaced than explain's: they have few, long columns.
+    return table(header, rows, n_labels=n_labels, indent="  ", sep="   ")
 
 
 def _groups(data: HeightsData) -> list[tuple[str, np.ndarray, float, float, float]]:

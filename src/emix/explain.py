@@ -15,13 +15,14 @@ follow it improving.
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ._text import paragraph as _para
+from ._text import table as _table
 from ._validation import check_array, check_float, check_int
 from .exceptions import InputError
 
@@ -29,8 +30,6 @@ __all__ = ["EXAMPLES", "Trace", "TraceRecord", "explain", "trace_binomial", "tra
 
 #: The built-in examples :func:`explain` knows.
 EXAMPLES = ("heights", "coins")
-
-_WIDTH = 88
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,52 +247,6 @@ _LABELS = {
     "bias": "P(heads)",
 }
 _DIGITS = {"weight": 3, "mean": 2, "sd": 2, "bias": 3}
-
-
-def _para(text: str, indent: str = "") -> str:
-    return textwrap.fill(
-        " ".join(text.split()),
-        width=_WIDTH,
-        initial_indent=indent,
-        subsequent_indent=indent,
-        break_on_hyphens=False,
-    )
-
-
-def _table(
-    header: Sequence[str],
-    rows: Sequence[Sequence[str]],
-    n_labels: int = 1,
-    indent: str = "    ",
-    groups: Sequence[str] | None = None,
-) -> list[str]:
-    """Aligned columns: labels left, numbers right (so that digits line up).
-
-    ``groups``, one entry per column, puts a label above a column and the empty-labelled
-    columns after it (``["", "weight", "", "mean", ""]`` heads before/after pairs).
-    """
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    sep = "  "
-
-    def line(cells):
-        parts = [c.ljust(w) for c, w in zip(cells[:n_labels], widths[:n_labels])]
-        parts += [c.rjust(w) for c, w in zip(cells[n_labels:], widths[n_labels:])]
-        return (indent + sep.join(parts)).rstrip()
-
-    out = []
-    if groups is not None:
-        # Centre each group label over the columns it spans.
-        cells, i = [], 0
-        while i < len(widths):
-            j = i + 1
-            while j < len(widths) and groups[j] == "":
-                j += 1
-            span = sum(widths[i:j]) + len(sep) * (j - i - 1)
-            cells.append(groups[i].center(span) if groups[i] else " " * span)
-            i = j
-        out.append((indent + sep.join(cells)).rstrip())
-    rule = indent + "-" * (sum(widths) + len(sep) * (len(widths) - 1))
-    return [*out, line(header), rule, *(line(r) for r in rows)]
 
 
 def _fmt(name: str, value: float) -> str:
