@@ -20,6 +20,7 @@ from . import datasets, mle, plots
 from .explain import explain
 from .models.binomial import BinomialMixture
 from .models.mixture import GaussianMixture
+from .models.mixture_model import MixtureModel
 from .selection import SelectionResult, select
 from .uncertainty import BootstrapResult, bootstrap
 from .io import load
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GaussianMixture",
+    "MixtureModel",
     "BinomialMixture",
     "select",
     "SelectionResult",

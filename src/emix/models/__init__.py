@@ -2,5 +2,6 @@
 
 from .binomial import BinomialMixture
 from .mixture import GaussianMixture
+from .mixture_model import MixtureModel
 
-__all__ = ["BinomialMixture", "GaussianMixture"]
+__all__ = ["BinomialMixture", "GaussianMixture", "MixtureModel"]

@@ -1,0 +1,745 @@
+"""``MixtureModel``: a mixture of any family (Poisson, Bernoulli, ..., or a product of
+families over columns for mixed data) on the generic EM engine.
+
+The model owns what turns log-emissions into weights (a soft-max), restarts, the
+scikit-learn face and the mixing weights; the family owns everything about its
+distribution; the backend runs the kernels of :mod:`emix.models._kernels` over row
+blocks. ``family="gaussian"`` alone is handed to :class:`emix.GaussianMixture`, whose
+specialised kernels (frames, anchored statistics, degeneracy screening) it already has.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from .._validation import check_float, check_int, check_sample_weight, check_weights_init
+from ..backends import resolve_backend
+from ..em.engine import run_restarts
+from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
+from ..em.monitor import ConvergenceMonitor
+from ..exceptions import (
+    ConvergenceWarning,
+    DegenerateComponentWarning,
+    InputError,
+    sklearn_compatible,
+)
+from ..families import FAMILY_NAMES, family_class, get_family
+from ..families._base import Family, permute_params
+from ._base import EstimatorBase
+from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
+
+__all__ = ["MixtureModel"]
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+LABEL_ORDERS = (None, "mean", "weight")
+_MAX_ISSUE_WARNINGS = 5
+# The attributes a delegated Gaussian fit exposes, as GaussianMixture names them.
+_GAUSSIAN_ATTRS = (
+    "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
+    "converged_", "n_iter_", "lower_bound_", "lower_bounds_", "degenerate_",
+    "degenerate_components_", "best_init_",
+)
+_COMPONENT = re.compile(r"component (\d+)")
+
+
+def _empty_components(nk: np.ndarray, weight_sum: float) -> np.ndarray:
+    """Components whose responsibility total is round-off relative to the data."""
+    tiny = 10.0 * np.finfo(np.float64).eps * max(weight_sum, 1.0)
+    return np.flatnonzero(nk <= tiny)
+
+
+class _FamilyProblem:
+    """The EM problem: E-step as one backend pass, M-step on the host.
+
+    Parameters are ``(weights (K,), family params dict)``, float64.
+    """
+
+    def __init__(self, backend, X, w, family, K, block_size):
+        self.backend = backend
+        self.X = X
+        self.w = w
+        self.family = family
+        self.K = K
+        self.block_size = block_size
+        self.N = int(X.shape[0])
+        self.last_issues: list = []
+
+    def _pass(self, kernel):
+        acc = self.backend.stats_pass(
+            self.X, self.w, kernel, block_size=self.block_size, width=self.family.feature_width()
+        )
+        return stats_from_acc(acc, self.N, self.family)
+
+    def e_step(self, params):
+        weights, fp = params
+        return self._pass(MixtureKernel(self.family, fp, weights))
+
+    def given_resp_stats(self, resp):
+        return self._pass(GivenRespKernel(self.family, resp, self.K))
+
+    def m_step(self, stats, params, iteration):
+        weights = stats.nk / stats.weight_sum
+        empty = _empty_components(stats.nk, stats.weight_sum)
+        weights[empty] = 0.0
+        fp, issues = self.family.m_step(stats, None if params is None else params[1])
+        issues = list(issues)
+        for k in empty:
+            if not any(f"component {int(k)} " in msg and "empty" in msg for msg in issues):
+                issues.append(
+                    f"component {int(k)} is empty: no row has any responsibility for it, so "
+                    "it keeps weight 0; use fewer components"
+                )
+        self.last_issues = issues
+        return weights, fp
+
+
+class MixtureModel(EstimatorBase):
+    """Finite mixture of any distribution family, fitted by EM on additive statistics.
+
+    Parameters
+    ----------
+    family : str, Family, mapping or list of (family, columns), default='poisson'
+        The component distribution. A name from :data:`emix.families.FAMILY_NAMES`
+        (``'gaussian'``, ``'bernoulli'``, ``'categorical'``, ``'poisson'``,
+        ``'exponential'``, ``'binomial'``, ``'student_t'``), a family object, or an
+        independent product over column groups for mixed data:
+        ``{"gaussian": ["height", "weight"], "poisson": ["visits"]}`` (column names of
+        a DataFrame, or integer positions) or ``[("gaussian", [0, 1]), (Poisson(),
+        [2])]``. Within a component the groups are independent. ``'gaussian'`` alone
+        fits exactly as :class:`emix.GaussianMixture` does.
+    n_components : int, default=2
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Used by the families that have one (Gaussian, Student-t).
+    tol : float, default=1e-3
+        Converged when the mean log-likelihood per row changes by less than ``tol``.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts; the best run without degenerate components is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        ``kmeans``: k-means labels on the standardised data; ``k-means++`` and
+        ``random_from_data``: seed rows (k-means++ or uniform by weight), every row
+        assigned to its nearest seed; ``random``: random soft responsibilities. The
+        first parameters are one M-step on these responsibilities.
+    weights_init : array-like of shape (K,), optional
+    params_init : dict, optional
+        Starting component parameters, keyed as the family's ``param_names`` (e.g.
+        ``{"rates": (K, D)}``); for a product, one such dict per part label.
+    random_state : int, numpy Generator or RandomState, optional
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current parameters (``n_init`` is then 1).
+    verbose : int, default=0
+    block_size : int, optional
+        Rows per E-step block. Results do not depend on it beyond round-off.
+    device : str, optional
+        None for NumPy; ``'cpu'`` or ``'cuda'`` to run on PyTorch.
+    callback : callable ``(iteration, log_likelihood, params)``, optional
+        Called at every iteration with the mean log-likelihood of ``params`` =
+        ``(weights, family params dict)``. Return True to stop.
+    label_order : {None, 'mean', 'weight'}, default=None
+        ``'mean'``: components numbered by ascending means (first column first);
+        ``'weight'``: by descending weight. None keeps EM's order.
+    family_options : dict, optional
+        Constructor keywords of the family when it is given by name (e.g.
+        ``{"n_trials": 10}``); for a product, ``{family name: keywords}``.
+    columns : list of str or int, optional
+        The columns of X the model reads (all by default; for a product, the columns
+        its parts name).
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (K,)
+    <param>_ : ndarray
+        One attribute per family parameter, component axis first: ``rates_`` (K, D)
+        for Poisson, ``probabilities_`` for Bernoulli, ``df_`` for Student-t, ...
+    params_ : dict
+        The family parameters; for a product, ``{part label: {name: array}}``.
+    family_ : Family
+        The family bound to the training data (None for a delegated Gaussian fit,
+        whose estimator is ``gaussian_mixture_``).
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood (per unit of sample weight) from the last E-step.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+    degenerate_ : bool
+        Whether a fitted component is degenerate (empty, or flagged by the family).
+    degenerate_components_ : ndarray of int
+    n_features_in_ : int
+        Columns of the X passed to ``fit`` (``columns_`` of them are read).
+    columns_ : ndarray of shape (D_used,), int
+    feature_names_in_ : ndarray of shape (n_features_in_,), when fitted on a DataFrame
+    """
+
+    def __init__(
+        self,
+        family="poisson",
+        n_components=2,
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        params_init=None,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        block_size=None,
+        device=None,
+        callback=None,
+        label_order=None,
+        family_options=None,
+        columns=None,
+    ):
+        self.family = family
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.params_init = params_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.block_size = block_size
+        self.device = device
+        self.callback = callback
+        self.label_order = label_order
+        self.family_options = family_options
+        self.columns = columns
+
+    # ------------------------------------------------------------------ checks
+    def _check_parameters(self):
+        check_int(self.n_components, "n_components", low=1)
+        check_float(self.tol, "tol", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        if self.init_params not in INIT_PARAMS:
+            raise InputError(f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}")
+        check_int(self.verbose, "verbose", low=0)
+        if self.block_size is not None:
+            check_int(self.block_size, "block_size", low=1)
+        if self.callback is not None and not callable(self.callback):
+            raise InputError("callback must be callable (iteration, log_likelihood, params)")
+        if self.label_order not in LABEL_ORDERS:
+            raise InputError(f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}")
+        if self.family_options is not None and not isinstance(self.family_options, Mapping):
+            raise InputError(
+                f"family_options must be a dict of constructor keywords; got "
+                f"{type(self.family_options).__name__}"
+            )
+        if self.params_init is not None and not isinstance(self.params_init, Mapping):
+            raise InputError(
+                f"params_init must be a dict of the family's parameters; got "
+                f"{type(self.params_init).__name__}"
+            )
+
+    def _is_delegated_gaussian(self) -> bool:
+        return isinstance(self.family, str) and self.family == "gaussian"
+
+    def _named_family(self, name, options):
+        cls = family_class(name)
+        kw = dict(options or {})
+        try:
+            sig = inspect.signature(cls.__init__).parameters
+        except (TypeError, ValueError):  # pragma: no cover - builtins
+            sig = {}
+        if "covariance_type" in sig and "covariance_type" not in kw:
+            kw["covariance_type"] = self.covariance_type
+        try:
+            return cls(**kw)
+        except TypeError as exc:
+            raise InputError(f"family {name!r} does not accept the options {sorted(kw)}: {exc}") from None
+
+    def _make_family(self) -> Family:
+        """The unbound family object the parameters describe (a product is unresolved)."""
+        spec = self.family
+        options = dict(self.family_options or {})
+        if isinstance(spec, Family):
+            if options:
+                raise InputError("family_options apply to a family given by name, not to a family object")
+            return spec
+        if isinstance(spec, str):
+            if spec not in FAMILY_NAMES:
+                raise InputError(
+                    f"unknown family {spec!r}; choose one of {FAMILY_NAMES}, a family object, "
+                    "or a {family: columns} mapping for mixed data"
+                )
+            return self._named_family(spec, options)
+        if isinstance(spec, Mapping):
+            pairs = list(spec.items())
+        elif isinstance(spec, (list, tuple)):
+            pairs = list(spec)
+        else:
+            raise InputError(
+                f"family must be a name, a Family object, a {{family: columns}} mapping or a "
+                f"list of (family, columns) pairs; got {type(spec).__name__}"
+            )
+        from ..families.product import Product
+
+        parts = []
+        for i, pair in enumerate(pairs):
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise InputError(f"part {i} of family must be a (family, columns) pair; got {pair!r}")
+            fam, cols = pair
+            if isinstance(fam, str):
+                if fam not in FAMILY_NAMES:
+                    raise InputError(f"part {i}: unknown family {fam!r}; choose one of {FAMILY_NAMES}")
+                fam = self._named_family(fam, options.get(fam))
+            parts.append((fam, cols))
+        unused = set(options) - {f for f, _ in pairs if isinstance(f, str)}
+        if unused:
+            raise InputError(
+                f"family_options for a product are keyed by family name; {sorted(unused)} "
+                "name no part"
+            )
+        return Product(parts)
+
+    def _select_columns(self, family, names, D):
+        """``(columns, family)``: positions in X the model reads, and the family with
+        a product's columns renumbered to positions in that selection."""
+        from ..families.product import Product
+
+        def position(c):
+            if isinstance(c, str):
+                if names is None:
+                    raise InputError(f"columns names {c!r}, but X has no column names")
+                where = np.flatnonzero(np.asarray(names) == c)
+                if not len(where):
+                    raise InputError(f"columns names {c!r}, which X does not have; its columns are {list(names)}")
+                return int(where[0])
+            if isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= int(c) < D:
+                return int(c)
+            raise InputError(f"columns must hold names or positions in 0..{D - 1}; got {c!r}")
+
+        if self.columns is not None:
+            cols = [position(c) for c in np.atleast_1d(np.asarray(self.columns, dtype=object))]
+            if len(set(cols)) != len(cols):
+                raise InputError(f"columns repeats a column: {list(self.columns)}")
+        else:
+            cols = None
+        if isinstance(family, Product):
+            fam = family.resolve(names, D)
+            used = sorted(set(fam.columns))
+            if cols is not None:
+                missing = sorted(set(used) - set(cols))
+                extra = sorted(set(cols) - set(used))
+                if missing or extra:
+                    raise InputError(
+                        "columns and the product's parts disagree: "
+                        + (f"columns {missing} are in a part but not in columns; " if missing else "")
+                        + (f"columns {extra} are in no part" if extra else "")
+                    )
+            cols = used
+            fam = fam.relabel({c: j for j, c in enumerate(cols)})
+            return np.asarray(cols, dtype=np.intp), fam
+        if cols is None:
+            cols = list(range(D))
+        return np.asarray(cols, dtype=np.intp), family
+
+    @staticmethod
+    def _take_columns(Xv, cols, D):
+        if len(cols) == D and np.array_equal(cols, np.arange(D)):
+            return Xv
+        return Xv[:, cols.tolist()]
+
+    def _column_labels(self, names, cols):
+        """Names of the used columns for messages: DataFrame names or X's positions."""
+        if names is not None:
+            return np.asarray(names, dtype=object)[cols]
+        if np.array_equal(cols, np.arange(len(cols))):
+            return None
+        return np.asarray([int(c) for c in cols], dtype=object)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D) or (N,), DataFrame, or torch tensor
+            1-D input is one column. float32 data are fitted in float32.
+        y : ignored
+        sample_weight : array-like of shape (N,), optional
+            Non-negative weights; an integer weight equals repeating the row.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most likely component of every row, shape (N,)."""
+        self._fit(X, sample_weight)
+        return self.predict(X)
+
+    def _fit(self, X, sample_weight):
+        self._check_parameters()
+        if self._is_delegated_gaussian():
+            return self._fit_gaussian(X, sample_weight)
+        K = self.n_components
+        family = self._make_family()
+        backend = resolve_backend(X, self.device)
+        Xv, names = backend.validate(X, name="X")
+        N, D_in = Xv.shape
+        cols, family = self._select_columns(family, names, D_in)
+        Xs = self._take_columns(Xv, cols, D_in)
+        D = len(cols)
+        w = check_sample_weight(None if sample_weight is None else backend.to_numpy(sample_weight), N)
+        n_pos = N if w is None else int(np.count_nonzero(w))
+        if n_pos < K:
+            raise InputError(
+                f"X has {n_pos} sample(s) (rows{' with positive weight' if w is not None else ''}) "
+                f"but n_components={K}: need at least as many rows as components"
+            )
+        X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
+        labels = self._column_labels(names, cols)
+        family.check_support(X_host, labels)
+        w_dev = None if w is None else backend.asarray_like(w, Xs)
+        summary = backend.column_summary(Xs, w_dev)
+        fam = family.bind(summary, D)
+        w_init = None if self.weights_init is None else check_weights_init(self.weights_init, K)
+        p_init = None
+        if self.params_init is not None:
+            p_init = fam.validate_params(dict(self.params_init), K)
+
+        problem = _FamilyProblem(backend, Xs, w_dev, fam, K, self.block_size)
+        warm = (
+            self.warm_start
+            and hasattr(self, "_params")
+            and getattr(self, "_columns_used", None) is not None
+            and len(self._columns_used) == D
+            and getattr(self, "family_", None) is not None
+            and type(self.family_) is type(fam)
+        )
+        rng = as_generator(self.random_state)
+        n_init = 1 if warm else self.n_init
+        dtype = backend.numpy_dtype(Xs)
+        drop_rtol = 1e-9 if dtype == np.float64 else 1e-4
+
+        def initial(i):
+            if warm:
+                return self._params
+            if w_init is not None and p_init is not None:
+                return (w_init, p_init)
+            weights, fp = self._initial_params(problem, X_host, summary, w, rng)
+            return (w_init if w_init is not None else weights, p_init if p_init is not None else fp)
+
+        def make_monitor(i):
+            return ConvergenceMonitor(
+                self.tol, self.max_iter, drop_rtol=drop_rtol, verbose=self.verbose,
+                label=f"init {i}" if n_init > 1 else "",
+            )
+
+        result = run_restarts(
+            problem, initial, n_init=n_init, tol=self.tol, max_iter=self.max_iter,
+            callback=self.callback, make_monitor=make_monitor,
+        )
+        if not result.converged and not result.stopped_by_callback and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
+                f"{n_init} init(s); last change {result.last_change:.3g} >= tol={self.tol}). "
+                "Increase max_iter or tol, or try other init_params.",
+                sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
+                stacklevel=3,
+            )
+        (weights, fp), issues = result.params, list(result.issues)
+        if self.label_order is not None:
+            perm = self._canonical_order(fam, weights, fp)
+            weights, fp = weights[perm], permute_params(fp, perm)
+            inv = np.empty_like(perm)
+            inv[perm] = np.arange(len(perm))
+            issues = [
+                _COMPONENT.sub(lambda m: f"component {int(inv[int(m.group(1))])}", msg)
+                for msg in issues
+            ]
+        self.family_ = fam
+        self._columns_used = cols
+        self._dtype = np.dtype(dtype)
+        self._store(weights, fp)
+        self._set_feature_names(names)
+        self.n_features_in_ = D_in
+        self.columns_ = cols
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = float(result.lower_bound)
+        self.lower_bounds_ = result.history
+        self.best_init_ = int(result.init)
+        self._report_issues(issues)
+        return self
+
+    def _report_issues(self, issues):
+        self.degenerate_ = bool(issues)
+        comps = sorted({int(m) for msg in issues for m in _COMPONENT.findall(msg)})
+        self.degenerate_components_ = np.asarray(comps, dtype=np.intp)
+        self._issues = tuple(issues)
+        for msg in issues[:_MAX_ISSUE_WARNINGS]:
+            warnings.warn(msg, DegenerateComponentWarning, stacklevel=4)
+        if len(issues) > _MAX_ISSUE_WARNINGS:
+            warnings.warn(
+                f"... and {len(issues) - _MAX_ISSUE_WARNINGS} more problems with components "
+                f"{comps}; see degenerate_components_ and use fewer components",
+                DegenerateComponentWarning,
+                stacklevel=4,
+            )
+
+    def _canonical_order(self, fam, weights, fp) -> np.ndarray:
+        keys = [np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)]
+        # np.lexsort sorts by its last key first.
+        keys = keys[::-1]
+        if self.label_order == "weight":
+            keys.append(-np.asarray(weights))
+        return np.lexsort(keys)
+
+    def _initial_params(self, problem, X_host, summary, w, rng):
+        """``(weights, params)`` from one M-step on starting responsibilities."""
+        K = self.n_components
+        N = X_host.shape[0]
+        method = self.init_params
+        if method == "random":
+            resp = rng.random((N, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+            stats = problem.given_resp_stats(lambda a, b: resp[a:b])
+        else:
+            # Distances on standardised columns, so that no column's units dominate.
+            sd = np.sqrt(summary["var"])
+            sd = np.where(sd > 0, sd, 1.0)
+            Z = (X_host - summary["mean"]) / sd
+            weights = np.ones(N) if w is None else w
+            if method == "random_from_data":
+                centers = Z[random_rows(weights, K, rng)]
+            else:
+                if N > KMEANS_MAX_ROWS:
+                    sub = np.sort(rng.choice(N, KMEANS_MAX_ROWS, replace=False))
+                else:
+                    sub = np.arange(N)
+                if method == "k-means++":
+                    centers = Z[sub][kmeans_plusplus(Z[sub], weights[sub], K, rng)]
+                else:
+                    centers = kmeans(Z[sub], weights[sub], K, rng)
+            labels, _ = nearest(Z, centers)
+            eye = np.eye(K)
+            stats = problem.given_resp_stats(lambda a, b: eye[labels[a:b]])
+        empty = _empty_components(stats.nk, stats.weight_sum)
+        if len(empty):
+            raise InputError(
+                f"component {int(empty[0])} starts empty: X has fewer than n_components={K} "
+                "distinct rows (with positive weight) for this start; use fewer components "
+                "or init_params='random'"
+            )
+        fp, _ = problem.family.m_step(stats, None)
+        return stats.nk / stats.weight_sum, fp
+
+    def _store(self, weights, fp):
+        from ..families.product import Product
+
+        self._params = (np.asarray(weights, dtype=np.float64), {k: np.asarray(v, dtype=np.float64) for k, v in fp.items()})
+        dt = self._dtype
+        self.weights_ = self._params[0].astype(dt)
+        fam = self.family_
+        if isinstance(fam, Product):
+            self.params_ = {
+                label: {k: v.astype(dt) for k, v in part.items()}
+                for label, part in fam.nested(self._params[1]).items()
+            }
+        else:
+            self.params_ = {k: v.astype(dt) for k, v in self._params[1].items()}
+            for k, v in self.params_.items():
+                setattr(self, f"{k}_", v)
+
+    def _current_params(self):
+        """``(weights, params)`` from the public attributes, so that edits are honoured."""
+        from ..families.product import Product
+
+        fam = self.family_
+        weights = np.asarray(self.weights_, dtype=np.float64)
+        if isinstance(fam, Product):
+            fp = fam.flatten(self.params_)
+        else:
+            fp = {k: getattr(self, f"{k}_") for k in fam.param_names}
+        return weights, {k: np.asarray(v, dtype=np.float64) for k, v in fp.items()}
+
+    # ------------------------------------------------------------------ Gaussian
+    def _gaussian_kwargs(self) -> dict:
+        options = dict(self.family_options or {})
+        allowed = {"reg_covar", "verbose_interval"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise InputError(
+                f"family_options for 'gaussian' may set {sorted(allowed)}; got {unknown}"
+            )
+        if self.params_init is not None:
+            unknown = sorted(set(self.params_init) - {"means", "precisions"})
+            if unknown:
+                raise InputError(
+                    f"params_init for 'gaussian' takes 'means' and 'precisions'; got {unknown}"
+                )
+        p = self.params_init or {}
+        return dict(
+            n_components=self.n_components,
+            covariance_type=self.covariance_type,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            n_init=self.n_init,
+            init_params=self.init_params,
+            weights_init=self.weights_init,
+            means_init=p.get("means"),
+            precisions_init=p.get("precisions"),
+            random_state=self.random_state,
+            warm_start=self.warm_start,
+            verbose=self.verbose,
+            block_size=self.block_size,
+            device=self.device,
+            callback=self.callback,
+            label_order=self.label_order,
+            **options,
+        )
+
+    def _fit_gaussian(self, X, sample_weight):
+        from .mixture import GaussianMixture
+
+        backend = resolve_backend(X, self.device)
+        Xv, names = backend.validate(X, name="X")
+        N, D_in = Xv.shape
+        cols, _ = self._select_columns(None, names, D_in)
+        Xs = self._take_columns(Xv, cols, D_in)
+        kw = self._gaussian_kwargs()
+        gm = getattr(self, "gaussian_mixture_", None)
+        if self.warm_start and isinstance(gm, GaussianMixture):
+            gm.set_params(**kw)
+        else:
+            gm = GaussianMixture(**kw)
+        gm.fit(Xs, sample_weight=sample_weight)
+        self.gaussian_mixture_ = gm
+        for attr in _GAUSSIAN_ATTRS:
+            setattr(self, attr, getattr(gm, attr))
+        self.params_ = {"means": gm.means_, "covariances": gm.covariances_}
+        self.family_ = None
+        self._columns_used = cols
+        self._dtype = np.dtype(gm._dtype)
+        self._set_feature_names(names)
+        self.n_features_in_ = D_in
+        self.columns_ = cols
+        self._issues = tuple(gm._issue_messages())
+        return self
+
+    # ------------------------------------------------------------------ prediction
+    def _prepare(self, X, method):
+        """X validated, its used columns taken, and checked against the support."""
+        self._check_is_fitted(method)
+        backend = resolve_backend(X, self.device)
+        D = self.n_features_in_
+        Xv, names = backend.validate(
+            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+        )
+        self._check_feature_names(names)
+        cols = self._columns_used
+        Xs = self._take_columns(Xv, cols, D)
+        if self.family_ is not None:
+            fitted_names = getattr(self, "feature_names_in_", None)
+            self.family_.check_support(
+                np.asarray(backend.to_numpy(Xs), dtype=np.float64),
+                self._column_labels(fitted_names, cols),
+            )
+        return backend, Xs
+
+    def _log_joint(self, X, method) -> np.ndarray:
+        """``log w_k + log p(x | k)`` of every row, shape (N, K), on the host."""
+        backend, Xs = self._prepare(X, method)
+        weights, fp = self._current_params()
+        kernel = LogJointKernel(self.family_, fp, weights)
+        L = backend.map_rows(Xs, kernel, block_size=self.block_size, width=self.family_.feature_width())
+        return np.asarray(backend.to_numpy(L), dtype=np.float64)
+
+    def score_samples(self, X) -> np.ndarray:
+        """Log density of every row, shape (N,)."""
+        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+            _, Xs = self._prepare(X, "score_samples")
+            return self.gaussian_mixture_.score_samples(Xs)
+        return _logsumexp_rows(self._log_joint(X, "score_samples"))
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Mean log-likelihood per row (weighted when ``sample_weight`` is given)."""
+        s = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(s, dtype=np.float64))
+        sw = check_sample_weight(resolve_backend(sample_weight).to_numpy(sample_weight), s.shape[0])
+        return float(np.dot(sw, s) / sw.sum())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior probability of each component, shape (N, K)."""
+        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+            _, Xs = self._prepare(X, "predict_proba")
+            return self.gaussian_mixture_.predict_proba(Xs)
+        L = self._log_joint(X, "predict_proba")
+        return np.exp(L - _logsumexp_rows(L)[:, None])
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every row, shape (N,)."""
+        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+            _, Xs = self._prepare(X, "predict")
+            return self.gaussian_mixture_.predict(Xs)
+        return np.argmax(self._log_joint(X, "predict"), axis=1)
+
+    def sample(self, n_samples: int = 1):
+        """Draw rows from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, D_used)
+            Columns in the order of ``columns_``.
+        y : ndarray of shape (n_samples,), the component of each row
+        """
+        self._check_is_fitted("sample")
+        check_int(n_samples, "n_samples", low=1)
+        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+            return self.gaussian_mixture_.sample(n_samples)
+        rng = as_generator(self.random_state)
+        weights, fp = self._current_params()
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        D = len(self._columns_used)
+        parts = [
+            np.asarray(self.family_.sample(fp, k, int(n), rng), dtype=np.float64).reshape(int(n), D)
+            for k, n in enumerate(counts)
+        ]
+        X = np.vstack(parts).astype(self._dtype, copy=False)
+        y = np.repeat(np.arange(len(counts)), counts)
+        return X, y
+
+    # ------------------------------------------------------------------ selection
+    def _n_parameters(self) -> int:
+        self._check_is_fitted("_n_parameters")
+        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+            return self.gaussian_mixture_._n_parameters()
+        K = self.n_components
+        return int(self.family_.n_parameters(K)) + K - 1
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on X; lower is better."""
+        self._check_is_fitted("bic")
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on X; lower is better."""
+        self._check_is_fitted("aic")
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
+
+
+def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
+    m = L.max(axis=1)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m
