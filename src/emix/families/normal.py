@@ -1,0 +1,335 @@
+"""Gaussian components in the exponential-family form of the family contract.
+
+This is the Gaussian as one family among others: a column block of a product of
+families, and the base of the Student-t. A whole-data Gaussian mixture still runs on the
+specialised, anchored kernels of :mod:`emix.families.gaussian` (``GaussianMixture``).
+
+The frame
+---------
+At :meth:`Normal.bind` the family fixes the frame ``z = (x - c) / s`` of
+:class:`emix.families.gaussian.Frame`: ``c`` is the data's mean and ``s`` a power of two
+near the root mean column variance. Without centring, the expanded quadratic form
+below cancels catastrophically for data far from 0 (heights in cm have ``E[x^2] ~ 600
+Var[x]``); the power-of-two scale is exact in binary floating point (docs/design.md,
+"The frame").
+
+Exponential form
+----------------
+With ``mu`` and ``P = Sigma^-1`` taken in the frame (``mu = (m - c) / s``, ``P = s^2
+Sigma^-1``)::
+
+    log N(x | m, Sigma) = eta . T(z) - A
+
+    T(z) = [vech(z z^T), z]     full       (vech: the upper triangle, row by row)
+           [z * z, z]           diag
+           [|z|^2, z]           spherical
+
+    eta  = [-P_ii / 2 on the diagonal and -P_ij off it, P mu]
+    A    = D/2 log(2 pi) + 1/2 log det Sigma + 1/2 mu^T P mu
+
+``log det Sigma`` is taken in the data's units (it includes the frame's log-Jacobian
+``2 D log s``), so log-densities are those of ``x``, not of ``z``.
+
+Limits: for a component far from the frame's centre relative to its own spread the
+terms of ``eta . T(z)`` are large and cancel (about ``eps * lambda_max(P) |mu|^2``
+absolute error); ``GaussianMixture`` takes such components about their own means, this
+form does not.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..exceptions import DegenerateComponentError, InputError
+from ._base import Family, MixtureStats
+from .gaussian import (
+    Frame,
+    precisions_cholesky_from_covariances,
+    screen_components,
+    unpack_upper,
+    upper_indices,
+)
+
+__all__ = ["Normal", "COVARIANCE_TYPES"]
+
+COVARIANCE_TYPES = ("full", "diag", "spherical")
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+class Normal(Family):
+    """Multivariate normal components with full, diagonal or spherical covariances.
+
+    Parameters
+    ----------
+    covariance_type : {'full', 'diag', 'spherical'}
+    reg_covar : float, default 1e-6
+        Added to every variance (the diagonal of every covariance) in the M-step, in
+        the data's units.
+
+    Notes
+    -----
+    Parameters (fitted attributes ``means_``, ``covariances_``): ``means`` of shape
+    (K, D) and ``covariances`` of shape (K, D, D) full, (K, D) diag, (K,) spherical.
+    """
+
+    name = "gaussian"
+    param_names = ("means", "covariances")
+    _cov_key = "covariances"
+
+    def __init__(self, covariance_type: str = "full", reg_covar: float = 1e-6):
+        super().__init__()
+        if covariance_type not in COVARIANCE_TYPES:
+            raise InputError(
+                f"covariance_type must be one of {COVARIANCE_TYPES}; got {covariance_type!r}"
+            )
+        reg = float(reg_covar)
+        if not (math.isfinite(reg) and reg >= 0.0):
+            raise InputError(f"reg_covar must be a finite number >= 0; got {reg_covar!r}")
+        self.covariance_type = covariance_type
+        self.reg_covar = reg
+        self.frame: Frame | None = None
+        self.data_var: np.ndarray | None = None
+
+    def get_config(self) -> dict:
+        return {"covariance_type": self.covariance_type, "reg_covar": self.reg_covar}
+
+    def bind(self, summary: dict, n_features: int) -> "Normal":
+        """A copy fixed to a data set: the frame and the data's column variances.
+
+        Parameters
+        ----------
+        summary : dict or None
+            ``mean`` and ``var``, each (D,) (None: the identity frame, unit variances).
+        n_features : int
+        """
+        new = super().bind(summary, n_features)
+        D = new.n_features
+        if summary is None:
+            new.frame = Frame.identity(D)
+            new.data_var = np.ones(D)
+        else:
+            new.frame = Frame.from_data(
+                np.asarray(summary["mean"], dtype=np.float64),
+                np.asarray(summary["var"], dtype=np.float64),
+            )
+            new.data_var = np.asarray(summary["var"], dtype=np.float64)
+        return new
+
+    def _need_bound(self):
+        if self.frame is None:
+            raise InputError(f"the {self.name} family must be bound to data (bind) first")
+
+    # -------------------------------------------------------------- exponential form
+    def _n_quad(self) -> int:
+        D = self.n_features
+        return {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[self.covariance_type]
+
+    def feature_width(self) -> int:
+        return self._n_quad() + self.n_features
+
+    def features(self, ops, Xb):
+        """``T(z)`` of a block, shape (M, rows), in the data's dtype.
+
+        Parameters
+        ----------
+        Xb : array of shape (rows, D)
+        """
+        self._need_bound()
+        center = ops.asarray(self.frame.center)
+        # The scale is a power of two, so multiplying by its inverse is exact.
+        Z = ((Xb - center) * (1.0 / self.frame.scale)).T  # (D, rows)
+        ct = self.covariance_type
+        if ct == "full":
+            D = self.n_features
+            # Row i of the upper triangle: z_i * z_j for j >= i.
+            quad = [Z[i : i + 1] * Z[i:] for i in range(D)]
+            return ops.concat(quad + [Z], axis=0)
+        if ct == "diag":
+            return ops.concat([Z * Z, Z], axis=0)
+        return ops.concat([ops.sum(Z * Z, axis=0)[None, :], Z], axis=0)
+
+    def _frame_parts(self, means: np.ndarray, covs: np.ndarray):
+        """The quadratic form of each component in the frame.
+
+        Parameters
+        ----------
+        means : ndarray of shape (K, D), data units
+        covs : ndarray, covariances (or scatters) in data units, shape by covariance type
+
+        Returns
+        -------
+        eta : ndarray of shape (K, M)
+            ``eta . T(z) = -z^T P z / 2 + mu^T P z``.
+        mPm : ndarray of shape (K,)
+            ``mu^T P mu`` (so the Mahalanobis distance is ``mPm - 2 eta . T(z)``).
+        logdet : ndarray of shape (K,)
+            ``log det Sigma`` in the data's units.
+        """
+        self._need_bound()
+        ct = self.covariance_type
+        D = self.n_features
+        s = self.frame.scale
+        mu = (np.asarray(means, dtype=np.float64) - self.frame.center) / s
+        covf = np.asarray(covs, dtype=np.float64) / (s * s)
+        pc = precisions_cholesky_from_covariances(covf, ct)
+        if ct == "full":
+            P = np.einsum("kij,klj->kil", pc, pc)
+            iu, ju = upper_indices(D)
+            # The feature z_i z_j (i < j) stands for both z_i z_j and z_j z_i.
+            quad = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+            lin = np.einsum("kij,kj->ki", P, mu)
+            logdet_f = -2.0 * np.sum(np.log(np.diagonal(pc, axis1=1, axis2=2)), axis=1)
+        elif ct == "diag":
+            p = pc * pc
+            quad = -0.5 * p
+            lin = p * mu
+            logdet_f = np.sum(np.log(covf), axis=1)
+        else:
+            p = pc * pc
+            quad = -0.5 * p[:, None]
+            lin = p[:, None] * mu
+            logdet_f = D * np.log(covf)
+        mPm = np.sum(lin * mu, axis=1)
+        logdet = logdet_f + 2.0 * D * math.log(s)
+        return np.concatenate([quad, lin], axis=1), mPm, logdet
+
+    def natural(self, params):
+        eta, mPm, logdet = self._frame_parts(params["means"], params[self._cov_key])
+        A = 0.5 * self.n_features * _LOG_2PI + 0.5 * logdet + 0.5 * mPm
+        return eta, A
+
+    # -------------------------------------------------------------- M-step
+    def _moments(self, stats: MixtureStats, su: np.ndarray, previous):
+        """Location and (scaled) scatter from the statistics.
+
+        ``S`` holds ``sum w r u T(z)``; ``su`` is ``sum w r u`` and ``nk`` ``sum w r``.
+        The location is ``S_z / su`` and the scatter ``sum w r u (z - mu)(z - mu)^T /
+        nk`` (for the Gaussian ``u = 1``: the covariance).
+
+        Returns
+        -------
+        means : (K, D), cov : regularised, raw : unregularised (data units), empty : (E,)
+        """
+        self._need_bound()
+        ct = self.covariance_type
+        D = self.n_features
+        s = self.frame.scale
+        nk = np.asarray(stats.nk, dtype=np.float64)
+        K = nk.shape[0]
+        empty = _empty(nk, stats.weight_sum)
+        if empty.size and previous is None:
+            raise DegenerateComponentError(
+                f"component {int(empty[0])} received no data at initialisation; use fewer "
+                "components or another init_params"
+            )
+        live = np.ones(K, dtype=bool)
+        live[empty] = False
+        safe_n = np.where(live, nk, 1.0)
+        safe_u = np.where(live & (su > 0), su, 1.0)
+        q = self._n_quad()
+        S2, S1 = stats.S[:, :q], stats.S[:, q:]
+        d = S1 / safe_u[:, None]  # (K, D), frame
+        ratio = su / safe_n
+        if ct == "full":
+            second = unpack_upper(S2, D) / safe_n[:, None, None]
+            raw = (second - ratio[:, None, None] * d[:, :, None] * d[:, None, :]) * (s * s)
+            raw = 0.5 * (raw + np.transpose(raw, (0, 2, 1)))
+            cov = raw + self.reg_covar * np.eye(D)
+        elif ct == "diag":
+            raw = (S2 / safe_n[:, None] - ratio[:, None] * d * d) * (s * s)
+            cov = raw + self.reg_covar
+        else:
+            raw = (S2[:, 0] / safe_n - ratio * np.sum(d * d, axis=1)) / D * (s * s)
+            cov = raw + self.reg_covar
+        means = d * s + self.frame.center
+        if empty.size:
+            means[empty] = previous["means"][empty]
+            cov[empty] = previous[self._cov_key][empty]
+        # Refuse a covariance that is not positive definite here, naming the component,
+        # rather than in the next E-step.
+        precisions_cholesky_from_covariances(cov / (s * s), ct)
+        return means, cov, raw, empty
+
+    def _issues(self, raw, nk, empty) -> list:
+        issues = [
+            f"component {int(k)} is empty: no row has any responsibility for it, so it "
+            "keeps weight 0; use fewer components"
+            for k in empty
+        ]
+        found = screen_components(
+            raw, nk, self.data_var, self.covariance_type, self.reg_covar, skip=empty
+        )
+        return issues + [i.describe() for i in found]
+
+    def m_step(self, stats: MixtureStats, previous):
+        """Means and covariances from ``sum w r T(z)`` and ``nk``.
+
+        ``covariance = E[z z^T] - mu mu^T`` in the frame, scaled back, plus
+        ``reg_covar`` on the diagonal; an empty component keeps its previous values.
+
+        Raises
+        ------
+        DegenerateComponentError
+            For an empty component at initialisation, or a covariance that is not
+            positive definite (``reg_covar=0``), naming the component.
+        """
+        means, cov, raw, empty = self._moments(stats, stats.nk, previous)
+        return {"means": means, "covariances": cov}, self._issues(raw, stats.nk, empty)
+
+    # -------------------------------------------------------------- the rest
+    def _cov_parameters(self) -> int:
+        D = self.n_features
+        return {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[self.covariance_type]
+
+    def n_parameters(self, n_components):
+        return n_components * (self.n_features + self._cov_parameters())
+
+    def _standard_draws(self, params, k, n, rng) -> np.ndarray:
+        """``n`` draws of ``N(0, Sigma_k)``, shape (n, D)."""
+        D = self.n_features
+        cov = np.asarray(params[self._cov_key][k], dtype=np.float64)
+        z = rng.standard_normal((n, D))
+        if self.covariance_type == "full":
+            return z @ np.linalg.cholesky(cov).T
+        return z * np.sqrt(cov)
+
+    def sample(self, params, k, n, rng):
+        return params["means"][k] + self._standard_draws(params, k, n, rng)
+
+    def component_means(self, params):
+        return params["means"]
+
+    def validate_params(self, params, n_components):
+        out = super().validate_params(params, n_components)
+        m = out["means"]
+        D = self.n_features if self.n_features is not None else (m.shape[1] if m.ndim == 2 else None)
+        if m.ndim != 2 or m.shape[1] != D:
+            raise InputError(f"means must have shape ({n_components}, {D}); got {m.shape}")
+        key = self._cov_key
+        c = out[key]
+        want = {"full": (n_components, D, D), "diag": (n_components, D),
+                "spherical": (n_components,)}[self.covariance_type]
+        if c.shape != want:
+            raise InputError(
+                f"{key} of covariance_type={self.covariance_type!r} must have shape {want}; "
+                f"got {c.shape}"
+            )
+        if self.covariance_type == "full":
+            asym = np.abs(c - np.transpose(c, (0, 2, 1))).max(axis=(1, 2))
+            bad = np.flatnonzero(asym > 1e-10 * np.abs(c).max(axis=(1, 2)))
+            if bad.size:
+                raise InputError(f"{key} of component {int(bad[0])} is not symmetric")
+        try:
+            precisions_cholesky_from_covariances(c, self.covariance_type)
+        except DegenerateComponentError as err:
+            # Its message names the component; the advice about collapse is for fits.
+            raise InputError(f"{key}: {str(err).split(':')[0]}") from None
+        return out
+
+
+def _empty(nk: np.ndarray, weight_sum: float) -> np.ndarray:
+    """Components whose responsibility total is round-off relative to the data."""
+    tiny = 10.0 * np.finfo(np.float64).eps * max(weight_sum, 1.0)
+    return np.flatnonzero(nk <= tiny)
