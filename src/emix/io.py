@@ -1075,7 +1075,7 @@ def _gm_decode(model, state: dict, reader: _Reader, attributes: dict) -> None:
     if abs(total - 1.0) > max(1e-6, 8 * K * eps):
         raise _Invalid(f"state.weights sum to {total!r}, not 1")
 
-    _check_covariances(cov, pc, ct, eps)
+    largest_variance = _check_covariances(cov, pc, ct, eps)
 
     frame = state["frame"]
     if frame is not None:
@@ -1094,7 +1094,7 @@ def _gm_decode(model, state: dict, reader: _Reader, attributes: dict) -> None:
         # The frame is the training data's centre and spread. Prediction divides by the
         # scale, so a frame wildly out of proportion with the components (the fit never
         # gives one) would overflow; these bounds are far beyond any fitted model.
-        sd = math.sqrt(_largest_variance(cov, ct))
+        sd = math.sqrt(largest_variance)
         if not 2.0**-_FRAME_RANGE <= scale / sd <= 2.0**_FRAME_RANGE:
             raise _Invalid(
                 f"state.frame.scale {scale!r} is out of proportion with the components' "
@@ -1172,14 +1172,15 @@ def _gm_decode(model, state: dict, reader: _Reader, attributes: dict) -> None:
 _FRAME_RANGE = 40
 
 
-def _largest_variance(cov: np.ndarray, ct: str) -> float:
-    if ct in ("full", "tied"):
-        return float(np.max(np.linalg.eigvalsh(cov)))
-    return float(np.max(cov))
+def _check_covariances(cov: np.ndarray, pc: np.ndarray, ct: str, eps: float) -> float:
+    """Positive definite covariances with matching precision Cholesky factors.
 
-
-def _check_covariances(cov: np.ndarray, pc: np.ndarray, ct: str, eps: float) -> None:
-    """Positive definite covariances with matching precision Cholesky factors."""
+    Returns
+    -------
+    float
+        The largest variance in any direction of any component (the largest eigenvalue),
+        which the frame check needs: returned so that no eigenvalue is computed twice.
+    """
     if ct in ("diag", "spherical"):
         bad = np.argwhere(~(cov > 0))
         if bad.size:
@@ -1200,9 +1201,10 @@ def _check_covariances(cov: np.ndarray, pc: np.ndarray, ct: str, eps: float) -> 
                 f"state.precisions_cholesky: component {k} does not match its "
                 "covariance (1 / sqrt(variance))"
             )
-        return
+        return float(np.max(cov))
     covs, pcs = (cov, pc) if ct == "full" else (cov[None], pc[None])
     D = covs.shape[-1]
+    largest = -math.inf
     for k in range(covs.shape[0]):
         who = f"component {k}" if ct == "full" else "the tied covariance"
         c, u = covs[k], pcs[k]
@@ -1212,6 +1214,7 @@ def _check_covariances(cov: np.ndarray, pc: np.ndarray, ct: str, eps: float) -> 
         ev = np.linalg.eigvalsh(c)
         if not ev[0] > 0:
             raise _Invalid(f"state.covariances: {who} is not positive definite")
+        largest = max(largest, float(ev[-1]))
         if np.any(np.tril(u, -1) != 0):
             raise _Invalid(f"state.precisions_cholesky: {who} is not upper triangular")
         if not np.all(np.diag(u) > 0):
@@ -1224,6 +1227,7 @@ def _check_covariances(cov: np.ndarray, pc: np.ndarray, ct: str, eps: float) -> 
                 f"state.precisions_cholesky: {who} does not match its covariance "
                 f"(U^T C U differs from I by {err:.3g})"
             )
+    return largest
 
 
 def _register_builtin() -> None:

@@ -782,6 +782,7 @@ def screen_components(
     covariance_type: str,
     reg_covar: float,
     skip=(),
+    raw_eigvals: np.ndarray | None = None,
 ) -> list[ComponentIssue]:
     """Flag degenerate components of a fit. The rule, exactly:
 
@@ -822,6 +823,11 @@ def screen_components(
     reg_covar : float
     skip : iterable of int
         Components not to judge (empty ones).
+    raw_eigvals : ndarray of shape (K, D) or (1, D), optional
+        Ascending eigenvalues of the ``full`` or ``tied`` ``raw`` covariances, when the
+        caller has them already (:func:`m_step` does, for the regularisation gap). Used
+        only when no column is constant, where they are exactly the eigenvalues this
+        rule needs; otherwise they are recomputed without the constant columns.
 
     Returns
     -------
@@ -840,7 +846,10 @@ def screen_components(
             vals, vecs = np.linalg.eigh(mats / np.outer(scale[idx], scale[idx]))
             ratio = vals[:, 0]
             column = idx[np.argmax(np.abs(vecs[:, :, 0]), axis=1)]
-            raw_min = np.linalg.eigvalsh(mats)[:, 0]
+            if raw_eigvals is not None and len(idx) == len(data_var):
+                raw_min = np.asarray(raw_eigvals)[:, 0]
+            else:
+                raw_min = np.linalg.eigvalsh(mats)[:, 0]
         else:
             var = raw if ct == "diag" else np.repeat(raw[:, None], len(data_var), axis=1)
             std = var[:, idx] / data_var[idx]
@@ -960,7 +969,10 @@ def m_step(
     if ct != "tied" and reg_covar == 0.0:
         _refuse_unregularised_collapse(stats, raw_diag, data_var, safe, empty, iteration)
     issues = [ComponentIssue(int(k), "empty") for k in empty]
-    issues += screen_components(raw, nk, data_var, ct, reg_covar, skip=empty)
+    issues += screen_components(
+        raw, nk, data_var, ct, reg_covar, skip=empty,
+        raw_eigvals=eig if ct in ("full", "tied") else None,
+    )
     pc = precisions_cholesky_from_covariances(cov, ct, iteration=iteration)
     gap = 0.0
     if reg_covar > 0 and eig is not None:
