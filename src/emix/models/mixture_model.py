@@ -662,9 +662,14 @@ class MixtureModel(EstimatorBase):
         L = backend.map_rows(Xs, kernel, block_size=self.block_size, width=self.family_.feature_width())
         return np.asarray(backend.to_numpy(L), dtype=np.float64)
 
+    def _delegated(self, method: str) -> bool:
+        """Whether this fitted model is a Gaussian fit held by ``gaussian_mixture_``."""
+        self._check_is_fitted(method)
+        return self.family_ is None
+
     def score_samples(self, X) -> np.ndarray:
         """Log density of every row, shape (N,)."""
-        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+        if self._delegated("score_samples"):
             _, Xs = self._prepare(X, "score_samples")
             return self.gaussian_mixture_.score_samples(Xs)
         return _logsumexp_rows(self._log_joint(X, "score_samples"))
@@ -679,7 +684,7 @@ class MixtureModel(EstimatorBase):
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior probability of each component, shape (N, K)."""
-        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+        if self._delegated("predict_proba"):
             _, Xs = self._prepare(X, "predict_proba")
             return self.gaussian_mixture_.predict_proba(Xs)
         L = self._log_joint(X, "predict_proba")
@@ -687,7 +692,7 @@ class MixtureModel(EstimatorBase):
 
     def predict(self, X) -> np.ndarray:
         """Most likely component of every row, shape (N,)."""
-        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+        if self._delegated("predict"):
             _, Xs = self._prepare(X, "predict")
             return self.gaussian_mixture_.predict(Xs)
         return np.argmax(self._log_joint(X, "predict"), axis=1)
@@ -703,7 +708,7 @@ class MixtureModel(EstimatorBase):
         """
         self._check_is_fitted("sample")
         check_int(n_samples, "n_samples", low=1)
-        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+        if self._delegated("sample"):
             return self.gaussian_mixture_.sample(n_samples)
         rng = as_generator(self.random_state)
         weights, fp = self._current_params()
@@ -719,8 +724,7 @@ class MixtureModel(EstimatorBase):
 
     # ------------------------------------------------------------------ selection
     def _n_parameters(self) -> int:
-        self._check_is_fitted("_n_parameters")
-        if self.family_ is None and hasattr(self, "gaussian_mixture_"):
+        if self._delegated("_n_parameters"):
             return self.gaussian_mixture_._n_parameters()
         K = self.n_components
         return int(self.family_.n_parameters(K)) + K - 1
