@@ -21,7 +21,9 @@ from ._input import (
     _check_trials,
     _check_weights,
     _check_zero_one,
+    _list_some,
     _prepare,
+    _refuse_all_equal,
 )
 from ..families.binomial import log_binomial_coefficient
 from ._loglik import categorical_name
@@ -119,14 +121,12 @@ def fit_normal(x: object, sample_weight: object = None) -> MLEResult:
     (1.118, 0.559)
     """
     xs, w, n = _prepare(x, sample_weight)
-    used = xs[w > 0]
-    if np.all(used == used[0]):
-        raise InputError(
-            f"all {used.size} (positively weighted) values of x are equal to {float(used[0])!r}: "
-            "the maximum-likelihood standard deviation is 0, where the normal likelihood "
-            "is unbounded and no standard error exists; a normal fit needs at least two "
-            "distinct values"
-        )
+    _refuse_all_equal(
+        xs[w > 0],
+        "the maximum-likelihood standard deviation is 0, where the normal likelihood "
+        "is unbounded and no standard error exists; a normal fit needs at least two "
+        "distinct values",
+    )
     mean = _weighted_mean(xs, w, n)
     # Two-pass variance: subtracting the mean first avoids the cancellation of
     # E[x^2] - E[x]^2 when the spread is small next to the level (heights in cm, prices).
@@ -398,13 +398,11 @@ def fit_lognormal(x: object, sample_weight: object = None) -> MLEResult:
     """
     xs, w, n = _prepare(x, sample_weight)
     _check_positive(xs, "log-normal")
-    used = xs[w > 0]
-    if np.all(used == used[0]):
-        raise InputError(
-            f"all {used.size} (positively weighted) values of x are equal to "
-            f"{float(used[0])!r}: the maximum-likelihood sigma is 0, where the log-normal "
-            "likelihood is unbounded; a log-normal fit needs at least two distinct values"
-        )
+    _refuse_all_equal(
+        xs[w > 0],
+        "the maximum-likelihood sigma is 0, where the log-normal likelihood is "
+        "unbounded; a log-normal fit needs at least two distinct values",
+    )
     centre = float(np.dot(w, xs) / n)
     rel = np.log1p((xs - centre) / centre)
     shift = float(np.dot(w, rel) / n)
@@ -491,15 +489,18 @@ def fit_multivariate_normal(x: object, sample_weight: object = None) -> MLEResul
     logdet = 2.0 * float(np.sum(np.log(sd))) + float(np.sum(np.log(eig)))
     loglik = -0.5 * n * (d * math.log(2.0 * math.pi) + logdet + d)
 
-    pairs = [(i, j) for i in range(d) for j in range(i, d)]
+    # Upper-triangle entries (i, j), i <= j, in row order: the order of the names.
+    iu, ju = np.triu_indices(d)
+    pairs = list(zip(iu.tolist(), ju.tolist()))
     names = tuple(f"mean[{i}]" for i in range(d)) + tuple(f"cov[{i},{j}]" for i, j in pairs)
     estimates = tuple(mean) + tuple(cov[i, j] for i, j in pairs)
     m = len(pairs)
     param_cov = np.zeros((d + m, d + m))
     param_cov[:d, :d] = cov / n
-    for a, (i, j) in enumerate(pairs):
-        for b, (k, l) in enumerate(pairs):
-            param_cov[d + a, d + b] = (cov[i, k] * cov[j, l] + cov[i, l] * cov[j, k]) / n
+    # Entry (a, b) for pairs (i, j) and (k, l): (s_ik s_jl + s_il s_jk) / n.
+    param_cov[d:, d:] = (
+        cov[np.ix_(iu, iu)] * cov[np.ix_(ju, ju)] + cov[np.ix_(iu, ju)] * cov[np.ix_(ju, iu)]
+    ) / n
     return _result(
         "multivariate_normal",
         names,
@@ -575,9 +576,7 @@ def fit_categorical(
         known = set(cats)
         unknown = [i for i, lab in enumerate(labels) if lab not in known]
         if unknown:
-            shown = ", ".join(f"x[{i}] = {labels[i]!r}" for i in unknown[:10])
-            if len(unknown) > 10:
-                shown += f", and {len(unknown) - 10} more"
+            shown = _list_some(unknown, lambda i: f"x[{i}] = {labels[i]!r}")
             raise InputError(
                 f"x has {len(unknown)} label(s) not among the categories "
                 f"{list(cats)!r}: {shown}"

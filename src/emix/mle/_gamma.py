@@ -8,7 +8,7 @@ import numpy as np
 
 from ..exceptions import InputError
 from ._fit import _result
-from ._input import _check_positive, _prepare
+from ._input import _check_positive, _prepare, _refuse_all_equal
 from ._result import MLEResult
 from ._special import (
     d_log_minus_digamma,
@@ -83,13 +83,11 @@ def fit_gamma(x: object, sample_weight: object = None) -> MLEResult:
     """
     xs, w, n = _prepare(x, sample_weight)
     _check_positive(xs, "gamma")
-    used = xs[w > 0]
-    if np.all(used == used[0]):
-        raise InputError(
-            f"all {used.size} (positively weighted) values of x are equal to "
-            f"{float(used[0])!r}: the maximum-likelihood gamma shape is infinite (a "
-            "point mass); a gamma fit needs at least two distinct values"
-        )
+    _refuse_all_equal(
+        xs[w > 0],
+        "the maximum-likelihood gamma shape is infinite (a point mass); a gamma fit "
+        "needs at least two distinct values",
+    )
     centre = float(np.dot(w, xs) / n)
     d = (xs - centre) / centre
     m = float(np.dot(w, d) / n)

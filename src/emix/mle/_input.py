@@ -20,15 +20,52 @@ from ..exceptions import InputError, NonNumericError
 _MAX_POSITIONS_SHOWN = 10
 
 
-def _describe_positions(name: str, values: np.ndarray, idx: np.ndarray) -> str:
-    # float() first: NumPy 2 would otherwise print "np.float64(-1.5)".
-    shown = ", ".join(
-        f"{name}[{i}] = {float(values[i])!r}" for i in idx[:_MAX_POSITIONS_SHOWN]
-    )
-    more = len(idx) - _MAX_POSITIONS_SHOWN
+def _list_some(items, describe) -> str:
+    """``describe(item)`` for the first few ``items``, then how many more there are.
+
+    Parameters
+    ----------
+    items : sequence
+        Anything with ``len`` and slicing (a list, an index array, rows of ``argwhere``).
+    describe : callable ``item -> str``
+
+    Returns
+    -------
+    str
+        ``"a, b, c"``, or ``"a, b, ..., j, and 5 more"`` beyond
+        ``_MAX_POSITIONS_SHOWN`` items.
+    """
+    shown = ", ".join(describe(item) for item in items[:_MAX_POSITIONS_SHOWN])
+    more = len(items) - _MAX_POSITIONS_SHOWN
     if more > 0:
         shown += f", and {more} more"
     return shown
+
+
+def _describe_positions(name: str, values: np.ndarray, idx: np.ndarray) -> str:
+    # float() first: NumPy 2 would otherwise print "np.float64(-1.5)".
+    return _list_some(idx, lambda i: f"{name}[{i}] = {float(values[i])!r}")
+
+
+def _refuse_all_equal(used: np.ndarray, consequence: str) -> None:
+    """Raise when every positively weighted value is the same, saying what that breaks.
+
+    Parameters
+    ----------
+    used : ndarray of shape (m,), m >= 1
+        The values with positive weight.
+    consequence : str
+        Why the family cannot be fitted to one repeated value; ends the message.
+
+    Raises
+    ------
+    InputError
+    """
+    if np.all(used == used[0]):
+        raise InputError(
+            f"all {used.size} (positively weighted) values of x are equal to "
+            f"{float(used[0])!r}: {consequence}"
+        )
 
 
 def _is_missing_scalar(v: object) -> bool:
@@ -217,13 +254,9 @@ def _check_successes(xs: np.ndarray, trials: np.ndarray) -> None:
     _check_counts(xs, "binomial")
     over = np.flatnonzero(xs > trials)
     if over.size:
-        shown = ", ".join(
-            f"x[{i}] = {float(xs[i])!r} > n_trials = {float(trials[i])!r}"
-            for i in over[:_MAX_POSITIONS_SHOWN]
+        shown = _list_some(
+            over, lambda i: f"x[{i}] = {float(xs[i])!r} > n_trials = {float(trials[i])!r}"
         )
-        more = over.size - _MAX_POSITIONS_SHOWN
-        if more > 0:
-            shown += f", and {more} more"
         raise InputError(
             f"the binomial distribution needs 0 <= x <= n_trials; more successes than "
             f"trials at {shown}"
@@ -264,12 +297,9 @@ def _as_float_matrix(x: object) -> np.ndarray:
         out = np.column_stack(cols)
     bad = np.argwhere(~np.isfinite(out))
     if bad.size:
-        shown = ", ".join(
-            f"x[{i}, {j}] = {float(out[i, j])!r}" for i, j in bad[:_MAX_POSITIONS_SHOWN]
+        shown = _list_some(
+            bad, lambda ij: f"x[{ij[0]}, {ij[1]}] = {float(out[tuple(ij)])!r}"
         )
-        more = bad.shape[0] - _MAX_POSITIONS_SHOWN
-        if more > 0:
-            shown += f", and {more} more"
         raise InputError(
             f"x contains {bad.shape[0]} missing (NaN) or infinite value(s): {shown}; "
             "drop or impute them before fitting"
@@ -311,9 +341,7 @@ def _as_label_vector(x: object) -> list:
         if _is_missing_scalar(v) or (isinstance(v, float) and math.isnan(v))
     ]
     if missing:
-        shown = ", ".join(f"x[{i}]" for i in missing[:_MAX_POSITIONS_SHOWN])
-        if len(missing) > _MAX_POSITIONS_SHOWN:
-            shown += f", and {len(missing) - _MAX_POSITIONS_SHOWN} more"
+        shown = _list_some(missing, lambda i: f"x[{i}]")
         raise InputError(
             f"x contains {len(missing)} missing label(s) (None or NaN) at {shown}; drop "
             "them or give them a category of their own"

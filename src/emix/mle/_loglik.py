@@ -26,6 +26,7 @@ from ._input import (
     _check_trials,
     _check_weights,
     _check_zero_one,
+    _list_some,
     _prepare,
 )
 from ._result import MLEResult
@@ -343,9 +344,7 @@ def _ll_categorical(x: object, params: Mapping[str, object], sample_weight: obje
         )
     unknown = [i for i, lab in enumerate(labels) if categorical_name(lab) not in probs]
     if unknown:
-        shown = ", ".join(f"x[{i}] = {labels[i]!r}" for i in unknown[:10])
-        if len(unknown) > 10:
-            shown += f", and {len(unknown) - 10} more"
+        shown = _list_some(unknown, lambda i: f"x[{i}] = {labels[i]!r}")
         raise InputError(
             f"unknown category(ies) in x: {shown}; params name "
             f"{', '.join(sorted(probs))}"

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..exceptions import InputError
 from ._fit import _result
-from ._input import _prepare
+from ._input import _prepare, _refuse_all_equal
 from ._loglik import _t_logpdf
 from ._result import MLEResult
 
@@ -135,12 +135,11 @@ def fit_student_t(x: object, sample_weight: object = None) -> MLEResult:
     xs, w, n = _prepare(x, sample_weight)
     used = w > 0
     xu, wu = xs[used], w[used]
-    if np.all(xu == xu[0]):
-        raise InputError(
-            f"all {xu.size} (positively weighted) values of x are equal to "
-            f"{float(xu[0])!r}: the Student-t scale would be 0; a Student-t fit needs at "
-            "least two distinct values"
-        )
+    _refuse_all_equal(
+        xu,
+        "the Student-t scale would be 0; a Student-t fit needs at least two distinct "
+        "values",
+    )
     centre = _weighted_quantile(xu, wu, 0.5)
     spread = (_weighted_quantile(xu, wu, 0.75) - _weighted_quantile(xu, wu, 0.25)) / 1.349
     if not spread > 0.0:
@@ -148,16 +147,16 @@ def fit_student_t(x: object, sample_weight: object = None) -> MLEResult:
         spread = math.sqrt(float(wu @ (xu - mean) ** 2 / n))
     z = (xu - centre) / spread
 
-    values, counts = np.unique(z, return_inverse=True)
-    tie_weight = np.bincount(counts, weights=wu)
-    top = int(np.argmax(tie_weight))
-
     best = _optimise(z, wu, n)
     df, loc, scale = best
     # The t likelihood is unbounded along df -> 0, scale -> 0 with loc on a data value
     # (a spike at a value shared by enough rows); what is reported is the interior
     # maximum, and an optimiser that slid into a spike is reported as such.
     if not scale > 1e-6:
+        # The heaviest tie, computed only here: the fit itself never needs it.
+        values, counts = np.unique(z, return_inverse=True)
+        tie_weight = np.bincount(counts, weights=wu)
+        top = int(np.argmax(tie_weight))
         share = tie_weight[top] / n
         raise InputError(
             f"{100 * share:.3g}% of the (weighted) observations equal "
