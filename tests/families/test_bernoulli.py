@@ -201,7 +201,7 @@ def test_mixture_model_end_to_end(rng):
 def test_numpy_and_torch_fit_agree(rng):
     pytest.importorskip("torch")
     X, _ = draw(rng, 200)
-    kw = dict(random_state=3, tol=1e-10, max_iter=40)
+    kw = dict(random_state=3, tol=1e-10, max_iter=15)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # max_iter may be reached; both runs alike
         a = MixtureModel("bernoulli", 2, **kw).fit(X)
