@@ -24,7 +24,7 @@ import numpy as np
 from ._validation import check_int, check_sample_weight
 from .backends import resolve_backend
 from .em.init import as_generator
-from .families.gaussian import COVARIANCE_TYPES, covariance_shape
+from .families.gaussian import COVARIANCE_TYPES, covariance_shape, permute
 from .exceptions import (
     ConvergenceWarning,
     DegenerateComponentWarning,
@@ -395,13 +395,6 @@ def _check_level(level) -> float:
     return float(level)
 
 
-class _Params(NamedTuple):
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    covariance_type: str
-
-
 class _Replicate(NamedTuple):
     """The outcome of one refit: aligned parameters, or the reason it was excluded."""
 
@@ -430,7 +423,7 @@ def _refit(template: dict, model_type, Xv, weights, ref) -> _Replicate:
     # Non-convergence is read from converged_ and counted; the warning itself would be
     # repeated for every replicate.
     other = tuple(w for w in caught if not issubclass(w.category, ConvergenceWarning))
-    p = _fitted(est)
+    p = est._current_params()
     if not (
         np.all(np.isfinite(p.weights)) and np.all(np.isfinite(p.means))
         and np.all(np.isfinite(p.covariances))
@@ -445,9 +438,9 @@ def _refit(template: dict, model_type, Xv, weights, ref) -> _Replicate:
         )
     except InputError as exc:
         return _Replicate(reason=str(exc), other_warnings=other)
-    cov = p.covariances if p.covariance_type == "tied" else p.covariances[perm]
+    p = permute(p, perm)
     return _Replicate(
-        params=(p.weights[perm], p.means[perm], cov),
+        params=(p.weights, p.means, p.covariances),
         perm=perm,
         converged=bool(est.converged_),
         other_warnings=other,
@@ -589,7 +582,9 @@ def bootstrap(
     tol = float(tol)
 
     ct = model.covariance_type
-    ref = _fitted(model)
+    # The public attributes are the documented interface (and what a user may have
+    # edited), so a subclass that adjusts them is bootstrapped as it presents itself.
+    ref = model._current_params()
     template = model.get_params(deep=False)
     template.update(
         n_init=1, warm_start=False, max_iter=max_iter, tol=tol, verbose=0, callback=None,
@@ -676,20 +671,6 @@ def bootstrap(
     )
     _warn_if_off_center(result, center.params)
     return result
-
-
-def _fitted(est) -> _Params:
-    """An estimator's fitted parameters, read from its public attributes in float64.
-
-    The public attributes are the documented interface (and what a user may have edited),
-    so a subclass that reorders or adjusts them is bootstrapped as it presents itself.
-    """
-    return _Params(
-        np.asarray(est.weights_, dtype=np.float64),
-        np.asarray(est.means_, dtype=np.float64),
-        np.asarray(est.covariances_, dtype=np.float64),
-        est.covariance_type,
-    )
 
 
 def _precisions(cov: np.ndarray, covariance_type: str) -> np.ndarray:
