@@ -159,3 +159,85 @@ def test_gaussian_mixture_verbose_prints_through_the_monitor(rng, capsys):
         emix.GaussianMixture(2, verbose=2, max_iter=5, tol=0.0, random_state=0).fit(X)
     out = capsys.readouterr().out
     assert out.count("iteration") == 5
+
+
+# --------------------------------------------------------------------------- continued runs
+def test_a_continued_run_measures_its_first_change_from_previous():
+    m = ConvergenceMonitor(tol=1e-3, previous=-5.0)
+    assert not m.converged
+    m.report(-5.0 + 5e-4)
+    assert m.converged  # one value, but the change from where the last run ended is small
+    assert m.history == [-5.0 + 5e-4]  # previous is not part of the history
+    assert not ConvergenceMonitor(tol=1e-3, previous=-6.0).converged
+
+
+def test_no_drop_warning_against_previous():
+    # A warm start may be given other data; a fall from the last fit's value is no alarm.
+    m = ConvergenceMonitor(previous=-1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.report(-7.0)
+    assert m.drops == [] and not m.converged
+
+
+def test_verbose_change_of_a_continued_run_is_from_previous():
+    out = io.StringIO()
+    feed(ConvergenceMonitor(verbose=2, previous=-3.0, stream=out), [-2.0])
+    assert "change  1.000e+00" in out.getvalue()
+
+
+# --------------------------------------------------------------------------- stalls
+def test_a_fall_within_round_off_after_an_exact_step_stalls():
+    m = feed(ConvergenceMonitor(tol=0.0, drop_rtol=1e-9), [-3.0, -2.0])
+    assert not m.stall(-2.0)  # a tie is no fall: tol=0 runs on
+    assert not m.stall(-1.5)  # a rise neither
+    assert m.stall(-2.0 - 1e-12)
+    assert m.stalled and m.converged  # converged although tol=0
+    assert m.history == [-3.0, -2.0]  # the fallen value is not recorded
+    assert m.lower_bound == -2.0
+
+
+def test_no_stall_beyond_round_off_or_after_a_regularised_step():
+    m = feed(ConvergenceMonitor(drop_rtol=1e-9), [-3.0, -2.0])
+    assert not m.stall(-2.0 - 1e-6)  # beyond round-off: report() warns instead
+    assert not m.stall(-2.0 - 1e-12, allowance=1e-10)  # reg_covar may lower it
+    assert not m.stalled and not m.converged
+
+
+def test_stall_against_previous_needs_an_exact_previous_step():
+    exact = ConvergenceMonitor(tol=0.0, previous=-2.0)
+    assert exact.stall(-2.0 - 1e-12)
+    assert exact.converged and exact.history == [] and exact.lower_bound == -2.0
+    unknown = ConvergenceMonitor(tol=0.0, previous=-2.0, previous_allowance=float("inf"))
+    assert not unknown.stall(-2.0 - 1e-12)
+    assert not ConvergenceMonitor(tol=0.0).stall(-2.0)  # nothing to fall from
+    assert ConvergenceMonitor().lower_bound == float("-inf")
+
+
+class _Scripted:
+    """An EM problem whose E-steps return given log-likelihoods; M-steps count up."""
+
+    def __init__(self, lls):
+        self.lls = list(lls)
+        self.m_steps = 0
+
+    def e_step(self, params):
+        ll = self.lls.pop(0)
+        return type("Stats", (), {"loglik": ll, "weight_sum": 1.0})()
+
+    def m_step(self, stats, params, iteration):
+        self.m_steps += 1
+        return params + 1
+
+
+def test_run_em_keeps_the_parameters_of_the_last_recorded_step_after_a_stall():
+    from emix.em.engine import run_em
+
+    problem = _Scripted([-3.0, -2.0, -2.0 - 1e-13, -1.0])
+    seen = []
+    result = run_em(problem, 0, tol=0.0, max_iter=10,
+                    callback=lambda it, ll, p: seen.append(ll))
+    assert result.converged and result.n_iter == 2
+    assert list(result.history) == [-3.0, -2.0] and result.lower_bound == -2.0
+    assert result.params == 2 and problem.m_steps == 2  # the stalled step's M-step is skipped
+    assert seen == [-3.0, -2.0]  # the callback sees the recorded values only

@@ -142,6 +142,26 @@ def test_warm_start_ignores_n_init(rng):
     assert math.isclose(starts[0], ll_of_first, rel_tol=1e-12)
 
 
+@pytest.mark.parametrize("max_iter", [1, 2])
+def test_warm_start_converges_across_calls_like_one_fit(rng, max_iter):
+    """Warm calls of max_iter iterations converge where one long fit does: the change
+    that crosses tol may span two calls (scikit-learn measures it from lower_bound_)."""
+    X = _three_blobs(rng, sd=1.5)
+    kw = dict(covariance_type="full", random_state=3, tol=1e-4)
+    one = emix.GaussianMixture(3, max_iter=200, **kw).fit(X)
+    assert one.converged_ and one.n_iter_ > 4
+    warm = emix.GaussianMixture(3, max_iter=max_iter, warm_start=True, **kw)
+    bounds = []
+    for _ in range(200):
+        _fit_quiet(warm, X)
+        bounds.extend(warm.lower_bounds_)
+        if warm.converged_:
+            break
+    assert warm.converged_ and len(bounds) == one.n_iter_
+    np.testing.assert_allclose(bounds, one.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(warm.means_, one.means_, rtol=1e-10, atol=1e-10)
+
+
 # --------------------------------------------------------------------------- callback
 def test_callback_sees_every_iteration(rng):
     X = _three_blobs(rng, sd=1.2)

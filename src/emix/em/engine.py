@@ -101,6 +101,13 @@ def run_em(
     callback : callable ``(iteration, log_likelihood, params)``, optional
         Called after each E-step with the mean log-likelihood of ``params`` (the
         parameters that E-step used). Returning ``True`` stops the run early.
+
+    Notes
+    -----
+    After an exact M-step a fall of the likelihood within round-off ends the run as
+    converged (:meth:`ConvergenceMonitor.stall`): that E-step is not recorded and its
+    M-step not taken, so the result pairs the last recorded likelihood with the
+    parameters of its M-step, as after any other iteration, and the history never falls.
     """
     monitor = monitor or ConvergenceMonitor(tol, max_iter)
     stop = False
@@ -114,6 +121,8 @@ def run_em(
                 "density under every component (a collapsed component or extreme "
                 "values); increase reg_covar or rescale the data"
             )
+        if monitor.stall(ll, allowance):
+            break
         monitor.report(ll, allowance)
         if callback is not None:
             stop = bool(callback(it, ll, params))
@@ -126,7 +135,7 @@ def run_em(
         params=params,
         converged=monitor.converged,
         n_iter=len(history),
-        lower_bound=float(history[-1]) if len(history) else -math.inf,
+        lower_bound=float(monitor.lower_bound),
         history=history,
         init=init,
         issues=list(getattr(problem, "last_issues", [])),

@@ -32,11 +32,21 @@ class ConvergenceMonitor:
     verbose_interval : int
     label : str
         Prefix of printed lines (e.g. ``"init 2"``).
+    previous : float, optional
+        The mean log-likelihood a continued run starts from (a warm start's
+        ``lower_bound_``). The first iteration's change is measured from it, so that a
+        run of one iteration per call can converge, as in scikit-learn. It is not part
+        of ``history``, and no drop from it is warned about (the data may have changed).
+    previous_allowance : float, default=0.0
+        How far the M-step that ended the previous run may have lowered the likelihood
+        (``inf`` when unknown); see :meth:`stall`.
 
     Attributes
     ----------
     history : list of float
         Mean log-likelihood of the parameters entering each iteration.
+    stalled : bool
+        Whether :meth:`stall` ended the run.
     """
 
     def __init__(
@@ -49,6 +59,8 @@ class ConvergenceMonitor:
         verbose_interval: int = 10,
         label: str = "",
         stream=None,
+        previous: float | None = None,
+        previous_allowance: float = 0.0,
     ):
         self.tol = tol
         self.max_iter = max_iter
@@ -59,6 +71,9 @@ class ConvergenceMonitor:
         self.stream = stream
         self.history: list[float] = []
         self.drops: list[tuple[int, float, float]] = []
+        self.previous = None if previous is None else float(previous)
+        self.previous_allowance = float(previous_allowance)
+        self.stalled = False
 
     @property
     def iteration(self) -> int:
@@ -92,16 +107,69 @@ class ConvergenceMonitor:
                     stacklevel=4,
                 )
         if self.verbose and (self.verbose > 1 or it % max(self.verbose_interval, 1) == 0):
-            change = float("nan") if prev is None else loglik - prev
+            start = self.previous if prev is None else prev
+            change = float("nan") if start is None else loglik - start
             print(
                 f"{self.label + ' ' if self.label else ''}iteration {it:4d}  "
                 f"log-likelihood {loglik: .10g}  change {change: .3e}",
                 file=self.stream or sys.stdout,
             )
 
+    def stall(self, loglik: float, allowance: float = 0.0) -> bool:
+        """Whether ``loglik`` ends the run as converged at working precision.
+
+        It does when ``loglik`` is below the last value by no more than round-off
+        (``drop_rtol``) and the M-step between them was exact (``allowance`` 0). EM
+        cannot lower the likelihood, so that fall is round-off in evaluating it: the
+        step gained less than the E-step can resolve, and more steps only trade
+        round-off. The caller then keeps the parameters of the last recorded value's
+        M-step and does not :meth:`report` ``loglik``, so that the history never falls.
+        A larger fall is not a stall: :meth:`report` warns about it.
+
+        Parameters
+        ----------
+        loglik : float
+            Mean log-likelihood of the parameters entering this iteration.
+        allowance : float
+            As in :meth:`report`.
+        """
+        if self.history:
+            prev = self.history[-1]
+        else:
+            prev, allowance = self.previous, max(allowance, self.previous_allowance)
+        if prev is None or not math.isfinite(prev) or allowance > 0:
+            return False
+        drop = prev - float(loglik)
+        if not 0.0 < drop <= self.drop_rtol * max(abs(prev), 1.0):
+            return False
+        self.stalled = True
+        if self.verbose:
+            print(
+                f"{self.label + ' ' if self.label else ''}iteration {len(self.history) + 1:4d}  "
+                f"log-likelihood {loglik: .10g}  fell by {drop:.3e} (round-off): converged",
+                file=self.stream or sys.stdout,
+            )
+        return True
+
     @property
     def converged(self) -> bool:
-        """True once the last change is below ``tol``."""
+        """True once the last change is below ``tol``, or the run :meth:`stall`-ed.
+
+        The first change of a continued run is measured from ``previous``.
+        """
+        if self.stalled:
+            return True
+        if len(self.history) == 1 and self.previous is not None:
+            return abs(self.history[0] - self.previous) < self.tol
         if len(self.history) < 2:
             return False
         return abs(self.history[-1] - self.history[-2]) < self.tol
+
+    @property
+    def lower_bound(self) -> float:
+        """The last recorded value; a run that stalled at once keeps ``previous``."""
+        if self.history:
+            return self.history[-1]
+        if self.stalled:
+            return self.previous
+        return -math.inf

@@ -327,6 +327,11 @@ class GaussianMixture(EstimatorBase):
                 verbose=self.verbose,
                 verbose_interval=self.verbose_interval,
                 label=f"init {i}" if n_init > 1 else "",
+                # A warm start continues the previous fit: its first change is measured
+                # from where that fit ended, as scikit-learn does. How far that fit's
+                # last regularised M-step may have lowered the likelihood is not kept.
+                previous=getattr(self, "lower_bound_", None) if warm else None,
+                previous_allowance=0.0 if float(self.reg_covar) == 0.0 else math.inf,
             )
 
         result = run_restarts(
