@@ -110,10 +110,16 @@ class Normal(Family):
             new.frame = Frame.identity(D)
             new.data_var = np.ones(D)
         else:
-            new.frame = Frame.from_data(
-                np.asarray(summary["mean"], dtype=np.float64),
-                np.asarray(summary["var"], dtype=np.float64),
-            )
+            # The centre is rounded to float32 so that it is the same number in the
+            # data's dtype (float32 or float64) as in the host's float64 parameters:
+            # otherwise float32 features and float64 natural parameters would disagree
+            # by the centre's rounding (1e-4 relative at 1e4 from 0). Any centre near
+            # the mean serves.
+            center = np.asarray(summary["mean"], dtype=np.float64)
+            with np.errstate(over="ignore"):
+                c32 = center.astype(np.float32).astype(np.float64)
+            center = np.where(np.isfinite(c32), c32, center)
+            new.frame = Frame.from_data(center, np.asarray(summary["var"], dtype=np.float64))
             new.data_var = np.asarray(summary["var"], dtype=np.float64)
         return new
 
@@ -243,6 +249,8 @@ class Normal(Family):
         else:
             raw = (S2[:, 0] / safe_n - ratio * np.sum(d * d, axis=1)) / D * (s * s)
             cov = raw + self.reg_covar
+        if self.reg_covar == 0.0:
+            self._refuse_roundoff_variance(raw, S2, safe_n, live)
         means = d * s + self.frame.center
         if empty.size:
             means[empty] = previous["means"][empty]
@@ -251,6 +259,35 @@ class Normal(Family):
         # rather than in the next E-step.
         precisions_cholesky_from_covariances(cov / (s * s), ct)
         return means, cov, raw, empty
+
+    def _refuse_roundoff_variance(self, raw, S2, safe_n, live):
+        """With ``reg_covar=0`` a variance at round-off level has no finite precision.
+
+        The raw variance is a difference of second moments, indistinguishable from 0
+        below about ``1e3 eps`` times them; its density would be unbounded, so this
+        raises naming the component (as ``GaussianMixture`` does) instead of fitting a
+        spike.
+        """
+        ct = self.covariance_type
+        D = self.n_features
+        s2 = self.frame.scale ** 2
+        if ct == "full":
+            var = np.diagonal(raw, axis1=1, axis2=2)
+            m2 = np.diagonal(unpack_upper(S2, D), axis1=1, axis2=2) / safe_n[:, None]
+        elif ct == "diag":
+            var, m2 = raw, S2 / safe_n[:, None]
+        else:
+            var, m2 = raw[:, None], S2 / D / safe_n[:, None]
+        floor = 1e3 * np.finfo(np.float64).eps * np.abs(m2) * s2
+        bad = (var <= floor) & live[:, None]
+        if bad.any():
+            k, col = (int(i) for i in np.argwhere(bad)[0])
+            where = f" in column {col}" if ct != "spherical" else ""
+            raise DegenerateComponentError(
+                f"component {k} collapsed onto (nearly) repeated values: its variance"
+                f"{where} is {var[k, col]:.3g} and reg_covar=0, so its likelihood is "
+                "unbounded. Set reg_covar > 0 or use fewer components."
+            )
 
     def _issues(self, raw, nk, empty) -> list:
         issues = [
@@ -304,7 +341,9 @@ class Normal(Family):
     def validate_params(self, params, n_components):
         out = super().validate_params(params, n_components)
         m = out["means"]
-        D = self.n_features if self.n_features is not None else (m.shape[1] if m.ndim == 2 else None)
+        D = self.n_features
+        if D is None:
+            D = m.shape[1] if m.ndim == 2 else None
         if m.ndim != 2 or m.shape[1] != D:
             raise InputError(f"means must have shape ({n_components}, {D}); got {m.shape}")
         key = self._cov_key
