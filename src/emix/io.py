@@ -1230,25 +1230,27 @@ def _check_covariances(cov: np.ndarray, pc: np.ndarray, ct: str, eps: float) -> 
     return largest
 
 
-def _register_builtin() -> None:
-    from .models.mixture import GaussianMixture
+def gaussian_mixture_codec(cls: type) -> ModelCodec:
+    """The codec of :class:`emix.GaussianMixture` (format version 1), for ``cls``.
 
-    register(
-        ModelCodec(
-            GaussianMixture,
-            _gm_encode,
-            _gm_decode,
-            derived=frozenset(
-                [
-                    "weights_",
-                    "means_",
-                    "covariances_",
-                    "precisions_cholesky_",
-                    "precisions_",
-                ]
-            ),
-        )
+    ``emix.models`` registers it (``register(gaussian_mixture_codec(GaussianMixture))``):
+    the models import this module to save themselves, so this module must not import
+    them.
+
+    Parameters
+    ----------
+    cls : type
+        ``GaussianMixture``.
+
+    Returns
+    -------
+    ModelCodec
+    """
+    return ModelCodec(
+        cls,
+        _gm_encode,
+        _gm_decode,
+        derived=frozenset(
+            ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"]
+        ),
     )
-
-
-_register_builtin()

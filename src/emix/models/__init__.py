@@ -1,7 +1,12 @@
 """Estimators."""
 
+from .. import io as _io
 from .binomial import BinomialMixture
 from .mixture import GaussianMixture
 from .mixture_model import MixtureModel
 
 __all__ = ["BinomialMixture", "GaussianMixture", "MixtureModel"]
+
+# Registered here rather than by emix.io, so that io never imports the models (they
+# import io to save themselves, and importing each other would be a cycle).
+_io.register(_io.gaussian_mixture_codec(GaussianMixture))
