@@ -46,8 +46,10 @@ A JSON object with exactly these keys:
 ``format`` : string
     ``"emix-model"``.
 ``format_version`` : integer
-    ``1``. A reader refuses versions it does not know; a later version is written by a
-    later emix.
+    ``1`` for ``GaussianMixture``, ``2`` for ``MixtureModel`` (whose ``state`` layout
+    is specified in :mod:`emix._io_mixture`): each class's files carry the version its
+    layout appeared in. A reader refuses versions it does not know; a later version is
+    written by a later emix.
 ``emix_version`` : string
     The emix that wrote the file (information only).
 ``model_class`` : string
@@ -179,7 +181,10 @@ __all__ = [
 ]
 
 FORMAT_NAME = "emix-model"
-FORMAT_VERSION = 1
+# Version 1: GaussianMixture. Version 2 adds MixtureModel (any family, products of
+# families); a class's files carry the version its layout appeared in, so version-1
+# files load unchanged and GaussianMixture files are still written as version 1.
+FORMAT_VERSION = 2
 HEADER_MEMBER = "emix-model.json"
 
 #: Largest header accepted; a million feature names still fit.
@@ -239,6 +244,11 @@ class ModelCodec:
     encode: Callable[[Any, _Writer], dict]
     decode: Callable[[Any, dict, _Reader, dict], None]
     derived: frozenset = frozenset()
+    #: The format version whose ``state`` layout this codec reads and writes.
+    format_version: int = 1
+    #: Constructor parameters the codec stores in ``state`` itself (values the generic
+    #: *Values* cannot hold, such as family objects and dicts of arrays).
+    own_params: frozenset = frozenset()
 
 
 _CODECS: dict[str, ModelCodec] = {}
@@ -471,6 +481,7 @@ def _encode(model) -> dict[str, bytes]:
     params = {
         name: _encode_value(value, f"parameter {name}", f"params/{name}", writer, True)
         for name, value in model.get_params(deep=False).items()
+        if name not in codec.own_params
     }
     attributes = {}
     for name, value in vars(model).items():
@@ -482,7 +493,7 @@ def _encode(model) -> dict[str, bytes]:
     state = codec.encode(model, writer)
     header = {
         "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+        "format_version": codec.format_version,
         "emix_version": str(__version__),
         "model_class": cls.__name__,
         "params": params,
@@ -634,8 +645,10 @@ def _parse_header(members: Mapping[str, bytes]) -> dict:
             f"format_version {version} was written by a newer emix; this emix reads "
             f"version {FORMAT_VERSION} only: upgrade emix to load it"
         )
-    if version != FORMAT_VERSION:
-        raise _Invalid(f"format_version {version} does not exist (this emix reads 1)")
+    if version < 1:
+        raise _Invalid(
+            f"format_version {version} does not exist (this emix reads 1 to {FORMAT_VERSION})"
+        )
     keys = set(header)
     missing = [k for k in _TOP_KEYS if k not in keys]
     if missing:
@@ -838,7 +851,7 @@ def _decode(members: Mapping[str, bytes]):
     known = set(model.get_params(deep=False))
     params = {}
     for key, raw in header["params"].items():
-        if key not in known:
+        if key not in known or key in codec.own_params:
             raise _Invalid(
                 f"params.{key} is not a parameter of {name} (written by another emix "
                 "version?)"
@@ -859,6 +872,17 @@ def _decode(members: Mapping[str, bytes]):
             raise _Invalid(f"attributes.{key} is not a name a fitted attribute can have")
         attributes[key] = _decode_value(raw, f"attributes.{key}", reader, False)
 
+    if header["format_version"] != codec.format_version:
+        newer = header["format_version"] > codec.format_version
+        raise _Invalid(
+            f"format_version {header['format_version']} "
+            + (
+                f"was written by a newer emix; this emix reads {name} files of version "
+                f"{codec.format_version}: upgrade emix to load it"
+                if newer
+                else f"has no {name} (it appeared in version {codec.format_version})"
+            )
+        )
     codec.decode(model, header["state"], reader, attributes)
     for key, value in attributes.items():
         setattr(model, key, value)
@@ -1254,3 +1278,9 @@ def gaussian_mixture_codec(cls: type) -> ModelCodec:
             ["weights_", "means_", "covariances_", "precisions_cholesky_", "precisions_"]
         ),
     )
+
+# MixtureModel's layout (format version 2) lives in its own module.
+from ._io_mixture import register_mixture_model  # noqa: E402
+
+register_mixture_model()
+SUPPORTS_MIXTURE_MODEL = True

@@ -415,3 +415,42 @@ def test_numpy_and_torch_cpu_give_the_same_fit(rng):
     d = emix.MixtureModel("poisson", 2, random_state=0).fit(X)
     np.testing.assert_allclose(c.rates_, d.rates_, rtol=1e-12)
     assert isinstance(c.predict(torch.tensor(X)), np.ndarray)
+
+
+# --------------------------------------------------------------------------- files
+def test_save_and_load_a_product_exactly(rng, tmp_path):
+    import json
+    import zipfile
+
+    df = _mixed_frame(rng, 200)
+    fam = {"gaussian": ["a", "b"], "poisson": ["c"]}
+    init = {"gaussian": {"means": [[0.0, 1.0], [3.0, -2.0]], "covariances": [np.eye(2)] * 2}, "poisson": {"rates": [[2.0], [9.0]]}}
+    m = emix.MixtureModel(fam, 2, params_init=init, random_state=3, columns=["a", "b", "c"]).fit(df.astype(np.float32))
+    path = tmp_path / "m.emix"
+    m.save(path)
+    back = emix.load(path)
+    assert back.get_params()["family"] == fam and back.columns == ["a", "b", "c"]
+    np.testing.assert_array_equal(back.params_init["poisson"]["rates"], [[2.0], [9.0]])
+    for part in m.params_:
+        for k, v in m.params_[part].items():
+            assert back.params_[part][k].dtype == np.float32
+            np.testing.assert_array_equal(back.params_[part][k], v)
+    np.testing.assert_array_equal(back.predict_proba(df), m.predict_proba(df))
+    np.testing.assert_array_equal(back.columns_, m.columns_)
+    # MixtureModel files are format version 2; GaussianMixture files stay version 1.
+    assert emix.io.read_header(path)["format_version"] == 2
+    with zipfile.ZipFile(path) as z:
+        members = {n: z.read(n) for n in z.namelist()}
+    header = json.loads(members["emix-model.json"])
+    header["format_version"] = 1
+    members["emix-model.json"] = json.dumps(header).encode()
+    with zipfile.ZipFile(tmp_path / "v1.emix", "w") as z:
+        for n, data in members.items():
+            z.writestr(n, data)
+    with pytest.raises(emix.ModelFileError, match="has no MixtureModel"):
+        emix.load(tmp_path / "v1.emix")
+    g = emix.MixtureModel("gaussian", 2, random_state=0).fit(df[["a", "b"]])
+    with pytest.raises(emix.InputError, match="gaussian_mixture_"):
+        g.save(tmp_path / "g.emix")
+    g.gaussian_mixture_.save(tmp_path / "g.emix")
+    assert emix.io.read_header(tmp_path / "g.emix")["format_version"] == 1

@@ -465,6 +465,12 @@ class MixtureModel(EstimatorBase):
                 for msg in issues
             ]
         self.family_ = fam
+        # The data summary the family was bound with (a Gaussian part's frame comes from
+        # it): saving it lets a loaded model rebuild the identical bound family.
+        self._summary = {
+            k: (np.asarray(summary[k], dtype=np.float64) if k != "n" else int(summary[k]))
+            for k in ("mean", "var", "min", "max", "n")
+        }
         self._columns_used = cols
         self._dtype = np.dtype(dtype)
         self._store(weights, fp)
@@ -569,6 +575,14 @@ class MixtureModel(EstimatorBase):
         else:
             fp = {k: getattr(self, f"{k}_") for k in fam.param_names}
         return weights, {k: np.asarray(v, dtype=np.float64) for k, v in fp.items()}
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (see :mod:`emix.io`; read it back with
+        :func:`emix.load`). A ``family='gaussian'`` fit is saved through its
+        ``gaussian_mixture_``."""
+        from ..io import save
+
+        save(self, path)
 
     # ------------------------------------------------------------------ Gaussian
     def _gaussian_kwargs(self) -> dict:
