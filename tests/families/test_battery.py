@@ -287,8 +287,6 @@ def test_values_outside_the_support_are_named(name, rng):
 def test_save_and_load_round_trip_exactly(name, rng, tmp_path):
     from emix import io as emix_io
 
-    if not getattr(emix_io, "SUPPORTS_MIXTURE_MODEL", False):
-        pytest.xfail("emix.io has no MixtureModel codec yet (issue 9: file format version 2)")
     X, _ = _draw(name, 200, rng)
     m = _fit(_model(name, random_state=0, max_iter=20), X)
     path = tmp_path / f"{name}.emix"
