@@ -370,3 +370,27 @@ def test_registry_config_and_bad_arguments():
         StudentT().bind(None, 1).sample(
             {"means": np.zeros((1, 1)), "scales": np.ones((1, 1, 1)), "df": np.array([0.7])},
             0, 10, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("ct", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("family", ["gaussian", "student_t"])
+def test_reg_gap_bounds_the_fall_of_regularised_em(family, ct, rng):
+    # Spread 0.1 against reg_covar = 0.02: the regulariser matters, EM is not monotone,
+    # and reg_gap is the most each step may lose (per unit weight).
+    X = np.vstack([rng.standard_t(3, size=(60, 2)) * 0.1,
+                   rng.standard_t(3, size=(60, 2)) * 0.1 + 1.0])
+    fam = _bound(get_family(family, covariance_type=ct, reg_covar=0.02), X)
+    resp = rng.dirichlet([1, 1], size=len(X))
+    params, _ = fam.m_step(_resp_stats(fam, X, resp), None)
+    weights = resp.mean(axis=0)
+    lls, gaps = [], []
+    for _ in range(15):
+        stats = _pass(fam, X, params, weights)
+        lls.append(stats.loglik / stats.weight_sum)
+        gaps.append(fam.reg_gap(stats))
+        params, _ = fam.m_step(stats, params)
+        weights = stats.nk / stats.weight_sum
+    assert all(g > 0 for g in gaps)
+    assert np.all(np.diff(lls) >= -np.array(gaps[:-1]) - 1e-12)
+    # reg_covar = 0: no gap
+    assert _bound(get_family(family, covariance_type=ct, reg_covar=0.0), X).reg_gap(stats) == 0.0

@@ -46,6 +46,7 @@ from ..exceptions import DegenerateComponentError, InputError
 from ._base import Family, MixtureStats
 from .gaussian import (
     Frame,
+    _reg_gap,
     precisions_cholesky_from_covariances,
     screen_components,
     unpack_upper,
@@ -218,6 +219,39 @@ class Normal(Family):
         -------
         means : (K, D), cov : regularised, raw : unregularised (data units), empty : (E,)
         """
+        empty = _empty(np.asarray(stats.nk, dtype=np.float64), stats.weight_sum)
+        if empty.size and previous is None:
+            raise DegenerateComponentError(
+                f"component {int(empty[0])} received no data at initialisation; use fewer "
+                "components or another init_params"
+            )
+        d, raw, S2, safe_n, live, empty = self._raw(stats, su)
+        ct = self.covariance_type
+        D = self.n_features
+        s = self.frame.scale
+        if ct == "full":
+            cov = raw + self.reg_covar * np.eye(D)
+        else:
+            cov = raw + self.reg_covar
+        if self.reg_covar == 0.0:
+            self._refuse_roundoff_variance(raw, S2, safe_n, live)
+        means = d * s + self.frame.center
+        if empty.size:
+            means[empty] = previous["means"][empty]
+            cov[empty] = previous[self._cov_key][empty]
+        # Refuse a covariance that is not positive definite here, naming the component,
+        # rather than in the next E-step.
+        precisions_cholesky_from_covariances(cov / (s * s), ct)
+        return means, cov, raw, empty
+
+    def _raw(self, stats: MixtureStats, su: np.ndarray):
+        """Location (frame) and unregularised scatter (data units) of every component.
+
+        Returns
+        -------
+        d : (K, D), raw : by covariance type, S2 : (K, q), safe_n : (K,), live : (K,)
+        bool, empty : (E,) int
+        """
         self._need_bound()
         ct = self.covariance_type
         D = self.n_features
@@ -225,11 +259,6 @@ class Normal(Family):
         nk = np.asarray(stats.nk, dtype=np.float64)
         K = nk.shape[0]
         empty = _empty(nk, stats.weight_sum)
-        if empty.size and previous is None:
-            raise DegenerateComponentError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
         live = np.ones(K, dtype=bool)
         live[empty] = False
         safe_n = np.where(live, nk, 1.0)
@@ -242,23 +271,45 @@ class Normal(Family):
             second = unpack_upper(S2, D) / safe_n[:, None, None]
             raw = (second - ratio[:, None, None] * d[:, :, None] * d[:, None, :]) * (s * s)
             raw = 0.5 * (raw + np.transpose(raw, (0, 2, 1)))
-            cov = raw + self.reg_covar * np.eye(D)
         elif ct == "diag":
             raw = (S2 / safe_n[:, None] - ratio[:, None] * d * d) * (s * s)
-            cov = raw + self.reg_covar
         else:
             raw = (S2[:, 0] / safe_n - ratio * np.sum(d * d, axis=1)) / D * (s * s)
-            cov = raw + self.reg_covar
-        if self.reg_covar == 0.0:
-            self._refuse_roundoff_variance(raw, S2, safe_n, live)
-        means = d * s + self.frame.center
-        if empty.size:
-            means[empty] = previous["means"][empty]
-            cov[empty] = previous[self._cov_key][empty]
-        # Refuse a covariance that is not positive definite here, naming the component,
-        # rather than in the next E-step.
-        precisions_cholesky_from_covariances(cov / (s * s), ct)
-        return means, cov, raw, empty
+        return d, raw, S2, safe_n, live, empty
+
+    def _scale_sums(self, stats: MixtureStats) -> np.ndarray:
+        """``sum w r u`` per component (``u = 1`` for the Gaussian)."""
+        return stats.nk
+
+    def reg_gap(self, stats: MixtureStats) -> float:
+        """How far ``reg_covar`` may lower the mean log-likelihood in the M-step.
+
+        The M-step adds ``reg_covar`` to the maximiser of the expected complete-data
+        log-likelihood, so EM is monotone only up to ``sum_k n_k/2 sum_i [log(1 +
+        r/l_ik) - r/(l_ik + r)] / W`` over the eigenvalues ``l_ik`` of each
+        unregularised covariance (or scatter): the same bound as
+        ``MStepReport.reg_gap`` of ``GaussianMixture``, for a model's monitor.
+
+        Parameters
+        ----------
+        stats : MixtureStats
+            The statistics the M-step reads.
+
+        Returns
+        -------
+        float, per unit weight (0 when ``reg_covar`` is 0)
+        """
+        if self.reg_covar <= 0.0:
+            return 0.0
+        _, raw, _, _, live, _ = self._raw(stats, self._scale_sums(stats))
+        if self.covariance_type == "full":
+            eig = np.linalg.eigvalsh(raw)
+        elif self.covariance_type == "diag":
+            eig = raw
+        else:
+            eig = raw[:, None]
+        gap = _reg_gap(eig[live], np.asarray(stats.nk)[live], self.reg_covar)
+        return gap / max(stats.weight_sum, np.finfo(np.float64).tiny)
 
     def _refuse_roundoff_variance(self, raw, S2, safe_n, live):
         """With ``reg_covar=0`` a variance at round-off level has no finite precision.
@@ -312,7 +363,7 @@ class Normal(Family):
             For an empty component at initialisation, or a covariance that is not
             positive definite (``reg_covar=0``), naming the component.
         """
-        means, cov, raw, empty = self._moments(stats, stats.nk, previous)
+        means, cov, raw, empty = self._moments(stats, self._scale_sums(stats), previous)
         return {"means": means, "covariances": cov}, self._issues(raw, stats.nk, empty)
 
     # -------------------------------------------------------------- the rest

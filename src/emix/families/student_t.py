@@ -169,6 +169,9 @@ class StudentT(Normal):
         }
 
     # -------------------------------------------------------------- M-step
+    def _scale_sums(self, stats: MixtureStats) -> np.ndarray:
+        return np.asarray(stats.extra["sum_u"], dtype=np.float64)
+
     def m_step(self, stats: MixtureStats, previous):
         """Locations, scatters and degrees of freedom (see the module docstring).
 
@@ -186,8 +189,7 @@ class StudentT(Normal):
         params : dict with ``means`` (K, D), ``scales``, ``df`` (K,)
         issues : list of str
         """
-        su = np.asarray(stats.extra["sum_u"], dtype=np.float64)
-        means, scales, raw, empty = self._moments(stats, su, previous)
+        means, scales, raw, empty = self._moments(stats, self._scale_sums(stats), previous)
         K = means.shape[0]
         if self.df is not None:
             df = np.full(K, self.df)
