@@ -18,12 +18,17 @@ special case; rows impossible under a component get log-joint ``-inf`` there.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import gammaln, logsumexp, xlog1py, xlogy
 
+from ..exceptions import InputError
+from ._base import Family, MixtureStats, first_bad_cell, safe_log
+
 __all__ = [
+    "Binomial",
     "BinomialMixtureParams",
     "BinomialStats",
     "MStepReport",
@@ -269,3 +274,200 @@ def n_parameters(n_components: int) -> int:
     """
     return 2 * int(n_components) - 1
 
+
+
+class Binomial(Family):
+    """Binomial counts: successes ("heads") out of a number of trials, per component.
+
+    ``log p(h | n, p) = log C(n, h) + h log p + (n - h) log(1 - p)``: an exponential
+    family with ``T = [h, n - h]``, ``eta = [log p, log(1 - p)]`` (``log 0`` clamped to
+    ``LOG_ZERO``, so ``p = 0`` or ``1`` is exact, as in the functions above), ``A = 0``
+    and ``log h(x) = log C(n, h)``. The M-step is ``p_k = H_k / (H_k + F_k)``: heads
+    credited to the component over trials credited to it.
+
+    Parameters
+    ----------
+    n_trials : int, optional
+        Trials behind every count. Given, every column of the data is a count of heads
+        out of ``n_trials`` (columns independent given the component). None (default):
+        the data are two columns, ``(heads, trials)``, so every row has its own number
+        of trials.
+
+    Notes
+    -----
+    Parameters (fitted attribute ``probabilities_``): ``probabilities`` of shape
+    (K, C), the success probability of every count under every component, with C the
+    number of data columns when ``n_trials`` is given and 1 for ``(heads, trials)``
+    data. ``validate_params`` also accepts shape (K,) when C is 1.
+    """
+
+    name = "binomial"
+    param_names = ("probabilities",)
+    discrete = True
+
+    def __init__(self, n_trials=None):
+        super().__init__()
+        if n_trials is not None:
+            if (
+                isinstance(n_trials, (bool, np.bool_))
+                or not isinstance(n_trials, numbers.Real)
+                or not np.isfinite(float(n_trials))
+                or float(n_trials) != np.floor(float(n_trials))
+                or float(n_trials) < 0
+            ):
+                raise InputError(f"n_trials must be a non-negative integer or None; got {n_trials!r}")
+            n_trials = int(n_trials)
+        self.n_trials = n_trials
+        self.mean_trials = None  # (heads, trials) data: the mean number of trials
+
+    def get_config(self) -> dict:
+        return {"n_trials": self.n_trials}
+
+    @property
+    def n_counts(self) -> int:
+        """C: the number of binomial counts in a row."""
+        return 1 if self.n_trials is None else self.n_features
+
+    def bind(self, summary, n_features):
+        if self.n_trials is None and int(n_features) != 2:
+            raise InputError(
+                f"binomial data without n_trials must be two columns (heads, trials); got "
+                f"{int(n_features)} column(s). Give n_trials=... for columns of heads"
+            )
+        new = super().bind(summary, n_features)
+        if self.n_trials is None:
+            new.mean_trials = float(np.asarray(summary["mean"], dtype=np.float64)[1])
+        return new
+
+    def check_support(self, X, names=None):
+        if self.n_trials is None and X.shape[1] != 2:
+            raise InputError(
+                f"binomial data without n_trials must be two columns (heads, trials); got "
+                f"{X.shape[1]} column(s). Give n_trials=... for columns of heads"
+            )
+        what = "binomial counts must be whole numbers"
+        bad = X != np.floor(X)
+        if bad.any():
+            raise InputError(f"{what}; {first_bad_cell(bad, names)} is {float(X[tuple(np.argwhere(bad)[0])]):g}")
+        bad = X < 0
+        if bad.any():
+            raise InputError(
+                f"binomial counts must be non-negative; {first_bad_cell(bad, names)} is "
+                f"{float(X[tuple(np.argwhere(bad)[0])]):g}"
+            )
+        if self.n_trials is not None:
+            bad = X > self.n_trials
+            trials = f"n_trials={self.n_trials}"
+        else:
+            bad = np.zeros(X.shape, bool)
+            bad[:, 0] = X[:, 0] > X[:, 1]
+            trials = "the row's trials (column 1)"
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise InputError(
+                f"heads exceed the number of trials ({trials}); {first_bad_cell(bad, names)} "
+                f"is {float(X[i, j]):g}"
+            )
+
+    def feature_width(self) -> int:
+        return 2 * self.n_counts
+
+    def features(self, ops, Xb):
+        """``[h, n - h]`` transposed: shape (2C, rows), the data's dtype."""
+        if self.n_trials is None:
+            h = Xb[:, 0]
+            return ops.stack([h, Xb[:, 1] - h], axis=0)
+        return ops.concat([Xb.T, float(self.n_trials) - Xb.T], axis=0)
+
+    def log_base(self, ops, Xb):
+        """``sum log C(n, h)`` per row, shape (rows,)."""
+        if self.n_trials is None:
+            h, n = Xb[:, 0], Xb[:, 1]
+            return ops.lgamma(n + 1.0) - ops.lgamma(h + 1.0) - ops.lgamma(n - h + 1.0)
+        n = float(self.n_trials)
+        const = self.n_features * float(gammaln(n + 1.0))
+        return const - ops.sum(ops.lgamma(Xb + 1.0) + ops.lgamma(n - Xb + 1.0), axis=1)
+
+    def natural(self, params):
+        p = params["probabilities"]
+        eta = np.concatenate([safe_log(p), safe_log(1.0 - p)], axis=1)  # (K, 2C)
+        return eta, np.zeros(p.shape[0])
+
+    def m_step(self, stats: MixtureStats, previous):
+        C = self.n_counts
+        nk = stats.nk
+        tiny = 10.0 * np.finfo(np.float64).eps * max(stats.weight_sum, 1.0)
+        empty = np.flatnonzero(nk <= tiny)
+        if empty.size and previous is None:
+            raise InputError(
+                f"component {int(empty[0])} received no data at initialisation; use fewer "
+                "components or another init_params"
+            )
+        heads = stats.S[:, :C]
+        trials = heads + stats.S[:, C:]
+        # A component may own rows but no trials (every row it owns has n = 0): its
+        # probability is not identified, and it keeps its previous one (1/2 at the start).
+        no_trials = trials <= tiny
+        no_trials[empty] = False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = np.clip(heads / np.where(trials > 0, trials, 1.0), 0.0, 1.0)
+        keep = no_trials.copy()
+        keep[empty] = True
+        fallback = np.full_like(p, 0.5) if previous is None else previous["probabilities"]
+        p = np.where(keep, fallback, p)
+        issues = [
+            f"component {int(k)} is empty: no row has any responsibility for it, so it "
+            "keeps weight 0; use fewer components"
+            for k in empty
+        ]
+        for k in np.flatnonzero(no_trials.any(axis=1)):
+            issues.append(
+                f"component {int(k)} received no trials (its rows have 0 trials), so its "
+                "success probability is not identified; use fewer components"
+            )
+        return {"probabilities": p}, issues
+
+    def n_parameters(self, n_components):
+        return n_components * self.n_counts
+
+    def sample(self, params, k, n, rng):
+        """``n`` rows of heads from component ``k``, shape (n, C) (needs ``n_trials``)."""
+        if self.n_trials is None:
+            raise InputError(
+                "sampling (heads, trials) rows needs a number of trials: use a binomial "
+                "family with n_trials=..."
+            )
+        p = params["probabilities"][k]
+        return rng.binomial(self.n_trials, p, size=(n, self.n_counts)).astype(np.float64)
+
+    def component_means(self, params):
+        """Mean of every column: ``n p`` (K, C), or ``[n p, n]`` (K, 2) with ``n`` the
+        data's mean number of trials for (heads, trials) data."""
+        p = params["probabilities"]
+        if self.n_trials is not None:
+            return self.n_trials * p
+        n = 1.0 if self.mean_trials is None else self.mean_trials
+        return np.concatenate([n * p, np.full_like(p, n)], axis=1)
+
+    def canonical_keys(self, params):
+        p = params["probabilities"]
+        return [p[:, j] for j in range(p.shape[1])]
+
+    def validate_params(self, params, n_components):
+        params = dict(params)
+        if "probabilities" in params:
+            p = np.asarray(params["probabilities"], dtype=np.float64)
+            if p.ndim == 1 and (self.n_trials is None or self.n_features in (None, 1)):
+                params["probabilities"] = p[:, None]
+        out = super().validate_params(params, n_components)
+        p = out["probabilities"]
+        C = None if self.n_features is None else self.n_counts
+        if p.ndim != 2 or (C is not None and p.shape[1] != C):
+            raise InputError(f"probabilities must have shape (K, {C or 'C'}); got {p.shape}")
+        bad = (p < 0) | (p > 1)
+        if bad.any():
+            k, d = np.argwhere(bad)[0]
+            raise InputError(
+                f"probabilities must lie in [0, 1]; component {k}, count {d} is {p[k, d]}"
+            )
+        return out
