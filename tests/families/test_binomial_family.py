@@ -253,3 +253,23 @@ def test_numpy_and_torch_fit_agree(rng):
         b = MixtureModel("binomial", 2, device="cpu", **kw).fit(X)
     np.testing.assert_allclose(b.probabilities_, a.probabilities_, rtol=1e-8)
     np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-10)
+
+
+def test_binomial_mixture_is_the_general_model(rng):
+    """BinomialMixture runs MixtureModel(family=Binomial()) on (heads, trials) columns:
+    from the same start both give the same path, parameters and densities."""
+    from emix import BinomialMixture
+
+    X, _ = draw_pairs(rng, 300)
+    kw = dict(weights_init=[0.5, 0.5], tol=1e-10, max_iter=500)
+    bm = BinomialMixture(2, probs_init=[0.3, 0.6], **kw).fit(X[:, 0], n_trials=X[:, 1])
+    mm = MixtureModel("binomial", 2, params_init={"probabilities": [[0.3], [0.6]]}, **kw).fit(X)
+    assert isinstance(bm.mixture_model_, MixtureModel)
+    np.testing.assert_array_equal(bm.lower_bounds_, mm.lower_bounds_)
+    np.testing.assert_array_equal(bm.probs_, mm.probabilities_[:, 0])
+    np.testing.assert_array_equal(bm.weights_, mm.weights_)
+    s = bm.score_samples(X[:, 0], n_trials=X[:, 1])
+    np.testing.assert_allclose(s, mm.score_samples(X), rtol=1e-14)
+    # And the functional reference (families.binomial) agrees on the densities.
+    ref = B.responsibilities(B.log_joint(X[:, 0], X[:, 1], bm.params_))[1]
+    np.testing.assert_allclose(s, ref, rtol=1e-12)

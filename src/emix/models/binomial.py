@@ -2,13 +2,18 @@
 
 The two-coins example is the classic case: each row is the number of heads in a set of
 flips made with one of several coins of unknown bias, and which coin is hidden.
+
+``BinomialMixture`` is the teaching face of ``MixtureModel(family=Binomial())``: it keeps
+the coins' vocabulary (``n_trials`` per call, ``probs_``, ``probs_init``, parameters as
+:class:`~emix.families.binomial.BinomialMixtureParams` for the callback and ``explain``),
+while the EM itself (E-step kernels, restarts, convergence monitor) is the general
+model's, run on ``(heads, trials)`` columns.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import numpy as np
 
@@ -20,46 +25,25 @@ from .._validation import (
     check_weights_init,
     describe_positions,
 )
-from ..em.engine import run_restarts
+from ..backends.numpy_backend import NumpyBackend
 from ..em.init import as_generator, random_rows
-from ..em.monitor import ConvergenceMonitor
-from ..exceptions import (
-    ConvergenceWarning,
-    DegenerateComponentWarning,
-    InputError,
-    sklearn_compatible,
-)
+from ..exceptions import InputError
 from ..families import binomial as B
 from ._base import EstimatorBase
+from ._kernels import LogJointKernel
+from .mixture_model import MixtureModel
 
 __all__ = ["BinomialMixture"]
 
 INIT_PARAMS = ("random_from_data", "random")
 
 
-class _BinomialProblem:
-    """The EM problem for one data set: statistics in, parameters out."""
+class _CoinsModel(MixtureModel):
+    """The general mixture over (heads, trials) columns, started as BinomialMixture
+    starts (``start(X_host, w, rng) -> (weights, params)``)."""
 
-    def __init__(self, heads, trials, weight):
-        self.heads = heads
-        self.trials = trials
-        self.weight = weight
-        # log C(n, h) does not depend on the parameters: compute it once per fit.
-        self.log_coef = B.log_binomial_coefficient(heads, trials)
-        self.last_issues: list[str] = []
-
-    def e_step(self, params: B.BinomialMixtureParams) -> B.BinomialStats:
-        return B.suff_stats(self.heads, self.trials, params, self.weight, self.log_coef)
-
-    def m_step(self, stats, params, iteration):
-        new, report = B.m_step(stats, previous=params)
-        # The engine reads last_issues to rank restarts (degenerate runs lose).
-        self.last_issues = [
-            f"component {k} is empty: no row (or no trial) has any responsibility for "
-            "it, so it keeps weight 0; use fewer components"
-            for k in report.empty
-        ]
-        return new
+    def _initial_params(self, problem, X_host, summary, w, rng):
+        return self._start(X_host, w, rng)
 
 
 class BinomialMixture(EstimatorBase):
@@ -117,6 +101,8 @@ class BinomialMixture(EstimatorBase):
         else None.
     n_features_in_ : int
         1 (heads, trials given separately) or 2 (heads and trials as columns).
+    mixture_model_ : MixtureModel
+        The general model that ran EM, fitted on the (heads, trials) columns.
 
     Examples
     --------
@@ -275,55 +261,42 @@ class BinomialMixture(EstimatorBase):
         if not np.any(trials[live] > 0):
             raise InputError("every row has 0 trials: there is nothing to estimate from")
         w_init, p_init = self._check_initial()
-        problem = _BinomialProblem(heads, trials, w)
-        rng = as_generator(self.random_state)
+        user_callback = self.callback
 
-        def initial(i):
-            if w_init is not None and p_init is not None:
-                return B.BinomialMixtureParams(w_init.copy(), p_init.copy())
-            params = self._initial_params(problem, rng)
-            return B.BinomialMixtureParams(
-                params.weights if w_init is None else w_init.copy(),
-                params.probs if p_init is None else p_init.copy(),
+        def callback(iteration, mean_loglik, params):
+            weights, fp = params
+            return user_callback(
+                iteration, mean_loglik, B.BinomialMixtureParams(weights, fp["probabilities"][:, 0])
             )
 
-        def make_monitor(i):
-            return ConvergenceMonitor(
-                self.tol, self.max_iter, label=f"init {i}" if self.n_init > 1 else ""
-            )
-
-        result = run_restarts(
-            problem,
-            initial,
-            n_init=self.n_init,
+        model = _CoinsModel(
+            B.Binomial(),
+            K,
             tol=self.tol,
             max_iter=self.max_iter,
-            callback=self.callback,
-            make_monitor=make_monitor,
+            n_init=self.n_init,
+            weights_init=w_init,
+            params_init=None if p_init is None else {"probabilities": p_init[:, None]},
+            random_state=self.random_state,
+            callback=None if user_callback is None else callback,
         )
-        if not result.converged and not result.stopped_by_callback and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
-                f"{self.n_init} init(s); last change {result.last_change:.3g} >= "
-                f"tol={self.tol}). "
-                "Increase max_iter or tol, or try more restarts (n_init).",
-                sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
-                stacklevel=2,
-            )
-        for msg in result.issues:
-            warnings.warn(msg, DegenerateComponentWarning, stacklevel=2)
-        self._params = result.params
-        self.weights_ = np.array(result.params.weights, dtype=np.float64)
-        self.probs_ = np.array(result.params.probs, dtype=np.float64)
+        model._start = self._initial_params
+        model.fit(np.column_stack([heads, trials]), sample_weight=w)
+        self.mixture_model_ = model
+        self._family = model.family_
+        probs = np.array(model.probabilities_[:, 0], dtype=np.float64)
+        self._params = B.BinomialMixtureParams(np.array(model.weights_, dtype=np.float64), probs)
+        self.weights_ = self._params.weights.copy()
+        self.probs_ = probs.copy()
         self._set_feature_names(names)
         self.n_features_in_ = 1 if n_trials is not None or self.n_trials is not None else 2
         given = n_trials if n_trials is not None else self.n_trials
         self.n_trials_ = int(given) if given is not None and np.ndim(given) == 0 else None
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = float(result.lower_bound)
-        self.lower_bounds_ = result.history
-        self.best_init_ = int(result.init)
+        self.converged_ = bool(model.converged_)
+        self.n_iter_ = int(model.n_iter_)
+        self.lower_bound_ = float(model.lower_bound_)
+        self.lower_bounds_ = model.lower_bounds_
+        self.best_init_ = int(model.best_init_)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None, *, n_trials=None):
@@ -331,31 +304,39 @@ class BinomialMixture(EstimatorBase):
         self.fit(X, sample_weight=sample_weight, n_trials=n_trials)
         return self.predict(X, n_trials=n_trials)
 
-    def _initial_params(self, problem, rng) -> B.BinomialMixtureParams:
+    def _initial_params(self, X2, weight, rng):
+        """``(weights (K,), {"probabilities": (K, 1)})`` to start EM from.
+
+        Parameters
+        ----------
+        X2 : ndarray of shape (N, 2), the (heads, trials) columns
+        weight : ndarray of shape (N,) or None
+        rng : numpy Generator
+        """
         K = self.n_components
-        N = problem.heads.shape[0]
-        weight = np.ones(N) if problem.weight is None else problem.weight
+        heads, trials = X2[:, 0], X2[:, 1]
+        N = heads.shape[0]
+        weight = np.ones(N) if weight is None else weight
         if self.init_params == "random":
             resp = rng.random((N, K))
             resp /= resp.sum(axis=1, keepdims=True)
             v = weight[:, None] * resp
-            stats = B.BinomialStats(
-                v.sum(axis=0), problem.heads @ v, problem.trials @ v, 0.0, float(weight.sum())
-            )
-            return B.m_step(stats)[0]
+            stats = B.BinomialStats(v.sum(axis=0), heads @ v, trials @ v, 0.0, float(weight.sum()))
+            params = B.m_step(stats)[0]
+            return params.weights, {"probabilities": params.probs[:, None]}
         # Rows with no trials say nothing about a success rate: never seed from them.
-        usable = np.where(problem.trials > 0, weight, 0.0)
+        usable = np.where(trials > 0, weight, 0.0)
         if np.count_nonzero(usable) >= K:
             rows = random_rows(usable, K, rng)
         else:
             rows = rng.choice(np.flatnonzero(usable), K, replace=True)
         # Add-one-half smoothing keeps each start inside (0, 1), where every row is
         # possible under every component.
-        probs = (problem.heads[rows] + 0.5) / (problem.trials[rows] + 1.0)
+        probs = (heads[rows] + 0.5) / (trials[rows] + 1.0)
         # Components that start equal stay equal forever (EM keeps the symmetry); a
         # small spread breaks ties between seed rows with the same success rate.
         probs = np.clip(probs + rng.uniform(-0.02, 0.02, K), 0.01, 0.99)
-        return B.BinomialMixtureParams(np.full(K, 1.0 / K), probs)
+        return np.full(K, 1.0 / K), {"probabilities": probs[:, None]}
 
     @property
     def params_(self) -> B.BinomialMixtureParams:
@@ -365,14 +346,18 @@ class BinomialMixture(EstimatorBase):
 
     # ------------------------------------------------------------------ prediction
     def _log_joint(self, X, n_trials, method: str) -> np.ndarray:
+        """``log w_k + log Binomial(h | n, p_k)``, (N, K), by the general model's kernel
+        (from the public ``weights_`` and ``probs_``, so that edits are honoured)."""
         self._check_is_fitted(method)
         heads, trials, names = self._counts(X, n_trials, fitting=False)
         self._check_feature_names(names)
-        params = B.BinomialMixtureParams(
+        kernel = LogJointKernel(
+            self._family,
+            {"probabilities": np.asarray(self.probs_, dtype=np.float64)[:, None]},
             np.asarray(self.weights_, dtype=np.float64),
-            np.asarray(self.probs_, dtype=np.float64),
         )
-        return B.log_joint(heads, trials, params)
+        X2 = np.column_stack([heads, trials])
+        return NumpyBackend().map_rows(X2, kernel, width=self._family.feature_width())
 
     def score_samples(self, X, *, n_trials=None) -> np.ndarray:
         """Log probability of every row's count, shape (N,)."""
