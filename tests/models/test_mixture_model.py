@@ -454,3 +454,23 @@ def test_save_and_load_a_product_exactly(rng, tmp_path):
         g.save(tmp_path / "g.emix")
     g.gaussian_mixture_.save(tmp_path / "g.emix")
     assert emix.io.read_header(tmp_path / "g.emix")["format_version"] == 1
+
+
+def test_a_product_allows_its_parts_regularisation_gap(rng):
+    from emix.backends import NumpyBackend
+    from emix.families.normal import Normal
+    from emix.models._kernels import GivenRespKernel, stats_from_acc
+
+    X = _mixed_frame(rng, 200)[["a", "b", "c"]].to_numpy()
+    b = NumpyBackend()
+    summary = b.column_summary(X, None)
+    prod = Product([(Normal("diag", reg_covar=0.05), [0, 1]), (Poisson(), [2])]).bind(summary, 3)
+    alone = Normal("diag", reg_covar=0.05).bind({k: (v[:2] if k != "n" else v) for k, v in summary.items()}, 2)
+    resp = rng.dirichlet([1.0, 1.0], size=len(X))
+
+    def stats(fam, Xs):
+        k = GivenRespKernel(fam, lambda a, c: resp[a:c], 2)
+        return stats_from_acc(b.stats_pass(Xs, None, k, width=fam.feature_width()), len(Xs), fam)
+
+    gap = prod.reg_gap(stats(prod, X))
+    assert gap > 0 and gap == pytest.approx(alone.reg_gap(stats(alone, X[:, :2])), rel=1e-12)

@@ -258,18 +258,36 @@ class Product(Family):
         return out
 
     # -------------------------------------------------------------- M-step
-    def m_step(self, stats: MixtureStats, previous):
-        out, issues = {}, []
-        off = 0
-        for i, ((fam, _), width) in enumerate(zip(self.parts, self._widths)):
-            sub = MixtureStats(
-                S=stats.S[:, off : off + width],
-                nk=stats.nk,
-                loglik=stats.loglik,
-                weight_sum=stats.weight_sum,
-                n_rows=stats.n_rows,
+    def _split(self, stats: MixtureStats) -> list:
+        """Each part's statistics: its block of feature columns of ``S``."""
+        out, off = [], 0
+        for width in self._widths:
+            out.append(
+                MixtureStats(
+                    S=stats.S[:, off : off + width],
+                    nk=stats.nk,
+                    loglik=stats.loglik,
+                    weight_sum=stats.weight_sum,
+                    n_rows=stats.n_rows,
+                )
             )
             off += width
+        return out
+
+    def reg_gap(self, stats: MixtureStats) -> float:
+        """The most the parts' regularised M-steps may lower the mean log-likelihood
+        (the log-likelihood is a sum over parts, so their allowances add)."""
+        return float(
+            sum(
+                fam.reg_gap(sub)
+                for (fam, _), sub in zip(self.parts, self._split(stats))
+                if hasattr(fam, "reg_gap")
+            )
+        )
+
+    def m_step(self, stats: MixtureStats, previous):
+        out, issues = {}, []
+        for i, ((fam, _), sub) in enumerate(zip(self.parts, self._split(stats))):
             prev = None if previous is None else self.part_params(previous, i)
             params, part_issues = fam.m_step(sub, prev)
             out.update({f"{i}{_SEP}{p}": v for p, v in params.items()})

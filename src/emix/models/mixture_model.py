@@ -69,6 +69,7 @@ class _FamilyProblem:
         self.block_size = block_size
         self.N = int(X.shape[0])
         self.last_issues: list = []
+        self.last_allowance = 0.0
 
     def _pass(self, kernel):
         acc = self.backend.stats_pass(
@@ -96,6 +97,10 @@ class _FamilyProblem:
                     "it keeps weight 0; use fewer components"
                 )
         self.last_issues = issues
+        # A regularised M-step (reg_covar) is not the exact maximiser: the family says
+        # how far it may lower the likelihood, so the monitor does not cry wolf.
+        gap = getattr(self.family, "reg_gap", None)
+        self.last_allowance = 0.0 if gap is None else float(gap(stats))
         return weights, fp
 
 
