@@ -40,7 +40,7 @@ import numpy as np
 
 from .exceptions import EmixError, InputError
 
-__all__ = ["register_mixture_model"]
+__all__ = ["mixture_model_codec"]
 
 _STATE_KEYS = frozenset(
     ["dtype", "family", "family_options", "params_init", "bound_family", "summary",
@@ -280,17 +280,14 @@ def _decode(model, state, reader, attributes) -> None:
     model._issues = tuple(issues)
 
 
-def register_mixture_model() -> None:
-    from .io import ModelCodec, register
-    from .models.mixture_model import MixtureModel
+def mixture_model_codec(cls: type):
+    """The codec of :class:`emix.MixtureModel` (format version 2), for ``cls``.
 
-    register(
-        ModelCodec(
-            MixtureModel,
-            _encode,
-            _decode,
-            derived=_Derived(),
-            format_version=2,
-            own_params=_OWN_PARAMS,
-        )
+    ``emix.models`` registers it, as it does GaussianMixture's, so that the io modules
+    never import the models.
+    """
+    from .io import ModelCodec
+
+    return ModelCodec(
+        cls, _encode, _decode, derived=_Derived(), format_version=2, own_params=_OWN_PARAMS
     )

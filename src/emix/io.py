@@ -1279,8 +1279,3 @@ def gaussian_mixture_codec(cls: type) -> ModelCodec:
         ),
     )
 
-# MixtureModel's layout (format version 2) lives in its own module.
-from ._io_mixture import register_mixture_model  # noqa: E402
-
-register_mixture_model()
-SUPPORTS_MIXTURE_MODEL = True

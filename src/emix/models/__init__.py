@@ -1,6 +1,7 @@
 """Estimators."""
 
 from .. import io as _io
+from .._io_mixture import mixture_model_codec
 from .binomial import BinomialMixture
 from .mixture import GaussianMixture
 from .mixture_model import MixtureModel
@@ -10,3 +11,4 @@ __all__ = ["BinomialMixture", "GaussianMixture", "MixtureModel"]
 # Registered here rather than by emix.io, so that io never imports the models (they
 # import io to save themselves, and importing each other would be a cycle).
 _io.register(_io.gaussian_mixture_codec(GaussianMixture))
+_io.register(mixture_model_codec(MixtureModel))
