@@ -411,3 +411,31 @@ def test_component_collapsing_without_reg_covar_is_an_error(ct):
         with raises(emix.DegenerateComponentError, match=r"component 1\b"):
             GaussianMixture(2, covariance_type=ct, reg_covar=0.0,
                             means_init=[[0.0, 0.0], [5.0, 5.0]], random_state=0).fit(X)
+
+
+# --------------------------------------------------------------------------- float64 range
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("init", ["kmeans", "random"])
+def test_data_whose_variance_overflows_float64_is_named_as_such(rng, ct, init):
+    # Every value is finite, but the spread of values near 1e300 has no float64 variance.
+    X = two_blobs(rng) * 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own overflow notice
+        with raises(emix.InputError, match=r"too large for float64.*column\(s\) 0, 1") as info:
+            GaussianMixture(2, covariance_type=ct, init_params=init, random_state=0).fit(X)
+    assert "distinct rows" not in str(info.value)
+
+
+def test_large_but_representable_data_still_fit(rng):
+    X = two_blobs(rng)
+    small = GaussianMixture(2, random_state=0).fit(X)
+    large = GaussianMixture(2, random_state=0, reg_covar=1e-6 * 2.0**400).fit(X * 2.0**200)
+    np.testing.assert_allclose(large.means_ / 2.0**200, small.means_, rtol=1e-9)
+
+
+def test_frame_scale_when_the_mean_variance_would_overflow():
+    from emix.families.gaussian import Frame
+
+    # Each variance is finite; their sum is not. The scale is still a power of two.
+    frame = Frame.from_data(np.zeros(3), np.full(3, 1.5e308))
+    assert np.isfinite(frame.scale) and frame.scale == 2.0**512

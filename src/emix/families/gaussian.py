@@ -96,9 +96,30 @@ class Frame:
 
         The scale is the root of the mean column variance (one scalar, so that an
         isotropic ``reg_covar`` stays isotropic); a constant data set gets scale 1.
+
+        Raises
+        ------
+        InputError
+            When a mean or a variance is not finite: the data are finite (checked
+            before), so computing them overflowed float64.
         """
-        v = float(np.mean(variances))
-        scale = math.sqrt(v) if (v > 0.0 and math.isfinite(v)) else 1.0
+        variances = np.asarray(variances, dtype=np.float64)
+        bad = np.flatnonzero(~(np.isfinite(variances) & np.isfinite(center)))
+        if bad.size:
+            cols = ", ".join(str(int(j)) for j in bad[:5]) + (" ..." if bad.size > 5 else "")
+            raise InputError(
+                f"X is too large for float64 arithmetic: computing the variance of column(s) "
+                f"{cols} overflows, and covariances on that scale reach float64's limit "
+                "(about 1.8e308). Divide X by a large power of ten (e.g. 1e200) before "
+                "fitting, and scale the fitted means and covariances back"
+            )
+        with np.errstate(over="ignore"):
+            v = float(np.mean(variances))
+        if math.isinf(v):
+            # Finite variances near the float64 limit can overflow their sum; each divided
+            # by D first, the sum is at most the largest of them.
+            v = float(np.sum(variances / variances.size))
+        scale = math.sqrt(v) if v > 0.0 else 1.0
         # A power of two makes scaling exact in binary floating point.
         scale = 2.0 ** round(math.log2(scale))
         return cls(np.asarray(center, dtype=np.float64), float(scale))
