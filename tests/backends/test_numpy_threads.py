@@ -9,6 +9,7 @@ import pytest
 from emix.backends import _blas
 from emix.backends import numpy_backend as nb
 from emix.families import gaussian as G
+from emix.families import gaussian_kernel as GK  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     not _blas.available() or _blas.cpu_count() < 2,
@@ -26,7 +27,7 @@ def _setup(rng, ct, dtype):
     be = nb.NumpyBackend()
     kw = dict(covariance_type=ct, frame=frame, n_components=K, block_size=300)
     R = rng.dirichlet(np.ones(K), N)
-    params, _ = G.m_step(be.mixture_pass(X, w, None, resp=lambda a, b: R[a:b], **kw), 1e-6)
+    params, _ = G.m_step(GK.mixture_pass(be, X, w, None, resp=lambda a, b: R[a:b], **kw), 1e-6)
     return be, X, w, G.estep_plan(params, frame), kw
 
 
@@ -36,12 +37,12 @@ def test_threaded_pass_equals_serial(rng, monkeypatch, ct, dtype):
     be, X, w, plan, kw = _setup(rng, ct, dtype)
     monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 100)
     assert nb._threads_for(len(X), kw["block_size"]) >= 2
-    threaded = be.mixture_pass(X, w, plan, **kw)
-    again = be.mixture_pass(X, w, plan, **kw)
-    L_threaded = be.log_joint(X, plan, block_size=300)
+    threaded = GK.mixture_pass(be, X, w, plan, **kw)
+    again = GK.mixture_pass(be, X, w, plan, **kw)
+    L_threaded = GK.log_joint(be, X, plan, block_size=300)
     monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 10**12)
-    serial = be.mixture_pass(X, w, plan, **kw)
-    L_serial = be.log_joint(X, plan, block_size=300)
+    serial = GK.mixture_pass(be, X, w, plan, **kw)
+    L_serial = GK.log_joint(be, X, plan, block_size=300)
     # Same machine, same partition: bit for bit.
     assert np.array_equal(threaded.resp_moments, again.resp_moments)
     assert threaded.loglik == again.loglik
@@ -58,7 +59,7 @@ def test_blas_threads_restored(rng, monkeypatch):
     be, X, w, plan, kw = _setup(rng, "full", np.float64)
     monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 100)
     before = [get() for _, get in _blas._find()]
-    be.mixture_pass(X, w, plan, **kw)
+    GK.mixture_pass(be, X, w, plan, **kw)
     assert [get() for _, get in _blas._find()] == before
     with _blas.single_threaded():
         with _blas.single_threaded():
@@ -73,12 +74,12 @@ def test_threaded_pass_works_in_a_forked_child(rng, monkeypatch):
 
     be, X, w, plan, kw = _setup(rng, "diag", np.float64)
     monkeypatch.setattr(nb, "_MIN_ROWS_PER_THREAD", 100)
-    parent = be.mixture_pass(X, w, plan, **kw)  # creates the pool in this process
+    parent = GK.mixture_pass(be, X, w, plan, **kw)  # creates the pool in this process
     ctx = mp.get_context("fork")
     q = ctx.Queue()
 
     def child():
-        q.put(float(be.mixture_pass(X, w, plan, **kw).loglik))
+        q.put(float(GK.mixture_pass(be, X, w, plan, **kw).loglik))
 
     p = ctx.Process(target=child)
     p.start()

@@ -22,6 +22,7 @@ from emix._validation import check_array  # noqa: E402
 from emix.backends import NumpyBackend, resolve_backend  # noqa: E402
 from emix.backends.torch_backend import TorchBackend, _ieee_fp32  # noqa: E402
 from emix.families import gaussian as G  # noqa: E402
+from emix.families import gaussian_kernel as GK  # noqa: E402
 
 
 CTS = G.COVARIANCE_TYPES
@@ -106,10 +107,10 @@ class _Setup:
         return dict(covariance_type=self.ct, frame=self.frame, n_components=K, **extra)
 
     def pass_np(self, plan=None, **kw):
-        return self.np.mixture_pass(self.Xn, self.w, plan, **self.kw(**kw))
+        return GK.mixture_pass(self.np, self.Xn, self.w, plan, **self.kw(**kw))
 
     def pass_torch(self, plan=None, **kw):
-        return self.tb.mixture_pass(self.Xt, self.wt, plan, **self.kw(**kw))
+        return GK.mixture_pass(self.tb, self.Xt, self.wt, plan, **self.kw(**kw))
 
 
 # --------------------------------------------------------------------------- kernels
@@ -157,11 +158,11 @@ def test_mixture_pass_with_resp_matches_numpy(rng, ct, dtype, weighted):
 @pytest.mark.parametrize("ct", CTS)
 def test_log_joint_matches_numpy(rng, ct, dtype):
     s = _Setup(rng, ct, dtype, False)
-    a = s.np.log_joint(s.Xn, s.plan)
-    b = s.tb.log_joint(s.Xt, s.plan)
+    a = GK.log_joint(s.np, s.Xn, s.plan)
+    b = GK.log_joint(s.tb, s.Xt, s.plan)
     assert isinstance(b, np.ndarray) and b.dtype == dtype and b.shape == a.shape
     _close(a, b, RTOL[dtype], "log_joint")
-    _close(a, s.tb.log_joint(s.Xt, s.plan, block_size=333), RTOL[dtype], "blocked")
+    _close(a, GK.log_joint(s.tb, s.Xt, s.plan, block_size=333), RTOL[dtype], "blocked")
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
@@ -211,21 +212,21 @@ def test_far_apart_components_use_the_anchored_form_like_numpy(rng, ct, dtype, w
     frame = G.Frame.from_data(summary["mean"], summary["var"])
     kw = dict(covariance_type=ct, frame=frame, n_components=2)
     centers = np.array([[0.5, 0.5], [1e4 - 0.5, -1e4 + 0.5]])
-    a = nb.mixture_pass(X, w, None, centers=centers, **kw)
-    b = tb.mixture_pass(Xt, wt, None, centers=centers, block_size=700, **kw)
+    a = GK.mixture_pass(nb, X, w, None, centers=centers, **kw)
+    b = GK.mixture_pass(tb, Xt, wt, None, centers=centers, block_size=700, **kw)
     _assert_stats_equal(a, b, RTOL[dtype])
     params, _ = G.m_step(a, 1e-6)
     plan = G.estep_plan(params, frame)
     assert plan.needs_anchors(dtype)
-    a = nb.mixture_pass(X, w, plan, **kw)
-    b = tb.mixture_pass(Xt, wt, plan, block_size=700, **kw)
+    a = GK.mixture_pass(nb, X, w, plan, **kw)
+    b = GK.mixture_pass(tb, Xt, wt, plan, block_size=700, **kw)
     _assert_stats_equal(a, b, RTOL[dtype])
     np.testing.assert_array_equal(b.anchors, plan.anchors)
     # The covariances the M-step reads off them are right to the dtype's precision.
     new_np, _ = G.m_step(a, 1e-6)
     new_t, _ = G.m_step(b, 1e-6)
     np.testing.assert_allclose(new_t.covariances, new_np.covariances, rtol=RTOL[dtype] * 10)
-    _close(nb.log_joint(X, plan), tb.log_joint(Xt, plan, block_size=500), RTOL[dtype], "lj")
+    _close(GK.log_joint(nb, X, plan), GK.log_joint(tb, Xt, plan, block_size=500), RTOL[dtype], "lj")
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f64", "f32"])
@@ -566,13 +567,13 @@ def test_cuda_pass_and_fit_match_numpy(rng, ct, dtype):
     assert Xc.device.type == "cuda"
     wc = tb.asarray_like(s.w, Xc)
     kw = s.kw()
-    _assert_stats_equal(s.pass_np(s.plan), tb.mixture_pass(Xc, wc, s.plan, **kw), RTOL[dtype])
+    _assert_stats_equal(s.pass_np(s.plan), GK.mixture_pass(tb, Xc, wc, s.plan, **kw), RTOL[dtype])
     _assert_stats_equal(
         s.pass_np(centers=s.centers),
-        tb.mixture_pass(Xc, wc, None, centers=s.centers, **kw),
+        GK.mixture_pass(tb, Xc, wc, None, centers=s.centers, **kw),
         RTOL[dtype],
     )
-    _close(s.np.log_joint(s.Xn, s.plan), tb.log_joint(Xc, s.plan), RTOL[dtype], "log_joint")
+    _close(GK.log_joint(s.np, s.Xn, s.plan), GK.log_joint(tb, Xc, s.plan), RTOL[dtype], "log_joint")
 
     X = _data(rng, dtype, n=3000)
     ref = _fit_pair(X, ct)
@@ -595,7 +596,7 @@ def test_cuda_tf32_does_not_change_float32_results(rng):
     before = torch.backends.cuda.matmul.fp32_precision
     torch.backends.cuda.matmul.fp32_precision = "tf32"
     try:
-        got = tb.mixture_pass(Xc, None, s.plan, **s.kw())
+        got = GK.mixture_pass(tb, Xc, None, s.plan, **s.kw())
         assert torch.backends.cuda.matmul.fp32_precision == "tf32"
     finally:
         torch.backends.cuda.matmul.fp32_precision = before
@@ -619,7 +620,7 @@ def test_cuda_pass_does_not_synchronise_per_block(rng):
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                tb.mixture_pass(Xc, wc, s.plan, block_size=block_size, **s.kw())
+                GK.mixture_pass(tb, Xc, wc, s.plan, block_size=block_size, **s.kw())
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)

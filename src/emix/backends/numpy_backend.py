@@ -1,9 +1,12 @@
-"""NumPy (CPU) kernels of the Gaussian-mixture E-step.
+"""The NumPy (CPU) backend: family-free passes over row blocks of host arrays.
 
-Each block of rows costs two dense matrix products (``F @ eta`` for the log-joint and
-``R^T @ F`` for the statistics), one feature build and a row-wise soft-max, all on
-temporaries of block x features size that are allocated once per pass. Block results
-are added in float64 so float32 data lose nothing in the sum over many blocks.
+A pass runs a kernel (see :mod:`emix.backends._generic`) over blocks of rows: the
+kernel computes with :class:`NumpyOps` (log-emissions ``eta @ T(X)``, a soft-max,
+weighted statistics ``R @ T(X)^T``) and adds into float64 accumulators, so float32 data
+lose nothing in the sum over many blocks. The backend owns what is about the machine,
+not the model: block sizes (cache-sized), two threads over contiguous halves of the
+rows with single-threaded BLAS (see ``_run_chunks``), subnormal-free soft-max, and the
+row-order sum of the threads' accumulators. It imports no family.
 """
 
 from __future__ import annotations
@@ -14,14 +17,6 @@ import numpy as np
 
 from . import _blas
 from .._validation import check_array
-from ..em.init import nearest
-from ..families.gaussian import (
-    EStepPlan,
-    GaussianStats,
-    first_moment_offset,
-    n_features_of,
-    pass_anchors,
-)
 
 __all__ = ["NumpyBackend", "default_block_size"]
 
@@ -37,29 +32,6 @@ def default_block_size(n_rows: int, n_components: int, n_feature_cols: int, item
     width = max(n_components, n_feature_cols, 1)
     rows = int(np.clip(_BLOCK_BYTES // (width * itemsize), _MIN_ROWS, _MAX_ROWS))
     return int(min(n_rows, rows)) if n_rows > 0 else 1
-
-
-def _build_features(FT: np.ndarray, Xb: np.ndarray, center, inv_scale, ct: str, D: int):
-    """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
-
-    Features are rows of ``FT`` so that every ufunc below runs over contiguous memory and
-    both matrix products take C-ordered operands. Returns the view ``z`` (D, rows).
-    """
-    off = first_moment_offset(ct, D)
-    z = FT[off : off + D]
-    np.subtract(Xb.T, center[:, None], out=z)
-    if inv_scale != 1.0:
-        z *= inv_scale
-    if ct == "full":
-        row = 0
-        for d in range(D):
-            np.multiply(z[d], z[d:], out=FT[row : row + D - d])
-            row += D - d
-    elif ct == "diag":
-        np.multiply(z, z, out=FT[:D])
-    elif ct == "spherical":
-        np.einsum("dn,dn->n", z, z, out=FT[0])
-    return z
 
 
 _EXP_FLOOR = {
@@ -106,88 +78,6 @@ def _softmax_cols(LT: np.ndarray, dead: np.ndarray | None = None) -> np.ndarray:
         lse[bad] = -np.inf
         LT[:, bad] = 0.0
     return lse
-
-
-def _anchored_log_joint(Z: np.ndarray, plan: EStepPlan, LT: np.ndarray) -> None:
-    """Log-joint (K, rows) about each component's own mean: no cancellation.
-
-    Parameters
-    ----------
-    Z : ndarray of shape (rows, D), float64, the block in the frame
-    LT : ndarray of shape (K, rows), written in place, in the data's dtype
-    """
-    ct = plan.covariance_type
-    dtype = LT.dtype
-    _, prec, const = plan.cast_anchored(dtype)
-    for k in range(plan.anchors.shape[0]):
-        # Z is float64: the offsets from a far-away anchor are formed exactly, then
-        # rounded to the data's dtype once they are small.
-        Dk = (Z - plan.anchors[k]).astype(dtype, copy=False)
-        if ct in ("full", "tied"):
-            Y = Dk @ (prec[k] if ct == "full" else prec)
-            q = np.einsum("nd,nd->n", Y, Y)
-        elif ct == "diag":
-            q = (Dk * Dk) @ prec[k]
-        else:
-            q = prec[k] * np.einsum("nd,nd->n", Dk, Dk)
-        np.multiply(q, -0.5, out=LT[k])
-        LT[k] += const[k]
-
-
-def _anchored_stats(Z, R, anchors, ct, acc, scatter) -> None:
-    """Add component statistics about per-component anchors into ``acc`` (M, K).
-
-    Parameters
-    ----------
-    Z : ndarray of shape (rows, D), float64, the block in the frame
-    R : ndarray of shape (K, rows), weighted responsibilities in the data's dtype
-    anchors : ndarray of shape (K, D), float64
-    acc : ndarray of shape (M, K), float64, in the packed layout of ``n_features_of``
-    scatter : ndarray of shape (D, D) or None (tied)
-    """
-    D = Z.shape[1]
-    off = first_moment_offset(ct, D)
-    if ct == "full":
-        iu, ju = np.triu_indices(D)
-    # The anchored path serves ill-conditioned components (thin or far-off), whose
-    # covariances lose eps times the condition number: sum in float64 whatever the data.
-    R = R.astype(np.float64, copy=False)
-    for k in range(R.shape[0]):
-        r = R[k]
-        Dk = Z - anchors[k]
-        acc[-1, k] += float(r.sum(dtype=np.float64))
-        acc[off : off + D, k] += r @ Dk
-        if ct in ("full", "tied"):
-            # sqrt(r) on both sides keeps the Gram matrix exactly symmetric.
-            Ds = Dk * np.sqrt(r)[:, None]
-            G = Ds.T @ Ds
-            if ct == "full":
-                acc[:off, k] += G[iu, ju]
-            else:
-                scatter += G
-        elif ct == "diag":
-            acc[:D, k] += r @ (Dk * Dk)
-        else:
-            acc[0, k] += r @ np.einsum("nd,nd->n", Dk, Dk)
-
-
-class _Buffers:
-    """Per-pass scratch arrays, reallocated only for a short last block."""
-
-    def __init__(self, M: int, K: int, rows: int, dtype):
-        self.M, self.K, self.dtype = M, K, dtype
-        self._make(rows)
-
-    def _make(self, rows: int):
-        self.rows = rows
-        self.FT = np.empty((self.M, rows), dtype=self.dtype)
-        self.FT[-1] = 1.0
-        self.LT = np.empty((self.K, rows), dtype=self.dtype)
-
-    def get(self, rows: int):
-        if rows != self.rows:
-            self._make(rows)
-        return self.FT, self.LT
 
 
 # Rows per thread below which a pass stays on one thread: thread start-up and the
@@ -240,98 +130,6 @@ def _resolve_block_size(block_size, N: int, K: int, M: int, dtype) -> int:
     return max(1, min(int(block_size), max(N, 1)))
 
 
-class _BlockKernel:
-    """The per-block steps a pass and ``log_joint`` share: put rows in the frame, then
-    the log-joint, in the expanded form (two GEMMs on ``T(z)``) or the anchored one."""
-
-    def __init__(self, plan, frame, dtype, anchored: bool, ct: str, D: int):
-        self.plan, self.frame, self.anchored, self.ct, self.D = plan, frame, anchored, ct, D
-        self.center = frame.center.astype(dtype)
-        self.inv_scale = dtype.type(1.0 / frame.scale)
-        if plan is not None and not anchored:
-            eta, tied_chol, _ = plan.cast(dtype)
-            self.etaT = np.ascontiguousarray(eta.T)
-            self.tied_cholT = None if tied_chol is None else np.ascontiguousarray(tied_chol.T)
-
-    def rows(self, FT: np.ndarray, Xb: np.ndarray) -> np.ndarray:
-        """The block in the frame as ``z`` (D, rows).
-
-        Anchored: float64 (offsets from far anchors are formed exactly). Expanded: the
-        ``z`` rows of ``FT``, after writing the whole feature map into ``FT``.
-        """
-        if self.anchored:
-            return ((Xb.astype(np.float64) - self.frame.center) * (1.0 / self.frame.scale)).T
-        return _build_features(FT, Xb, self.center, self.inv_scale, self.ct, self.D)
-
-    def log_joint(self, FT: np.ndarray, z: np.ndarray, LT: np.ndarray) -> None:
-        """Write ``log w_k + log N(x | k)`` of the block into ``LT`` (K, rows)."""
-        if self.anchored:
-            _anchored_log_joint(z.T, self.plan, LT)
-            return
-        # A weight-0 component has a -inf constant; -inf * 1 is exact, but BLAS may flag
-        # it as invalid on the way.
-        with np.errstate(invalid="ignore"):
-            np.matmul(self.etaT, FT, out=LT)
-        if self.ct == "tied":
-            Y = self.tied_cholT @ z
-            LT -= 0.5 * np.einsum("dn,dn->n", Y, Y)
-
-
-class _PassJob:
-    """One mixture pass's inputs; ``run(lo, hi)`` does rows lo:hi block by block.
-
-    Returns
-    -------
-    acc : ndarray of shape (M, K), float64
-    scatter : ndarray of shape (D, D) or None
-    loglik : float
-    """
-
-    def __init__(self, X, w, plan, ct, frame, K, M, block_size, resp, cz, anchors):
-        self.X, self.w, self.plan, self.ct = X, w, plan, ct
-        self.K, self.M, self.block_size, self.resp, self.cz = K, M, block_size, resp, cz
-        self.anchors = anchors
-        self.kernel = _BlockKernel(plan, frame, X.dtype, anchors is not None, ct, X.shape[1])
-        self.dead = None if plan is None else np.flatnonzero(np.isneginf(plan.const))
-
-    def run(self, lo: int, hi: int):
-        X, ct, plan, K, M = self.X, self.ct, self.plan, self.K, self.M
-        D = X.shape[1]
-        dtype = X.dtype
-        anchored = self.anchors is not None
-        block_size = self.block_size
-        buf = _Buffers(M, K, min(block_size, hi - lo), dtype)
-        acc = np.zeros((M, K))
-        scatter = np.zeros((D, D)) if ct == "tied" else None
-        loglik = 0.0
-        for start in range(lo, hi, block_size):
-            stop = min(start + block_size, hi)
-            FT, LT = buf.get(stop - start)
-            wb = None if self.w is None else self.w[start:stop]
-            z = self.kernel.rows(FT, X[start:stop])
-            if plan is not None:
-                self.kernel.log_joint(FT, z, LT)
-                lse = _softmax_cols(LT, self.dead)
-                loglik += float(lse.sum(dtype=np.float64) if wb is None else wb @ lse)
-            elif self.cz is not None:
-                labels, _ = nearest(z.T.astype(np.float64), self.cz)
-                LT[:] = 0.0
-                LT[labels, np.arange(stop - start)] = 1.0
-            else:
-                LT[:] = np.asarray(self.resp(start, stop), dtype=dtype).T
-            if wb is not None:
-                LT *= wb
-            if anchored:
-                _anchored_stats(z.T, LT, self.anchors, ct, acc, scatter)
-                continue
-            acc += FT @ LT.T
-            if ct == "tied":
-                # sqrt(w) on both sides keeps the scatter exactly symmetric.
-                zs = z if wb is None else z * np.sqrt(wb)
-                scatter += zs @ zs.T
-        return acc, scatter, loglik
-
-
 class NumpyBackend:
     """Runs mixture passes on NumPy arrays held in host memory."""
 
@@ -382,107 +180,61 @@ class NumpyBackend:
         return {"mean": m + shift, "var": var, "min": lo, "max": hi, "n": N}
 
     # ------------------------------------------------------------------ passes
-    def mixture_pass(
-        self,
-        X: np.ndarray,
-        sample_weight: np.ndarray | None,
-        plan: EStepPlan | None,
-        *,
-        covariance_type: str,
-        frame,
-        n_components: int,
-        block_size: int | None = None,
-        resp=None,
-        centers=None,
-    ) -> GaussianStats:
-        """One pass over ``X``: responsibilities, statistics and log-likelihood.
+    def ops(self, dtype) -> "NumpyOps":
+        """The array namespace kernels compute with, for data of ``dtype``."""
+        return NumpyOps(dtype)
+
+    def stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
+        """One pass of ``kernel`` over ``X``; see :mod:`emix.backends._generic`.
 
         Parameters
         ----------
         X : ndarray of shape (N, D), float32 or float64
         sample_weight : ndarray of shape (N,) or None
-        plan : EStepPlan or None
-            Parameters to compute responsibilities from. None when ``resp`` is given.
-        resp : callable (start, stop) -> ndarray of shape (stop - start, K), optional
-            Responsibilities supplied by the caller (initialisation).
-        centers : ndarray of shape (K, D), optional
-            Hard responsibilities: every row belongs to its nearest centre.
+        kernel : a pass kernel (``acc_shapes``, ``setup``, ``block``)
+        block_size : int, optional
+            Rows per block; by default the block's widest temporary holds about 4 MiB.
+        width : int, optional
+            The widest per-row temporary of the kernel (the feature map's width), for the
+            default block size.
 
         Returns
         -------
-        GaussianStats
+        dict of name -> float64 ndarray, the accumulators summed over all rows (in row
+        order, so a pass gives the same numbers every time on a given machine).
         """
-        N, D = X.shape
-        K = n_components
-        ct = covariance_type
+        N = X.shape[0]
         dtype = X.dtype
-        M = n_features_of(ct, D)
-        block_size = _resolve_block_size(block_size, N, K, M, dtype)
-        w_dt = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
-        cz = None
-        if centers is not None:
-            cz = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
-        # Decided once per pass so that every chunk's statistics are about the same
-        # anchors and add up.
-        anchors = pass_anchors(
-            plan, dtype, cz, lambda: self._resp_means(X, w_dt, resp, frame, K, block_size)
-        )
-        job = _PassJob(X, w_dt, plan, ct, frame, K, M, block_size, resp, cz, anchors)
-        parts = _run_chunks(job.run, N, block_size)
-        acc = parts[0][0]
-        scatter = parts[0][1]
-        loglik = parts[0][2]
-        for a_, s_, l_ in parts[1:]:
-            acc += a_
-            if scatter is not None:
-                scatter += s_
-            loglik += l_
-        wsum = float(N if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(
-            ct, frame, np.ascontiguousarray(acc.T), scatter, loglik, wsum, N, anchors
-        )
+        bs = _resolve_block_size(block_size, N, 1, width or X.shape[1], dtype)
+        w = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
+        parts = _run_chunks(_generic_job(X, w, kernel, bs, lambda: NumpyOps(dtype)), N, bs)
+        out = parts[0]
+        for p in parts[1:]:
+            for k in out:
+                out[k] += p[k]
+        return out
 
-    @staticmethod
-    def _resp_means(X, w, resp, frame, K, block_size) -> np.ndarray:
-        """Weighted component means (K, D) in the frame from given responsibilities."""
-        N, D = X.shape
-        n = np.zeros(K)
-        s1 = np.zeros((K, D))
-        for start in range(0, N, block_size):
-            stop = min(start + block_size, N)
-            R = np.asarray(resp(start, stop), dtype=np.float64)
-            if w is not None:
-                R = R * w[start:stop, None]
-            Z = (X[start:stop].astype(np.float64) - frame.center) / frame.scale
-            n += R.sum(axis=0)
-            s1 += R.T @ Z
-        return s1 / np.where(n > 0, n, 1.0)[:, None]
 
-    def log_joint(self, X: np.ndarray, plan: EStepPlan, *, block_size: int | None = None):
-        """``log w_k + log N(x_n | k)`` for every row and component.
+    def map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
+        """``kernel.rows`` over every block of ``X``, gathered into one host array.
 
         Returns
         -------
-        ndarray of shape (N, K), in X's dtype
+        ndarray of shape (N, kernel.n_out), in ``out_dtype`` (default: X's dtype)
         """
-        N, D = X.shape
-        ct = plan.covariance_type
+        N = X.shape[0]
         dtype = X.dtype
-        M = n_features_of(ct, D)
-        K = plan.n_components
-        block_size = _resolve_block_size(block_size, N, K, M, dtype)
-        kernel = _BlockKernel(plan, plan.frame, dtype, plan.needs_anchors(dtype), ct, D)
-        out = np.empty((N, K), dtype=dtype)
+        bs = _resolve_block_size(block_size, N, kernel.n_out, width or X.shape[1], dtype)
+        out = np.empty((N, kernel.n_out), dtype=dtype if out_dtype is None else out_dtype)
 
         def rows(lo, hi):
-            buf = _Buffers(M, K, min(block_size, hi - lo), dtype)
-            for start in range(lo, hi, block_size):
-                stop = min(start + block_size, hi)
-                FT, LT = buf.get(stop - start)
-                kernel.log_joint(FT, kernel.rows(FT, X[start:stop]), LT)
-                out[start:stop] = LT.T
+            ops = NumpyOps(dtype)
+            state = kernel.setup(ops)
+            for start in range(lo, hi, bs):
+                stop = min(start + bs, hi)
+                out[start:stop] = kernel.rows(ops, state, X[start:stop])
 
-        _run_chunks(rows, N, block_size)
+        _run_chunks(rows, N, bs)
         return out
 
 
@@ -501,6 +253,7 @@ class NumpyOps:
     name = "numpy"
     xp = np
     f64 = np.dtype(np.float64)
+    on_gpu = False
 
     def __init__(self, dtype):
         self.dtype = np.dtype(dtype)
@@ -550,6 +303,32 @@ class NumpyOps:
 
     def multiply(self, a, b, out=None):
         return np.multiply(a, b, out=out)
+
+    def subtract(self, a, b, out=None):
+        return np.subtract(a, b, out=out)
+
+    def sumsq(self, a, axis=0, out=None):
+        """Sum of squares along ``axis`` of a 2-D array (one pass, no temporary)."""
+        spec = "dn,dn->n" if axis == 0 else "nd,nd->n"
+        return np.einsum(spec, a, a, out=out)
+
+    def argmin(self, a, axis):
+        return np.argmin(a, axis=axis)
+
+    def one_hot_cols_(self, LT, labels):
+        """Set ``LT`` (K, rows) to the one-hot columns of ``labels`` (rows,)."""
+        LT[:] = 0.0
+        LT[labels, np.arange(LT.shape[1])] = 1.0
+        return LT
+
+    def weighted_stats(self, R, F):
+        """``R @ F^T``: weighted feature sums (K, M) from weights R (K, rows) and features
+        F (M, rows), in the data's dtype.
+
+        OpenBLAS runs ``F @ R^T`` (M x rows times rows x K) faster than the transposed
+        form for the short-and-wide blocks of a pass; the result is returned as a view.
+        """
+        return (F @ R.T).T
 
     def sum(self, a, axis=None, dtype=None):
         return np.sum(a, axis=axis, dtype=dtype)
@@ -621,62 +400,3 @@ def _generic_job(X, w, kernel, block_size, ops_factory):
         return acc
 
     return run
-
-
-def _numpy_stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
-    """One pass of ``kernel`` over ``X``; see :mod:`emix.backends._generic`.
-
-    Parameters
-    ----------
-    X : ndarray of shape (N, D), float32 or float64
-    sample_weight : ndarray of shape (N,) or None
-    kernel : a pass kernel (``acc_shapes``, ``setup``, ``block``)
-    block_size : int, optional
-        Rows per block; by default the block's widest temporary holds about 4 MiB.
-    width : int, optional
-        The widest per-row temporary of the kernel (the feature map's width), for the
-        default block size.
-
-    Returns
-    -------
-    dict of name -> float64 ndarray, the accumulators summed over all rows (in row
-    order, so a pass gives the same numbers every time on a given machine).
-    """
-    N = X.shape[0]
-    dtype = X.dtype
-    bs = _resolve_block_size(block_size, N, 1, width or X.shape[1], dtype)
-    w = None if sample_weight is None else sample_weight.astype(dtype, copy=False)
-    parts = _run_chunks(_generic_job(X, w, kernel, bs, lambda: NumpyOps(dtype)), N, bs)
-    out = parts[0]
-    for p in parts[1:]:
-        for k in out:
-            out[k] += p[k]
-    return out
-
-
-def _numpy_map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
-    """``kernel.rows`` over every block of ``X``, gathered into one host array.
-
-    Returns
-    -------
-    ndarray of shape (N, kernel.n_out), in ``out_dtype`` (default: X's dtype)
-    """
-    N = X.shape[0]
-    dtype = X.dtype
-    bs = _resolve_block_size(block_size, N, kernel.n_out, width or X.shape[1], dtype)
-    out = np.empty((N, kernel.n_out), dtype=dtype if out_dtype is None else out_dtype)
-
-    def rows(lo, hi):
-        ops = NumpyOps(dtype)
-        state = kernel.setup(ops)
-        for start in range(lo, hi, bs):
-            stop = min(start + bs, hi)
-            out[start:stop] = kernel.rows(ops, state, X[start:stop])
-
-    _run_chunks(rows, N, bs)
-    return out
-
-
-NumpyBackend.stats_pass = _numpy_stats_pass
-NumpyBackend.map_rows = _numpy_map_rows
-NumpyBackend.ops = lambda self, dtype: NumpyOps(dtype)

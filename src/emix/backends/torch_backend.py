@@ -1,33 +1,21 @@
-"""PyTorch kernels of the Gaussian-mixture E-step, for CPU and CUDA tensors.
+"""The PyTorch backend, for CPU and CUDA tensors: the same passes as NumPy's.
 
 The interface mirrors :class:`emix.backends.numpy_backend.NumpyBackend` method for
-method, and the arithmetic is the same: per block of rows, build the feature map
-``T(z)`` once (stored transposed, ``FT`` of shape (M, rows), as in the NumPy backend),
-take the log-joint as the single product ``eta^T @ FT``, turn it into responsibilities
-with a soft-max, and add ``R^T @ FT^T`` to the statistics. What changes is
-where the work happens and when the host waits for it:
+method, and :class:`TorchOps` mirrors ``NumpyOps``, so a kernel (written once, in a
+family or a model) runs unchanged on both. What changes is where the work happens and
+when the host waits for it:
 
-* Everything of size N stays on the tensor's device. The statistics (moments, scatter,
-  log-likelihood, weight total) are accumulated in float64 *on the device* and come back
-  to the host in one transfer at the end of the pass, so the block loop never
-  synchronises (no ``.item()``, no ``.cpu()``, no boolean-mask indexing inside it).
-* Block temporaries (``FT``, the log-joint/responsibility block, the tied-type product)
-  are allocated once per pass (again only for a short last block) and every kernel
-  writes into them with ``out=`` or in place. Features are rows, so each elementwise
-  kernel reads and writes contiguous memory (coalesced on a GPU).
-* On CUDA the default block is large (``FT`` about 256 MiB: ~120k rows at D=32 in
-  float32) so that a million-row pass is a handful of big kernels; on CPU it is NumPy's
-  cache-sized default.
+* Everything of size N stays on the tensor's device. A pass's float64 accumulators
+  (statistics, log-likelihood, weight total) live *on the device* and come back to the
+  host in one transfer at the end of the pass, so the block loop never synchronises
+  (no ``.item()``, no ``.cpu()``, no boolean-mask indexing inside it).
+* Kernels reuse block temporaries (``TorchOps.scratch``) and write with ``out=`` or in
+  place.
+* On CUDA the default block is large (the widest temporary about 256 MiB: ~120k rows at
+  D=32 in float32) so that a million-row pass is a handful of big kernels; on CPU it is
+  NumPy's cache-sized default.
 * Responsibilities below eps^3 of a row's largest are exactly 0 (see ``_exp_floor``):
   it keeps CPU kernels off x86's subnormal slow path and changes no statistic.
-
-Where the expanded quadratic form would cancel (``EStepPlan.needs_anchors``: components
-far from the frame's centre relative to their spread, mostly in float32), and for
-initial passes from centres or given responsibilities, the pass takes each component's
-rows about its own anchor exactly when and as the NumPy backend does
-(``GaussianStats.anchors``). There the K components are batched into one (K, rows, D)
-product per block (``torch.bmm``) instead of a Python loop over components, so a GPU
-still sees a few large kernels per block.
 
 Precision
 ---------
@@ -62,13 +50,6 @@ import numpy as np
 
 from .._validation import as_2d, check_array, check_shape, raise_nan_inf
 from ..exceptions import InputError, NonNumericError
-from ..families.gaussian import (
-    EStepPlan,
-    GaussianStats,
-    first_moment_offset,
-    n_features_of,
-    pass_anchors,
-)
 from .numpy_backend import default_block_size
 
 try:  # pragma: no cover - exercised through a subprocess test without torch
@@ -147,38 +128,6 @@ def _from_numpy(a: np.ndarray):
         return torch.from_numpy(a)
 
 
-# --------------------------------------------------------------------------- kernels
-def _build_features(FT, Xb, center, inv_scale: float, ct: str, D: int):
-    """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
-
-    Features are rows of ``FT`` (the NumPy backend's layout): every elementwise kernel
-    below reads and writes contiguous rows, which is what a GPU's memory system wants
-    (coalesced) as much as a CPU's vector units. Both products take ``FT`` directly.
-
-    The packed upper triangle of ``z z^T`` is written one triangle row at a time (D
-    broadcast products straight into slices of ``FT``). Measured on CPU this beats
-    gathering with triangle indices (``z[iu] * z[ju]``) 3-5x for D = 8..64, and on a
-    GPU it writes each feature once with no (D^2 x rows) temporaries.
-
-    Returns the view ``z`` (D, rows).
-    """
-    off = first_moment_offset(ct, D)
-    z = FT[off : off + D]
-    torch.sub(Xb.T, center[:, None], out=z)
-    if inv_scale != 1.0:
-        z.mul_(inv_scale)
-    if ct == "full":
-        row = 0
-        for d in range(D):
-            torch.mul(z[d], z[d:], out=FT[row : row + D - d])
-            row += D - d
-    elif ct == "diag":
-        torch.mul(z, z, out=FT[:D])
-    elif ct == "spherical":
-        torch.sum(z * z, dim=0, out=FT[0])
-    return z
-
-
 # Responsibilities below eps^3 of the row's largest are set to exactly 0 (``exp`` of the
 # log-joint minus the row maximum below 3 log(eps): -47.8 in float32, -108.1 in float64).
 # Summed over even 1/eps^2 rows they stay under one ulp of a responsibility of 1, so no
@@ -208,28 +157,6 @@ def _softmax_cols_(LT, floor: float):
     s = LT.sum(dim=0, keepdim=True)
     LT.div_(s)
     return s.log_().add_(m)[0]
-
-
-class _Buffers:
-    """Per-pass block temporaries on the device, reallocated only for a short last block
-    (so that every view handed to a kernel is contiguous)."""
-
-    def __init__(self, shapes: dict, rows: int, dtype, device):
-        self.shapes, self.dtype, self.device = shapes, dtype, device
-        self._make(rows)
-
-    def _make(self, rows: int):
-        self.rows = rows
-        self.arrays = {
-            key: torch.empty((lead, rows), dtype=self.dtype, device=self.device)
-            for key, lead in self.shapes.items()
-        }
-        self.arrays["FT"][-1] = 1.0
-
-    def get(self, rows: int) -> dict:
-        if rows != self.rows:
-            self._make(rows)
-        return self.arrays
 
 
 class TorchBackend:
@@ -443,369 +370,63 @@ class TorchBackend:
         return _from_numpy(np.asarray(X)).to(self.device)
 
     # ------------------------------------------------------------------ passes
-    def mixture_pass(
-        self,
-        X,
-        sample_weight,
-        plan: EStepPlan | None,
-        *,
-        covariance_type: str,
-        frame,
-        n_components: int,
-        block_size: int | None = None,
-        resp=None,
-        centers=None,
-    ) -> GaussianStats:
-        """One pass over ``X``: responsibilities, statistics and log-likelihood.
+    def ops(self, dtype) -> "TorchOps":
+        """The array namespace kernels compute with, for data of ``dtype``."""
+        return TorchOps(dtype, self.device)
 
-        Parameters
-        ----------
-        X : torch.Tensor of shape (N, D), float32 or float64
-        sample_weight : torch.Tensor or ndarray of shape (N,), or None
-        plan : EStepPlan or None
-            Parameters to compute responsibilities from. None when ``resp`` or
-            ``centers`` is given.
-        resp : callable (start, stop) -> ndarray of shape (stop - start, K), optional
-            Responsibilities supplied by the caller (initialisation); each block is copied
-            to the device.
-        centers : ndarray of shape (K, D), optional
-            Hard responsibilities: every row belongs to its nearest centre (computed on
-            the device, in float64, as :func:`emix.em.init.nearest` does).
+    def stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
+        """One pass of ``kernel`` over ``X`` on the device; accumulators come back in one
+        transfer. See :mod:`emix.backends._generic` and ``NumpyBackend.stats_pass``.
 
         Returns
         -------
-        GaussianStats
-            Float64 NumPy arrays, brought to the host in one transfer.
+        dict of name -> float64 ndarray
         """
         X = self._as_device_tensor(X)
-        dev = X.device
-        N, D = X.shape
-        K = n_components
-        ct = covariance_type
-        dtype = X.dtype
-        np_dtype = self.numpy_dtype(X)
-        M = n_features_of(ct, D)
-        block_size = self._block_size(block_size, N, K, M, dtype, dev)
-        cz_np = None
-        if plan is None and centers is not None:
-            cz_np = (np.asarray(centers, dtype=np.float64) - frame.center) / frame.scale
-        anchors = pass_anchors(
-            plan, np_dtype, cz_np,
-            lambda: self._resp_means(X, sample_weight, resp, frame, K, block_size),
-        )
+        N = X.shape[0]
+        bs = self._block_size(block_size, N, 1, width or X.shape[1], X.dtype, X.device)
         with torch.no_grad(), _ieee_fp32():
-            st = _PassState(self, X, sample_weight, frame, K, ct, block_size)
-            cz = cz_sq = None
-            if cz_np is not None:
-                cz = torch.as_tensor(cz_np, device=dev)
-                cz_sq = (cz * cz).sum(dim=1)
-
-            def fill_given(LT, start, stop, zr64):
-                """Responsibilities from the centres or the callable, into LT (K, rows)."""
-                if centers is not None:
-                    # The expression of emix.em.init._sq_dist, for the same labels.
-                    d2 = (zr64 * zr64).sum(dim=1, keepdim=True) - 2.0 * (zr64 @ cz.T) + cz_sq
-                    d2.clamp_(min=0.0)
-                    labels = d2.argmin(dim=1)
-                    LT.zero_()
-                    LT.scatter_(0, labels[None, :], 1.0)
-                else:
-                    LT.copy_(_resp_block(resp, start, stop, K, np_dtype).T)
-
-            if anchors is None:
-                st.expanded_loop(plan, fill_given)
-            else:
-                st.anchored_loop(plan, anchors, fill_given)
-            host = st.download()  # the pass's one device-to-host transfer
-        n_mom = K * M
-        moments = host[:n_mom].reshape(K, M).copy()
-        ll = float(host[n_mom]) if plan is not None else 0.0
-        wsum_f = float(host[n_mom + 1])
-        scatter_np = host[n_mom + 2 :].reshape(D, D).copy() if ct == "tied" else None
-        return GaussianStats(ct, frame, moments, scatter_np, ll, wsum_f, N, anchors)
-
-    def _resp_means(self, X, sample_weight, resp, frame, K, block_size) -> np.ndarray:
-        """Weighted component means (K, D) in the frame from given responsibilities.
-
-        One extra pass at initialisation, as in the NumPy backend: the statistics are
-        then taken about these means, exact wherever the components lie.
-        """
-        N, D = X.shape
-        dev = X.device
-        f64 = torch.float64
-        with torch.no_grad():
+            ops = TorchOps(X.dtype, X.device)
             w = None
             if sample_weight is not None:
-                w = self.asarray_like(sample_weight, X).to(f64)
-            center = torch.as_tensor(frame.center, device=dev)
-            n = torch.zeros(K, dtype=f64, device=dev)
-            s1 = torch.zeros((K, D), dtype=f64, device=dev)
-            for start in range(0, N, block_size):
-                stop = min(start + block_size, N)
-                R = _resp_block(resp, start, stop, K, np.float64).to(dev)
-                if w is not None:
-                    R = R * w[start:stop, None]
-                Z = (X[start:stop].to(f64) - center) * (1.0 / frame.scale)
-                n += R.sum(dim=0)
-                s1 += R.T @ Z
-            out = torch.cat([n, s1.reshape(-1)]).cpu().numpy()
-        n_np, s1_np = out[:K], out[K:].reshape(K, D)
-        return s1_np / np.where(n_np > 0, n_np, 1.0)[:, None]
+                w = self.asarray_like(sample_weight, X).to(X.dtype)
+            acc = {k: torch.zeros(shape, dtype=torch.float64, device=X.device)
+                   for k, shape in kernel.acc_shapes.items()}
+            state = kernel.setup(ops)
+            for start in range(0, N, bs):
+                stop = min(start + bs, N)
+                wb = None if w is None else w[start:stop]
+                kernel.block(ops, state, X[start:stop], wb, acc, start, stop)
+            names = list(acc)
+            host = torch.cat([acc[k].reshape(-1) for k in names]).cpu().numpy()  # one transfer
+        out, pos = {}, 0
+        for k in names:
+            shape = kernel.acc_shapes[k]
+            size = int(np.prod(shape)) if len(shape) else 1
+            out[k] = host[pos : pos + size].reshape(shape).copy()
+            pos += size
+        return out
 
-    def log_joint(self, X, plan: EStepPlan, *, block_size: int | None = None) -> np.ndarray:
-        """``log w_k + log N(x_n | k)`` for every row and component.
+
+    def map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
+        """``kernel.rows`` over every block, gathered on the device, one transfer.
 
         Returns
         -------
-        ndarray of shape (N, K), in X's dtype (computed on the device, one transfer)
+        ndarray of shape (N, kernel.n_out)
         """
         X = self._as_device_tensor(X)
-        dev = X.device
-        N, D = X.shape
-        ct = plan.covariance_type
-        dtype = X.dtype
-        np_dtype = self.numpy_dtype(X)
-        M = n_features_of(ct, D)
-        K = plan.n_components
-        block_size = self._block_size(block_size, N, K, M, dtype, dev)
-        anchored = plan.needs_anchors(np_dtype)
+        N = X.shape[0]
+        bs = self._block_size(block_size, N, kernel.n_out, width or X.shape[1], X.dtype, X.device)
         with torch.no_grad(), _ieee_fp32():
-            out = torch.empty((N, K), dtype=dtype, device=dev)
-            if anchored:
-                kern = _AnchoredKernel(plan, np.asarray(plan.anchors), dtype, dev)
-                rows_cap = _anchored_rows(block_size, N, K, D, dtype, dev)
-                center = torch.as_tensor(plan.frame.center, device=dev)
-                for start in range(0, N, rows_cap):
-                    stop = min(start + rows_cap, N)
-                    Z = (X[start:stop].to(torch.float64) - center) * (1.0 / plan.frame.scale)
-                    Dk = kern.offsets(Z)
-                    out[start:stop].copy_(kern.log_joint(Dk).T)
-                return out.cpu().numpy()
-            kern = _ExpandedKernel(
-                plan, plan.frame, ct, D, K, M, np_dtype, dtype, dev, block_size
-            )
-            for start in range(0, N, block_size):
-                stop = min(start + block_size, N)
-                b, z = kern.block(X[start:stop])
-                # eta^T @ FT, then a small transposing copy: FT^T @ eta is 7x slower in MKL.
-                kern.log_joint(b, z)
-                LT = b["LT"]
-                out[start:stop].copy_(LT.T)
+            ops = TorchOps(X.dtype, X.device)
+            dt = X.dtype if out_dtype is None else _torch_dtype(out_dtype)
+            out = torch.empty((N, kernel.n_out), dtype=dt, device=X.device)
+            state = kernel.setup(ops)
+            for start in range(0, N, bs):
+                stop = min(start + bs, N)
+                out[start:stop].copy_(kernel.rows(ops, state, X[start:stop]))
             return out.cpu().numpy()
-
-
-# --------------------------------------------------------------------------- pass state
-# Anchored blocks hold (K, rows, D) temporaries; their rows are capped so that one of
-# them stays near the expanded form's block budget.
-_CPU_ANCHORED_BYTES = 4 << 20
-
-
-def _anchored_rows(block_size, N, K, D, dtype, device) -> int:
-    per_row = 3 * K * D * dtype.itemsize + 2 * D * 8  # Dk, Y/Ds, squares + float64 Z
-    budget = _CUDA_BLOCK_BYTES if device.type == "cuda" else _CPU_ANCHORED_BYTES
-    return max(1, min(block_size, max(256, budget // per_row), max(N, 1)))
-
-
-def _resp_block(resp, start, stop, K, np_dtype):
-    """The caller's responsibilities for rows start:stop as a CPU tensor (rows, K)."""
-    block = np.asarray(resp(start, stop), dtype=np_dtype)
-    if block.shape != (stop - start, K):
-        raise InputError(
-            f"resp({start}, {stop}) returned shape {block.shape}; expected ({stop - start}, {K})"
-        )
-    return _from_numpy(block)
-
-
-class _ExpandedKernel:
-    """The expanded form's per-block steps, shared by passes and ``log_joint``: the
-    feature map ``T(z)`` written into a reused buffer, and the log-joint ``eta^T @ T(z)``
-    (plus the shared quadratic term for tied)."""
-
-    def __init__(self, plan, frame, ct, D, K, M, np_dtype, dtype, dev, block_size):
-        self.ct, self.D = ct, D
-        self.center = torch.as_tensor(frame.center.astype(np_dtype), device=dev)
-        self.inv_scale = float(np_dtype.type(1.0 / frame.scale))
-        self.etaT = self.tcT = None
-        if plan is not None:
-            eta_np, tc_np, _ = plan.cast(np_dtype)
-            self.etaT = torch.as_tensor(np.ascontiguousarray(eta_np.T), device=dev)
-            if ct == "tied":
-                self.tcT = torch.as_tensor(np.ascontiguousarray(tc_np.T), device=dev)
-        shapes = {"FT": M, "LT": K}
-        if ct == "tied" and plan is not None:
-            shapes["Y"] = D
-        self.buf = _Buffers(shapes, block_size, dtype, dev)
-
-    def block(self, Xb):
-        """Buffers for these rows, with ``T(z)`` written: ``(b, z)``; b holds FT, LT."""
-        b = self.buf.get(Xb.shape[0])
-        z = _build_features(b["FT"], Xb, self.center, self.inv_scale, self.ct, self.D)
-        return b, z
-
-    def log_joint(self, b, z) -> None:
-        """Write the block's log-joint into ``b["LT"]`` (K, rows)."""
-        LT = b["LT"]
-        torch.mm(self.etaT, b["FT"], out=LT)
-        if self.ct == "tied":
-            Y = b["Y"]
-            torch.mm(self.tcT, z, out=Y)
-            Y.mul_(Y)
-            LT.add_(Y.sum(dim=0), alpha=-0.5)
-
-
-class _AnchoredKernel:
-    """Log-joint and statistics about per-component anchors, batched over components.
-
-    Mirrors the NumPy backend's anchored form (``const_k - 0.5 |U_k^T (z - a_k)|^2``
-    and moments of ``z - a_k``), but with one batched product per block for all K
-    components instead of a Python loop over them, so a GPU sees a few big kernels.
-    The offsets ``z - a_k`` are formed in float64 and rounded to the data's dtype once
-    they are small, as in NumPy.
-    """
-
-    def __init__(self, plan, anchors: np.ndarray, dtype, device):
-        self.dtype, self.device = dtype, device
-        self.anchors = torch.as_tensor(np.asarray(anchors, dtype=np.float64), device=device)
-        self.ct = None
-        if plan is not None:
-            np_dtype = np.float32 if dtype == torch.float32 else np.float64
-            _, prec, const = plan.cast_anchored(np_dtype)
-            self.ct = plan.covariance_type
-            self.prec = torch.as_tensor(np.ascontiguousarray(prec), device=device)
-            self.const = torch.as_tensor(np.ascontiguousarray(const), device=device)
-
-    def offsets(self, Z):
-        """``(z - a_k)`` for every component: (K, rows, D) in the data's dtype."""
-        return (Z[None, :, :] - self.anchors[:, None, :]).to(self.dtype)
-
-    def log_joint(self, Dk):
-        """(K, rows) log-joint from the offsets."""
-        ct = self.ct
-        if ct == "full":
-            Y = torch.bmm(Dk, self.prec)
-            q = (Y * Y).sum(dim=2)
-        elif ct == "tied":
-            Y = torch.matmul(Dk, self.prec)
-            q = (Y * Y).sum(dim=2)
-        elif ct == "diag":
-            q = torch.bmm(Dk * Dk, self.prec[:, :, None])[:, :, 0]
-        else:
-            q = self.prec[:, None] * (Dk * Dk).sum(dim=2)
-        q.mul_(-0.5)
-        q.add_(self.const[:, None])
-        return q
-
-
-class _PassState:
-    """Device buffers and float64 accumulators of one mixture pass."""
-
-    def __init__(self, backend, X, sample_weight, frame, K, ct, block_size):
-        self.X, self.frame, self.K, self.ct, self.block_size = X, frame, K, ct, block_size
-        self.dev = dev = X.device
-        self.dtype = X.dtype
-        self.np_dtype = backend.numpy_dtype(X)
-        N, D = X.shape
-        self.N, self.D = N, D
-        self.M = n_features_of(ct, D)
-        f64 = torch.float64
-        self.w64 = self.wx = None
-        if sample_weight is not None:
-            self.w64 = backend.asarray_like(sample_weight, X).to(f64)
-            self.wx = self.w64.to(self.dtype)
-        self.floor = _exp_floor(self.dtype)
-        self.acc = torch.zeros((K, self.M), dtype=f64, device=dev)
-        self.scatter = torch.zeros((D, D), dtype=f64, device=dev) if ct == "tied" else None
-        self.loglik = torch.zeros((), dtype=f64, device=dev)
-
-    def _add_loglik(self, lse, start, stop):
-        if self.w64 is None:
-            self.loglik += lse.sum(dtype=torch.float64)
-        else:
-            self.loglik += torch.dot(self.w64[start:stop], lse.to(torch.float64))
-
-    def expanded_loop(self, plan, fill_given):
-        """Blocks through the feature map ``T(z)``: two GEMMs per block."""
-        X, dev, dtype, ct, D, K, M = self.X, self.dev, self.dtype, self.ct, self.D, self.K, self.M
-        f64 = torch.float64
-        kern = _ExpandedKernel(
-            plan, self.frame, ct, D, K, M, self.np_dtype, dtype, dev, self.block_size
-        )
-        for start in range(0, self.N, self.block_size):
-            stop = min(start + self.block_size, self.N)
-            b, z = kern.block(X[start:stop])
-            FT, LT = b["FT"], b["LT"]
-            wb = None if self.wx is None else self.wx[start:stop]
-            if plan is not None:
-                kern.log_joint(b, z)
-                self._add_loglik(_softmax_cols_(LT, self.floor), start, stop)
-            else:
-                fill_given(LT, start, stop, z.T.to(f64))
-            if wb is not None:
-                LT.mul_(wb)
-            # (K x rows) @ (rows x M): measured 1.7x faster in MKL than FT @ LT.T.
-            self.acc += LT @ FT.T
-            if ct == "tied":
-                # sqrt(w) on both sides keeps the scatter exactly symmetric.
-                zs = z if wb is None else z * wb.sqrt()
-                self.scatter += zs @ zs.T
-
-    def anchored_loop(self, plan, anchors, fill_given):
-        """Blocks through offsets from per-component anchors: batched GEMMs per block."""
-        X, dev, dtype, ct, D, K = self.X, self.dev, self.dtype, self.ct, self.D, self.K
-        f64 = torch.float64
-        kern = _AnchoredKernel(plan, anchors, dtype, dev)
-        center = torch.as_tensor(self.frame.center, device=dev)
-        inv_scale = 1.0 / self.frame.scale
-        rows_cap = _anchored_rows(self.block_size, self.N, K, D, dtype, dev)
-        off = first_moment_offset(ct, D)
-        iu = ju = None
-        if ct == "full":
-            iu, ju = torch.triu_indices(D, D, device=dev)
-        LTbuf = torch.empty((K, rows_cap), dtype=dtype, device=dev)
-        for start in range(0, self.N, rows_cap):
-            stop = min(start + rows_cap, self.N)
-            rows = stop - start
-            Z = (X[start:stop].to(f64) - center) * inv_scale  # (rows, D), float64
-            Dk = kern.offsets(Z)  # (K, rows, D)
-            wb = None if self.wx is None else self.wx[start:stop]
-            if plan is not None:
-                LT = kern.log_joint(Dk)
-                self._add_loglik(_softmax_cols_(LT, self.floor), start, stop)
-            else:
-                LT = LTbuf[:, :rows] if rows == rows_cap else LTbuf[:, :rows].contiguous()
-                fill_given(LT, start, stop, Z)
-            if wb is not None:
-                LT.mul_(wb)
-            # The anchored path serves ill-conditioned components, whose covariances
-            # lose eps times the condition number: statistics in float64, as in NumPy.
-            LT = LT.to(f64)
-            Dk = Z[None, :, :] - kern.anchors[:, None, :]
-            acc = self.acc
-            acc[:, -1] += LT.sum(dim=1, dtype=f64)
-            acc[:, off : off + D] += torch.bmm(LT[:, None, :], Dk)[:, 0]
-            if ct in ("full", "tied"):
-                # sqrt(r) on both sides keeps each Gram matrix exactly symmetric.
-                Ds = Dk * LT.sqrt()[:, :, None]
-                G = torch.bmm(Ds.transpose(1, 2), Ds)  # (K, D, D)
-                if ct == "full":
-                    acc[:, :off] += G[:, iu, ju]
-                else:
-                    self.scatter += G.sum(dim=0, dtype=f64)
-            elif ct == "diag":
-                acc[:, :D] += torch.bmm(LT[:, None, :], Dk * Dk)[:, 0]
-            else:
-                acc[:, 0] += (LT * (Dk * Dk).sum(dim=2)).sum(dim=1)
-
-    def download(self) -> np.ndarray:
-        f64 = torch.float64
-        if self.w64 is None:
-            wsum = torch.full((1,), float(self.N), dtype=f64, device=self.dev)
-        else:
-            wsum = self.w64.sum().reshape(1)
-        parts = [self.acc.reshape(-1), self.loglik.reshape(1), wsum]
-        if self.scatter is not None:
-            parts.append(self.scatter.reshape(-1))
-        return torch.cat(parts).cpu().numpy()
 
 
 # --------------------------------------------------------------------------- checks
@@ -858,6 +479,7 @@ class TorchOps:
         self.dtype = _torch_dtype(dtype)
         self.device = device
         self.floor = _exp_floor(self.dtype)
+        self.on_gpu = torch.device(device).type == "cuda"
         self._scratch: dict = {}
         self.xp = torch
 
@@ -911,6 +533,26 @@ class TorchOps:
     def multiply(self, a, b, out=None):
         return torch.mul(a, b, out=out) if out is not None else torch.mul(a, b)
 
+    def subtract(self, a, b, out=None):
+        return torch.sub(a, b, out=out) if out is not None else torch.sub(a, b)
+
+    def sumsq(self, a, axis=0, out=None):
+        if out is not None:
+            return torch.sum(a * a, dim=axis, out=out)
+        return torch.sum(a * a, dim=axis)
+
+    def argmin(self, a, axis):
+        return torch.argmin(a, dim=axis)
+
+    def one_hot_cols_(self, LT, labels):
+        LT.zero_()
+        LT.scatter_(0, labels[None, :], 1.0)
+        return LT
+
+    def weighted_stats(self, R, F):
+        # (K x rows) @ (rows x M): measured 1.7x faster in MKL than F @ R^T.
+        return R @ F.T
+
     def sum(self, a, axis=None, dtype=None):
         dt = _torch_dtype(dtype)
         if axis is None:
@@ -956,63 +598,3 @@ class TorchOps:
     def softmax_cols_(self, LT, dead=None):
         # Dead components have a -inf log-joint, which the floor turns into exactly 0.
         return _softmax_cols_(LT, self.floor)
-
-
-def _torch_stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
-    """One pass of ``kernel`` over ``X`` on the device; accumulators come back in one
-    transfer. See :mod:`emix.backends._generic` and ``NumpyBackend.stats_pass``.
-
-    Returns
-    -------
-    dict of name -> float64 ndarray
-    """
-    X = self._as_device_tensor(X)
-    N = X.shape[0]
-    bs = self._block_size(block_size, N, 1, width or X.shape[1], X.dtype, X.device)
-    with torch.no_grad(), _ieee_fp32():
-        ops = TorchOps(X.dtype, X.device)
-        w = None
-        if sample_weight is not None:
-            w = self.asarray_like(sample_weight, X).to(X.dtype)
-        acc = {k: torch.zeros(shape, dtype=torch.float64, device=X.device)
-               for k, shape in kernel.acc_shapes.items()}
-        state = kernel.setup(ops)
-        for start in range(0, N, bs):
-            stop = min(start + bs, N)
-            wb = None if w is None else w[start:stop]
-            kernel.block(ops, state, X[start:stop], wb, acc, start, stop)
-        names = list(acc)
-        host = torch.cat([acc[k].reshape(-1) for k in names]).cpu().numpy()  # one transfer
-    out, pos = {}, 0
-    for k in names:
-        shape = kernel.acc_shapes[k]
-        size = int(np.prod(shape)) if len(shape) else 1
-        out[k] = host[pos : pos + size].reshape(shape).copy()
-        pos += size
-    return out
-
-
-def _torch_map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
-    """``kernel.rows`` over every block, gathered on the device, one transfer.
-
-    Returns
-    -------
-    ndarray of shape (N, kernel.n_out)
-    """
-    X = self._as_device_tensor(X)
-    N = X.shape[0]
-    bs = self._block_size(block_size, N, kernel.n_out, width or X.shape[1], X.dtype, X.device)
-    with torch.no_grad(), _ieee_fp32():
-        ops = TorchOps(X.dtype, X.device)
-        dt = X.dtype if out_dtype is None else _torch_dtype(out_dtype)
-        out = torch.empty((N, kernel.n_out), dtype=dt, device=X.device)
-        state = kernel.setup(ops)
-        for start in range(0, N, bs):
-            stop = min(start + bs, N)
-            out[start:stop].copy_(kernel.rows(ops, state, X[start:stop]))
-        return out.cpu().numpy()
-
-
-TorchBackend.stats_pass = _torch_stats_pass
-TorchBackend.map_rows = _torch_map_rows
-TorchBackend.ops = lambda self, dtype: TorchOps(dtype, self.device)

@@ -42,7 +42,7 @@ class _Base:
         for name, fn in extra.items():
             acc[name] += fn(R)
         RU = R if U is None else ops.multiply(R, U)
-        acc["S"] += ops.cast(ops.matmul(RU, F.T), ops.f64)
+        acc["S"] += ops.cast(ops.weighted_stats(RU, F), ops.f64)
 
 
 class MixtureKernel(_Base):
@@ -109,7 +109,8 @@ class GivenRespKernel(_Base):
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
         F = self.family.features(ops, Xb)
-        R = ops.asarray(np.asarray(self.resp(start, stop), dtype=np.float64).T)
+        # A copy: the caller's array must not be weighted in place.
+        R = ops.asarray(np.array(np.asarray(self.resp(start, stop)).T, dtype=np.float64, order="C"))
         extra = self.family.initial_extra(ops, R) if self.family.extra_stats else {}
         self._accumulate(ops, F, R, wb, acc, None, extra)
 

@@ -27,6 +27,7 @@ from ..exceptions import (
     sklearn_compatible,
 )
 from ..families import gaussian as G
+from ..families import gaussian_kernel as GK
 from ._base import EstimatorBase
 
 __all__ = ["GaussianMixture"]
@@ -54,7 +55,8 @@ class _GaussianProblem:
         self.last_allowance = 0.0
 
     def pass_(self, plan=None, resp=None, centers=None) -> G.GaussianStats:
-        return self.backend.mixture_pass(
+        return GK.mixture_pass(
+            self.backend,
             self.X,
             self.w,
             plan,
@@ -537,7 +539,7 @@ class GaussianMixture(EstimatorBase):
         # unpickled models from before it existed are both fine.
         frame = getattr(self, "_frame", None) or G.Frame(params.means.mean(axis=0), 1.0)
         plan = G.estep_plan(params, frame)
-        return backend.log_joint(Xv, plan, block_size=self.block_size)
+        return GK.log_joint(backend, Xv, plan, block_size=self.block_size)
 
     def _current_params(self) -> G.GaussianMixtureParams:
         """Parameters from the public attributes, so that edits to them are honoured."""
