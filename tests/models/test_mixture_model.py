@@ -11,7 +11,6 @@ import pytest
 from scipy import stats
 
 import emix
-from emix.families import get_family
 from emix.families.poisson import Poisson
 from emix.families.product import Product
 
@@ -474,3 +473,26 @@ def test_a_product_allows_its_parts_regularisation_gap(rng):
 
     gap = prod.reg_gap(stats(prod, X))
     assert gap > 0 and gap == pytest.approx(alone.reg_gap(stats(alone, X[:, :2])), rel=1e-12)
+
+
+def test_warm_start_one_iteration_per_call_converges_like_one_fit():
+    # scikit-learn's warm-start contract, for every family: repeated max_iter=1 fits
+    # continue one EM run, and converged_ turns True when a call changes the mean
+    # log-likelihood by less than tol.
+    rng = np.random.default_rng(5)
+    X = np.concatenate([rng.poisson(2.0, (300, 2)), rng.poisson(9.0, (300, 2))]).astype(float)
+    one = emix.MixtureModel("poisson", n_components=2, tol=1e-4, max_iter=500, random_state=0).fit(X)
+    warm = emix.MixtureModel("poisson", n_components=2, tol=1e-4, max_iter=1, random_state=0,
+                             warm_start=True)
+    history = []
+    for _ in range(one.n_iter_ + 5):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", emix.ConvergenceWarning)
+            warm.fit(X)
+        history.append(warm.lower_bound_)
+        if warm.converged_:
+            break
+    assert warm.converged_
+    assert len(history) == one.n_iter_
+    np.testing.assert_allclose(history, one.lower_bounds_, rtol=1e-12)
+    np.testing.assert_allclose(warm.rates_, one.rates_, rtol=1e-10)

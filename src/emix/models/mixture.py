@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 
-from .._validation import check_float, check_int, check_sample_weight, check_weights_init
+from .._validation import check_float, check_int, check_weights_init
 from ..backends import resolve_backend
-from ..em.engine import run_restarts
 from ..em.init import (
     KMEANS_MAX_ROWS,
     as_generator,
@@ -18,25 +16,14 @@ from ..em.init import (
     random_rows,
     ward,
 )
-from ..em.monitor import ConvergenceMonitor
-from ..exceptions import (
-    ConvergenceWarning,
-    DataScaleWarning,
-    DegenerateComponentWarning,
-    InputError,
-    sklearn_compatible,
-)
+from ..exceptions import DataScaleWarning, InputError
 from ..families import gaussian as G
 from ..families import gaussian_kernel as GK
-from ._base import EstimatorBase
+from ._mixture_base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data", "ward")
-LABEL_ORDERS = (None, "mean", "weight")
-# Beyond this many, one summary warning lists the rest: a fit with 400 collapsed
-# components should not print 800 warnings.
-_MAX_ISSUE_WARNINGS = 5
 
 
 class _GaussianProblem:
@@ -82,7 +69,7 @@ class _GaussianProblem:
         return params
 
 
-class GaussianMixture(EstimatorBase):
+class GaussianMixture(MixtureEstimator):
     """Gaussian mixture model fitted by EM on additive sufficient statistics.
 
     A drop-in replacement for :class:`sklearn.mixture.GaussianMixture`: the same
@@ -197,30 +184,14 @@ class GaussianMixture(EstimatorBase):
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
-        check_int(self.n_components, "n_components", low=1)
+        self._check_common_parameters(INIT_PARAMS)
         if self.covariance_type not in G.COVARIANCE_TYPES:
             raise InputError(
                 f"covariance_type must be one of {G.COVARIANCE_TYPES}; got "
                 f"{self.covariance_type!r}"
             )
-        check_float(self.tol, "tol", low=0.0)
         check_float(self.reg_covar, "reg_covar", low=0.0)
-        check_int(self.max_iter, "max_iter", low=0)
-        check_int(self.n_init, "n_init", low=1)
-        if self.init_params not in INIT_PARAMS:
-            raise InputError(
-                f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}"
-            )
-        check_int(self.verbose, "verbose", low=0)
         check_int(self.verbose_interval, "verbose_interval", low=1)
-        if self.block_size is not None:
-            check_int(self.block_size, "block_size", low=1)
-        if self.callback is not None and not callable(self.callback):
-            raise InputError("callback must be callable (iteration, log_likelihood, params)")
-        if self.label_order not in LABEL_ORDERS:
-            raise InputError(
-                f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}"
-            )
 
     def _check_initial(self, D: int):
         """Validate user-given starting parameters; return them as float64 or None."""
@@ -254,44 +225,13 @@ class GaussianMixture(EstimatorBase):
         return w, m, p
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the mixture by EM.
-
-        Parameters
-        ----------
-        X : array-like of shape (N, D) or (N,)
-            1-D input is one feature. float32 data are fitted in float32.
-        y : ignored
-        sample_weight : array-like of shape (N,), optional
-            Non-negative weights; an integer weight equals repeating the row.
-
-        Returns
-        -------
-        self
-        """
-        self._fit(X, sample_weight)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most likely component of every row, shape (N,)."""
-        self._fit(X, sample_weight)
-        return self.predict(X)
-
     def _fit(self, X, sample_weight):
         self._check_parameters()
         backend = resolve_backend(X, self.device)
         K = self.n_components
         Xv, names = backend.validate(X, name="X")
         N, D = Xv.shape
-        w = check_sample_weight(
-            None if sample_weight is None else backend.to_numpy(sample_weight), N
-        )
-        n_pos = N if w is None else int(np.count_nonzero(w))
-        if n_pos < K:
-            raise InputError(
-                f"X has {n_pos} sample(s) (rows{' with positive weight' if w is not None else ''}) "
-                f"but n_components={K}: need at least as many rows as components"
-            )
+        w = self._checked_weights(backend, sample_weight, N, K)
         w_init, m_init, p_init = self._check_initial(D)
         w_dev = None if w is None else backend.asarray_like(w, Xv)
         summary = backend.column_summary(Xv, w_dev)
@@ -305,9 +245,6 @@ class GaussianMixture(EstimatorBase):
         rng = as_generator(self.random_state)
         n_init = 1 if warm else self.n_init
         dtype = backend.numpy_dtype(Xv)
-        # Round-off in the mean log-likelihood: float32 sums are float64, but each row's
-        # log-density carries the float32 E-step's error (see EStepPlan.needs_anchors).
-        drop_rtol = 1e-9 if dtype == np.float64 else 1e-4
 
         def initial(i):
             if warm:
@@ -321,68 +258,21 @@ class GaussianMixture(EstimatorBase):
             params = self._initial_params(problem, Xv, w, rng, method)
             return self._override(params, w_init, m_init, p_init)
 
-        def make_monitor(i):
-            return ConvergenceMonitor(
-                self.tol,
-                self.max_iter,
-                drop_rtol=drop_rtol,
-                verbose=self.verbose,
-                verbose_interval=self.verbose_interval,
-                label=f"init {i}" if n_init > 1 else "",
-                # A warm start continues the previous fit: its first change is measured
-                # from where that fit ended, as scikit-learn does. How far that fit's
-                # last regularised M-step may have lowered the likelihood is not kept.
-                previous=getattr(self, "lower_bound_", None) if warm else None,
-                previous_allowance=0.0 if float(self.reg_covar) == 0.0 else math.inf,
-            )
-
-        result = run_restarts(
-            problem,
-            initial,
-            n_init=n_init,
-            tol=self.tol,
-            max_iter=self.max_iter,
-            callback=self.callback,
-            make_monitor=make_monitor,
+        result = self._run_em(
+            problem, initial, n_init=n_init, dtype=dtype, warm=warm,
+            exact=float(self.reg_covar) == 0.0,
         )
-        if not result.converged and not result.stopped_by_callback and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
-                f"{n_init} init(s); last change "
-                f"{result.last_change:.3g} >= tol={self.tol}). Increase max_iter "
-                "or tol, try other init_params, or check for degenerate data.",
-                sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
-                stacklevel=3,
-            )
         params, issues = result.params, result.issues
         if self.label_order is not None:
             perm = G.canonical_order(params, self.label_order)
             params, issues = G.permute(params, perm), G.permute_issues(issues, perm)
         self._store(params, dtype)
         self._set_feature_names(names)
-        self.degenerate_ = bool(issues)
-        self.degenerate_components_ = np.unique(
-            np.array([i.component for i in issues], dtype=np.intp)
-        )
         self._issues = tuple(issues)
-        messages = self._issue_messages()
-        for msg in messages[:_MAX_ISSUE_WARNINGS]:
-            warnings.warn(msg, DegenerateComponentWarning, stacklevel=3)
-        if len(messages) > _MAX_ISSUE_WARNINGS:
-            warnings.warn(
-                f"... and {len(messages) - _MAX_ISSUE_WARNINGS} more problems with "
-                f"components {self.degenerate_components_.tolist()}; see "
-                "degenerate_components_ and use fewer components",
-                DegenerateComponentWarning,
-                stacklevel=3,
-            )
+        self._warn_issues(self._issue_messages(), [i.component for i in issues])
         self._frame = frame
         self.n_features_in_ = D
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = float(result.lower_bound)
-        self.lower_bounds_ = result.history
-        self.best_init_ = int(result.init)
+        self._record_run(result)
         return self
 
     def _issue_messages(self) -> list[str]:
@@ -551,29 +441,6 @@ class GaussianMixture(EstimatorBase):
             self.covariance_type,
         )
 
-    def score_samples(self, X) -> np.ndarray:
-        """Log density of every row, shape (N,)."""
-        L = self._log_joint(X, "score_samples")
-        return _logsumexp_rows(L)
-
-    def score(self, X, y=None, sample_weight=None) -> float:
-        """Mean log-likelihood per sample (weighted when ``sample_weight`` is given)."""
-        s = self.score_samples(X)
-        if sample_weight is None:
-            return float(np.mean(s, dtype=np.float64))
-        sw = check_sample_weight(resolve_backend(sample_weight).to_numpy(sample_weight), s.shape[0])
-        return float(np.dot(sw, s) / sw.sum())
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities: posterior probability of each component, shape (N, K)."""
-        L = self._log_joint(X, "predict_proba")
-        lse = _logsumexp_rows(L)
-        return np.exp(L - lse[:, None])
-
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of every row, shape (N,)."""
-        return np.argmax(self._log_joint(X, "predict"), axis=1)
-
     def sample(self, n_samples: int = 1):
         """Draw rows from the fitted mixture.
 
@@ -583,10 +450,9 @@ class GaussianMixture(EstimatorBase):
         y : ndarray of shape (n_samples,), the component of each row
         """
         self._check_is_fitted("sample")
-        check_int(n_samples, "n_samples", low=1)
         rng = as_generator(self.random_state)
         params = self._current_params()
-        counts = rng.multinomial(n_samples, params.weights / params.weights.sum())
+        counts = self._draw_counts(n_samples, params.weights, rng)
         D = self.n_features_in_
         ct = self.covariance_type
         parts = []
@@ -607,26 +473,7 @@ class GaussianMixture(EstimatorBase):
     def _n_parameters(self) -> int:
         return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
 
-    def bic(self, X) -> float:
-        """Bayesian information criterion on X; lower is better."""
-        self._check_is_fitted("bic")
-        n = np.shape(X)[0]
-        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
-
-    def aic(self, X) -> float:
-        """Akaike information criterion on X; lower is better."""
-        self._check_is_fitted("aic")
-        n = np.shape(X)[0]
-        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
-
 
 def _column_label(names, j: int) -> str:
     """How messages name column ``j``: by its DataFrame name when there is one."""
     return f"column {names[j]!r}" if names is not None else f"column {j}"
-
-
-def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
-    m = L.max(axis=1)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m

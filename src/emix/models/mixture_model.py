@@ -11,34 +11,23 @@ specialised kernels (frames, anchored statistics, degeneracy screening) it alrea
 from __future__ import annotations
 
 import inspect
-import math
 import re
-import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
-from .._validation import check_float, check_int, check_sample_weight, check_weights_init
+from .._validation import check_weights_init
 from ..backends import resolve_backend
-from ..em.engine import run_restarts
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
-from ..em.monitor import ConvergenceMonitor
-from ..exceptions import (
-    ConvergenceWarning,
-    DegenerateComponentWarning,
-    InputError,
-    sklearn_compatible,
-)
-from ..families import FAMILY_NAMES, family_class, get_family
+from ..exceptions import InputError
+from ..families import FAMILY_NAMES, family_class
 from ..families._base import Family, permute_params
-from ._base import EstimatorBase
+from ._mixture_base import MixtureEstimator
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 
 __all__ = ["MixtureModel"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
-LABEL_ORDERS = (None, "mean", "weight")
-_MAX_ISSUE_WARNINGS = 5
 # The attributes a delegated Gaussian fit exposes, as GaussianMixture names them.
 _GAUSSIAN_ATTRS = (
     "weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_",
@@ -104,7 +93,7 @@ class _FamilyProblem:
         return weights, fp
 
 
-class MixtureModel(EstimatorBase):
+class MixtureModel(MixtureEstimator):
     """Finite mixture of any distribution family, fitted by EM on additive statistics.
 
     Parameters
@@ -224,19 +213,7 @@ class MixtureModel(EstimatorBase):
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
-        check_int(self.n_components, "n_components", low=1)
-        check_float(self.tol, "tol", low=0.0)
-        check_int(self.max_iter, "max_iter", low=0)
-        check_int(self.n_init, "n_init", low=1)
-        if self.init_params not in INIT_PARAMS:
-            raise InputError(f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}")
-        check_int(self.verbose, "verbose", low=0)
-        if self.block_size is not None:
-            check_int(self.block_size, "block_size", low=1)
-        if self.callback is not None and not callable(self.callback):
-            raise InputError("callback must be callable (iteration, log_likelihood, params)")
-        if self.label_order not in LABEL_ORDERS:
-            raise InputError(f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}")
+        self._check_common_parameters(INIT_PARAMS)
         if self.family_options is not None and not isinstance(self.family_options, Mapping):
             raise InputError(
                 f"family_options must be a dict of constructor keywords; got "
@@ -366,29 +343,6 @@ class MixtureModel(EstimatorBase):
         return np.asarray([int(c) for c in cols], dtype=object)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the mixture by EM.
-
-        Parameters
-        ----------
-        X : array-like of shape (N, D) or (N,), DataFrame, or torch tensor
-            1-D input is one column. float32 data are fitted in float32.
-        y : ignored
-        sample_weight : array-like of shape (N,), optional
-            Non-negative weights; an integer weight equals repeating the row.
-
-        Returns
-        -------
-        self
-        """
-        self._fit(X, sample_weight)
-        return self
-
-    def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most likely component of every row, shape (N,)."""
-        self._fit(X, sample_weight)
-        return self.predict(X)
-
     def _fit(self, X, sample_weight):
         self._check_parameters()
         if self._is_delegated_gaussian():
@@ -401,13 +355,7 @@ class MixtureModel(EstimatorBase):
         cols, family = self._select_columns(family, names, D_in)
         Xs = self._take_columns(Xv, cols, D_in)
         D = len(cols)
-        w = check_sample_weight(None if sample_weight is None else backend.to_numpy(sample_weight), N)
-        n_pos = N if w is None else int(np.count_nonzero(w))
-        if n_pos < K:
-            raise InputError(
-                f"X has {n_pos} sample(s) (rows{' with positive weight' if w is not None else ''}) "
-                f"but n_components={K}: need at least as many rows as components"
-            )
+        w = self._checked_weights(backend, sample_weight, N, K)
         X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
         labels = self._column_labels(names, cols)
         family.check_support(X_host, labels)
@@ -431,7 +379,6 @@ class MixtureModel(EstimatorBase):
         rng = as_generator(self.random_state)
         n_init = 1 if warm else self.n_init
         dtype = backend.numpy_dtype(Xs)
-        drop_rtol = 1e-9 if dtype == np.float64 else 1e-4
 
         def initial(i):
             if warm:
@@ -441,24 +388,11 @@ class MixtureModel(EstimatorBase):
             weights, fp = self._initial_params(problem, X_host, summary, w, rng)
             return (w_init if w_init is not None else weights, p_init if p_init is not None else fp)
 
-        def make_monitor(i):
-            return ConvergenceMonitor(
-                self.tol, self.max_iter, drop_rtol=drop_rtol, verbose=self.verbose,
-                label=f"init {i}" if n_init > 1 else "",
-            )
-
-        result = run_restarts(
-            problem, initial, n_init=n_init, tol=self.tol, max_iter=self.max_iter,
-            callback=self.callback, make_monitor=make_monitor,
+        result = self._run_em(
+            problem, initial, n_init=n_init, dtype=dtype, warm=warm,
+            # A family with a regularisation gap may lower the likelihood a little.
+            exact=getattr(fam, "reg_gap", None) is None,
         )
-        if not result.converged and not result.stopped_by_callback and self.max_iter > 0:
-            warnings.warn(
-                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
-                f"{n_init} init(s); last change {result.last_change:.3g} >= tol={self.tol}). "
-                "Increase max_iter or tol, or try other init_params.",
-                sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
-                stacklevel=3,
-            )
         (weights, fp), issues = result.params, list(result.issues)
         if self.label_order is not None:
             perm = self._canonical_order(fam, weights, fp)
@@ -482,28 +416,10 @@ class MixtureModel(EstimatorBase):
         self._set_feature_names(names)
         self.n_features_in_ = D_in
         self.columns_ = cols
-        self.converged_ = bool(result.converged)
-        self.n_iter_ = int(result.n_iter)
-        self.lower_bound_ = float(result.lower_bound)
-        self.lower_bounds_ = result.history
-        self.best_init_ = int(result.init)
-        self._report_issues(issues)
-        return self
-
-    def _report_issues(self, issues):
-        self.degenerate_ = bool(issues)
-        comps = sorted({int(m) for msg in issues for m in _COMPONENT.findall(msg)})
-        self.degenerate_components_ = np.asarray(comps, dtype=np.intp)
+        self._record_run(result)
         self._issues = tuple(issues)
-        for msg in issues[:_MAX_ISSUE_WARNINGS]:
-            warnings.warn(msg, DegenerateComponentWarning, stacklevel=4)
-        if len(issues) > _MAX_ISSUE_WARNINGS:
-            warnings.warn(
-                f"... and {len(issues) - _MAX_ISSUE_WARNINGS} more problems with components "
-                f"{comps}; see degenerate_components_ and use fewer components",
-                DegenerateComponentWarning,
-                stacklevel=4,
-            )
+        self._warn_issues(issues, [int(m) for msg in issues for m in _COMPONENT.findall(msg)])
+        return self
 
     def _canonical_order(self, fam, weights, fp) -> np.ndarray:
         keys = [np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)]
@@ -676,6 +592,8 @@ class MixtureModel(EstimatorBase):
     def _log_joint(self, X, method) -> np.ndarray:
         """``log w_k + log p(x | k)`` of every row, shape (N, K), on the host."""
         backend, Xs = self._prepare(X, method)
+        if self.family_ is None:  # a Gaussian fit held by gaussian_mixture_
+            return self.gaussian_mixture_._log_joint(Xs, method)
         weights, fp = self._current_params()
         kernel = LogJointKernel(self.family_, fp, weights)
         L = backend.map_rows(Xs, kernel, block_size=self.block_size, width=self.family_.feature_width())
@@ -685,36 +603,6 @@ class MixtureModel(EstimatorBase):
         """Whether this fitted model is a Gaussian fit held by ``gaussian_mixture_``."""
         self._check_is_fitted(method)
         return self.family_ is None
-
-    def score_samples(self, X) -> np.ndarray:
-        """Log density of every row, shape (N,)."""
-        if self._delegated("score_samples"):
-            _, Xs = self._prepare(X, "score_samples")
-            return self.gaussian_mixture_.score_samples(Xs)
-        return _logsumexp_rows(self._log_joint(X, "score_samples"))
-
-    def score(self, X, y=None, sample_weight=None) -> float:
-        """Mean log-likelihood per row (weighted when ``sample_weight`` is given)."""
-        s = self.score_samples(X)
-        if sample_weight is None:
-            return float(np.mean(s, dtype=np.float64))
-        sw = check_sample_weight(resolve_backend(sample_weight).to_numpy(sample_weight), s.shape[0])
-        return float(np.dot(sw, s) / sw.sum())
-
-    def predict_proba(self, X) -> np.ndarray:
-        """Posterior probability of each component, shape (N, K)."""
-        if self._delegated("predict_proba"):
-            _, Xs = self._prepare(X, "predict_proba")
-            return self.gaussian_mixture_.predict_proba(Xs)
-        L = self._log_joint(X, "predict_proba")
-        return np.exp(L - _logsumexp_rows(L)[:, None])
-
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of every row, shape (N,)."""
-        if self._delegated("predict"):
-            _, Xs = self._prepare(X, "predict")
-            return self.gaussian_mixture_.predict(Xs)
-        return np.argmax(self._log_joint(X, "predict"), axis=1)
 
     def sample(self, n_samples: int = 1):
         """Draw rows from the fitted mixture.
@@ -726,12 +614,11 @@ class MixtureModel(EstimatorBase):
         y : ndarray of shape (n_samples,), the component of each row
         """
         self._check_is_fitted("sample")
-        check_int(n_samples, "n_samples", low=1)
         if self._delegated("sample"):
             return self.gaussian_mixture_.sample(n_samples)
         rng = as_generator(self.random_state)
         weights, fp = self._current_params()
-        counts = rng.multinomial(n_samples, weights / weights.sum())
+        counts = self._draw_counts(n_samples, weights, rng)
         D = len(self._columns_used)
         parts = [
             np.asarray(self.family_.sample(fp, k, int(n), rng), dtype=np.float64).reshape(int(n), D)
@@ -747,22 +634,3 @@ class MixtureModel(EstimatorBase):
             return self.gaussian_mixture_._n_parameters()
         K = self.n_components
         return int(self.family_.n_parameters(K)) + K - 1
-
-    def bic(self, X) -> float:
-        """Bayesian information criterion on X; lower is better."""
-        self._check_is_fitted("bic")
-        n = np.shape(X)[0]
-        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
-
-    def aic(self, X) -> float:
-        """Akaike information criterion on X; lower is better."""
-        self._check_is_fitted("aic")
-        n = np.shape(X)[0]
-        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
-
-
-def _logsumexp_rows(L: np.ndarray) -> np.ndarray:
-    m = L.max(axis=1)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m

@@ -1,0 +1,215 @@
+"""What every mixture estimator shares: fitting through the engine, the scikit-learn
+prediction methods, degeneracy warnings and information criteria.
+
+A subclass supplies ``_fit(X, sample_weight)``, ``_log_joint(X, method)`` (``log w_k +
+log p(x | k)``, shape (N, K)) and ``_n_parameters()``; the rest is here, once.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .._validation import check_float, check_int, check_sample_weight
+from ..backends import resolve_backend
+from ..em.engine import run_restarts
+from ..em.monitor import ConvergenceMonitor
+from ..exceptions import (
+    ConvergenceWarning,
+    DegenerateComponentWarning,
+    InputError,
+    sklearn_compatible,
+)
+from ._base import EstimatorBase
+
+__all__ = ["MixtureEstimator", "logsumexp_rows", "LABEL_ORDERS"]
+
+LABEL_ORDERS = (None, "mean", "weight")
+# Beyond this many, one summary warning lists the rest: a fit with 400 collapsed
+# components should not print 800 warnings.
+MAX_ISSUE_WARNINGS = 5
+
+
+def logsumexp_rows(L: np.ndarray) -> np.ndarray:
+    """``log sum_k exp L[n, k]`` per row, shape (N,); -inf for a row of -inf."""
+    m = L.max(axis=1)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        return np.log(np.exp(L - m[:, None]).sum(axis=1)) + m
+
+
+class MixtureEstimator(EstimatorBase):
+    """Shared behaviour of :class:`emix.GaussianMixture` and :class:`emix.MixtureModel`."""
+
+    # ------------------------------------------------------------------ checks
+    def _check_common_parameters(self, init_params: tuple) -> None:
+        """The parameters every mixture estimator has, checked with named errors."""
+        check_int(self.n_components, "n_components", low=1)
+        check_float(self.tol, "tol", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        if self.init_params not in init_params:
+            raise InputError(f"init_params must be one of {init_params}; got {self.init_params!r}")
+        check_int(self.verbose, "verbose", low=0)
+        if self.block_size is not None:
+            check_int(self.block_size, "block_size", low=1)
+        if self.callback is not None and not callable(self.callback):
+            raise InputError("callback must be callable (iteration, log_likelihood, params)")
+        if self.label_order not in LABEL_ORDERS:
+            raise InputError(f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}")
+
+    @staticmethod
+    def _checked_weights(backend, sample_weight, N: int, K: int):
+        """Sample weights (N,) float64 or None, with at least K rows of positive weight."""
+        w = check_sample_weight(None if sample_weight is None else backend.to_numpy(sample_weight), N)
+        n_pos = N if w is None else int(np.count_nonzero(w))
+        if n_pos < K:
+            raise InputError(
+                f"X has {n_pos} sample(s) (rows{' with positive weight' if w is not None else ''}) "
+                f"but n_components={K}: need at least as many rows as components"
+            )
+        return w
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the mixture by EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D) or (N,), DataFrame, or torch tensor
+            1-D input is one column. float32 data are fitted in float32.
+        y : ignored
+        sample_weight : array-like of shape (N,), optional
+            Non-negative weights; an integer weight equals repeating the row.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the most likely component of every row, shape (N,)."""
+        self._fit(X, sample_weight)
+        return self.predict(X)
+
+    def _run_em(self, problem, initial, *, n_init: int, dtype, warm: bool, exact: bool):
+        """Run EM from ``n_init`` starts through the engine and warn if it did not converge.
+
+        Parameters
+        ----------
+        problem : an EM problem (``e_step``, ``m_step``)
+        initial : callable ``i -> params``
+        dtype : the data's dtype (sets the round-off a likelihood drop may have)
+        warm : whether this fit continues the previous one (scikit-learn's warm start:
+            its first change is measured from where that fit ended)
+        exact : whether every M-step is an exact maximiser (no regularisation), so a
+            warm start's first step cannot legitimately lower the likelihood
+
+        Returns
+        -------
+        EMResult
+        """
+        # Round-off in the mean log-likelihood: float32 sums are float64, but each row's
+        # log-density carries the float32 E-step's error.
+        drop_rtol = 1e-9 if np.dtype(dtype) == np.float64 else 1e-4
+
+        def make_monitor(i):
+            return ConvergenceMonitor(
+                self.tol,
+                self.max_iter,
+                drop_rtol=drop_rtol,
+                verbose=self.verbose,
+                verbose_interval=getattr(self, "verbose_interval", 10),
+                label=f"init {i}" if n_init > 1 else "",
+                previous=getattr(self, "lower_bound_", None) if warm else None,
+                # How far the previous fit's last regularised M-step may have lowered
+                # the likelihood is not kept.
+                previous_allowance=0.0 if exact else math.inf,
+            )
+
+        result = run_restarts(
+            problem,
+            initial,
+            n_init=n_init,
+            tol=self.tol,
+            max_iter=self.max_iter,
+            callback=self.callback,
+            make_monitor=make_monitor,
+        )
+        if not result.converged and not result.stopped_by_callback and self.max_iter > 0:
+            warnings.warn(
+                f"EM did not converge in max_iter={self.max_iter} iterations (best of "
+                f"{n_init} init(s); last change {result.last_change:.3g} >= tol={self.tol}). "
+                "Increase max_iter or tol, try other init_params, or check for degenerate "
+                "data.",
+                sklearn_compatible(ConvergenceWarning, "ConvergenceWarning"),
+                stacklevel=4,
+            )
+        return result
+
+    def _record_run(self, result) -> None:
+        """The fitted attributes every mixture reports about its best EM run."""
+        self.converged_ = bool(result.converged)
+        self.n_iter_ = int(result.n_iter)
+        self.lower_bound_ = float(result.lower_bound)
+        self.lower_bounds_ = result.history
+        self.best_init_ = int(result.init)
+
+    def _warn_issues(self, messages: list, components: list) -> None:
+        """One warning per degenerate component (at most five, then a summary)."""
+        self.degenerate_ = bool(messages)
+        self.degenerate_components_ = np.unique(np.asarray(components, dtype=np.intp))
+        for msg in messages[:MAX_ISSUE_WARNINGS]:
+            warnings.warn(msg, DegenerateComponentWarning, stacklevel=4)
+        if len(messages) > MAX_ISSUE_WARNINGS:
+            warnings.warn(
+                f"... and {len(messages) - MAX_ISSUE_WARNINGS} more problems with components "
+                f"{self.degenerate_components_.tolist()}; see degenerate_components_ and use "
+                "fewer components",
+                DegenerateComponentWarning,
+                stacklevel=4,
+            )
+
+    # ------------------------------------------------------------------ prediction
+    def score_samples(self, X) -> np.ndarray:
+        """Log density of every row, shape (N,)."""
+        return logsumexp_rows(self._log_joint(X, "score_samples"))
+
+    def score(self, X, y=None, sample_weight=None) -> float:
+        """Mean log-likelihood per row (weighted when ``sample_weight`` is given)."""
+        s = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(s, dtype=np.float64))
+        sw = check_sample_weight(resolve_backend(sample_weight).to_numpy(sample_weight), s.shape[0])
+        return float(np.dot(sw, s) / sw.sum())
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Responsibilities: posterior probability of each component, shape (N, K)."""
+        L = self._log_joint(X, "predict_proba")
+        return np.exp(L - logsumexp_rows(L)[:, None])
+
+    def predict(self, X) -> np.ndarray:
+        """Most likely component of every row, shape (N,)."""
+        return np.argmax(self._log_joint(X, "predict"), axis=1)
+
+    def _draw_counts(self, n_samples: int, weights: np.ndarray, rng) -> np.ndarray:
+        """How many of ``n_samples`` draws come from each component, shape (K,)."""
+        check_int(n_samples, "n_samples", low=1)
+        return rng.multinomial(n_samples, weights / weights.sum())
+
+    # ------------------------------------------------------------------ selection
+    def bic(self, X) -> float:
+        """Bayesian information criterion on X; lower is better."""
+        self._check_is_fitted("bic")
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
+
+    def aic(self, X) -> float:
+        """Akaike information criterion on X; lower is better."""
+        self._check_is_fitted("aic")
+        n = np.shape(X)[0]
+        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
