@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 from scipy.special import logsumexp
 
+import emix
 from emix import MixtureModel
 from emix.backends.numpy_backend import NumpyBackend
 from emix.exceptions import InputError
@@ -143,7 +144,7 @@ def test_empty_component_keeps_previous_and_is_named(rng):
     params, issues = fam.m_step(s, {"probabilities": probs})
     np.testing.assert_array_equal(params["probabilities"][1], probs[1])
     assert len(issues) == 1 and "component 1" in issues[0]
-    with pytest.raises(InputError, match="component 1"):
+    with pytest.raises(emix.DegenerateComponentError, match="component 1 received no data"):
         fam.m_step(s, None)
 
 

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..exceptions import InputError
+from ..exceptions import DegenerateComponentError, InputError
 
-__all__ = ["Family", "MixtureStats", "LOG_ZERO"]
+__all__ = ["Family", "MixtureStats", "LOG_ZERO", "empty_components", "empty_issues"]
 
 # log(0) as a finite number: exp(LOG_ZERO) is 0 in float64 and float32, and LOG_ZERO * 0
 # is 0 (where -inf * 0 would be NaN in the product eta @ T(x)). A parameter on the edge
@@ -275,3 +275,39 @@ def first_bad_cell(bad: np.ndarray, names=None) -> str:
     n = int(bad.sum())
     more = f" ({n - 1} more value(s) too)" if n > 1 else ""
     return f"row {int(i)}, {col}{more}"
+
+
+def empty_components(nk: np.ndarray, weight_sum: float, previous=None) -> np.ndarray:
+    """Components whose responsibility total is round-off relative to the data.
+
+    An empty component keeps its previous parameters with weight 0 (rather than 0/0);
+    at initialisation (``previous`` None) there is nothing to keep, which is an error.
+
+    Parameters
+    ----------
+    nk : ndarray of shape (K,)
+    weight_sum : float
+    previous : dict or None
+        The parameters before this M-step.
+
+    Returns
+    -------
+    ndarray of int: the empty components
+    """
+    tiny = 10.0 * np.finfo(np.float64).eps * max(float(weight_sum), 1.0)
+    empty = np.flatnonzero(np.asarray(nk, dtype=np.float64) <= tiny)
+    if empty.size and previous is None:
+        raise DegenerateComponentError(
+            f"component {int(empty[0])} received no data at initialisation; use fewer "
+            "components or another init_params"
+        )
+    return empty
+
+
+def empty_issues(empty) -> list:
+    """The degeneracy message of each empty component."""
+    return [
+        f"component {int(k)} is empty: no row has any responsibility for it, so it keeps "
+        "weight 0; use fewer components"
+        for k in empty
+    ]

@@ -20,8 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, first_bad_cell, safe_log
-from .poisson import _empty, _empty_issues
+from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
 
 __all__ = ["Bernoulli"]
 
@@ -60,18 +59,13 @@ class Bernoulli(Family):
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
         D = self.n_features
-        empty = _empty(nk, stats.weight_sum)
-        if empty.size and previous is None:
-            raise InputError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
+        empty = empty_components(nk, stats.weight_sum, previous)
         safe = np.where(nk > 0, nk, 1.0)
         # Round-off can put the share of ones a hair outside [0, 1].
         p = np.clip(stats.S[:, :D] / safe[:, None], 0.0, 1.0)
         if empty.size:
             p[empty] = previous["probabilities"][empty]
-        return {"probabilities": p}, _empty_issues(empty)
+        return {"probabilities": p}, empty_issues(empty)
 
     def n_parameters(self, n_components):
         return n_components * self.n_features

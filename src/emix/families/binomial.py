@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import gammaln, logsumexp, xlog1py, xlogy
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, first_bad_cell, safe_log
+from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
 
 __all__ = [
     "Binomial",
@@ -396,13 +396,8 @@ class Binomial(Family):
     def m_step(self, stats: MixtureStats, previous):
         C = self.n_counts
         nk = stats.nk
+        empty = empty_components(nk, stats.weight_sum, previous)
         tiny = 10.0 * np.finfo(np.float64).eps * max(stats.weight_sum, 1.0)
-        empty = np.flatnonzero(nk <= tiny)
-        if empty.size and previous is None:
-            raise InputError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
         heads = stats.S[:, :C]
         trials = heads + stats.S[:, C:]
         # A component may own rows but no trials (every row it owns has n = 0): its
@@ -415,11 +410,7 @@ class Binomial(Family):
         keep[empty] = True
         fallback = np.full_like(p, 0.5) if previous is None else previous["probabilities"]
         p = np.where(keep, fallback, p)
-        issues = [
-            f"component {int(k)} is empty: no row has any responsibility for it, so it "
-            "keeps weight 0; use fewer components"
-            for k in empty
-        ]
+        issues = empty_issues(empty)
         for k in np.flatnonzero(no_trials.any(axis=1)):
             issues.append(
                 f"component {int(k)} received no trials (its rows have 0 trials), so its "

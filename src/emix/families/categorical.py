@@ -24,8 +24,7 @@ import numbers
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, first_bad_cell, safe_log
-from .poisson import _empty, _empty_issues
+from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
 
 __all__ = ["Categorical"]
 
@@ -137,12 +136,7 @@ class Categorical(Family):
         return safe_log(p), np.zeros(p.shape[0])
 
     def m_step(self, stats: MixtureStats, previous):
-        empty = _empty(stats.nk, stats.weight_sum)
-        if empty.size and previous is None:
-            raise InputError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
+        empty = empty_components(stats.nk, stats.weight_sum, previous)
         p = np.empty_like(stats.S)
         o = self.offsets
         for j in range(len(self.sizes)):
@@ -151,7 +145,7 @@ class Categorical(Family):
             p[:, o[j] : o[j + 1]] = block / np.where(tot > 0, tot, 1.0)[:, None]
         if empty.size:
             p[empty] = previous["probabilities"][empty]
-        return {"probabilities": p}, _empty_issues(empty)
+        return {"probabilities": p}, empty_issues(empty)
 
     def n_parameters(self, n_components):
         return n_components * int(sum(c - 1 for c in self.sizes))

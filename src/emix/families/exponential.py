@@ -16,8 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, first_bad_cell
-from .poisson import _empty, _empty_issues
+from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell
 
 __all__ = ["Exponential", "COLLAPSE_RATIO"]
 
@@ -72,18 +71,13 @@ class Exponential(Family):
 
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
-        empty = _empty(nk, stats.weight_sum)
-        if empty.size and previous is None:
-            raise InputError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
+        empty = empty_components(nk, stats.weight_sum, previous)
         safe = np.where(nk > 0, nk, 1.0)
         mean = stats.S / safe[:, None]
         floor = self._floor()
         low = mean < floor[None, :]
         low[empty] = False
-        issues = _empty_issues(empty)
+        issues = empty_issues(empty)
         for k in np.flatnonzero(low.any(axis=1)):
             d = int(np.flatnonzero(low[k])[0])
             issues.append(

@@ -43,7 +43,7 @@ import math
 import numpy as np
 
 from ..exceptions import DegenerateComponentError, InputError
-from ._base import Family, MixtureStats
+from ._base import Family, MixtureStats, empty_components
 from .gaussian import (
     Frame,
     _reg_gap,
@@ -219,12 +219,7 @@ class Normal(Family):
         -------
         means : (K, D), cov : regularised, raw : unregularised (data units), empty : (E,)
         """
-        empty = _empty(np.asarray(stats.nk, dtype=np.float64), stats.weight_sum)
-        if empty.size and previous is None:
-            raise DegenerateComponentError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
+        empty_components(stats.nk, stats.weight_sum, previous)  # raises at initialisation
         d, raw, S2, safe_n, live, empty = self._raw(stats, su)
         ct = self.covariance_type
         D = self.n_features
@@ -258,7 +253,7 @@ class Normal(Family):
         s = self.frame.scale
         nk = np.asarray(stats.nk, dtype=np.float64)
         K = nk.shape[0]
-        empty = _empty(nk, stats.weight_sum)
+        empty = empty_components(nk, stats.weight_sum, {})
         live = np.ones(K, dtype=bool)
         live[empty] = False
         safe_n = np.where(live, nk, 1.0)
@@ -417,9 +412,3 @@ class Normal(Family):
             # Its message names the component; the advice about collapse is for fits.
             raise InputError(f"{key}: {str(err).split(':')[0]}") from None
         return out
-
-
-def _empty(nk: np.ndarray, weight_sum: float) -> np.ndarray:
-    """Components whose responsibility total is round-off relative to the data."""
-    tiny = 10.0 * np.finfo(np.float64).eps * max(weight_sum, 1.0)
-    return np.flatnonzero(nk <= tiny)

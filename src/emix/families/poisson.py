@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, first_bad_cell, safe_log
+from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
 
 __all__ = ["Poisson"]
 
@@ -49,17 +49,12 @@ class Poisson(Family):
 
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
-        empty = _empty(nk, stats.weight_sum)
-        if empty.size and previous is None:
-            raise InputError(
-                f"component {int(empty[0])} received no data at initialisation; use fewer "
-                "components or another init_params"
-            )
+        empty = empty_components(nk, stats.weight_sum, previous)
         safe = np.where(nk > 0, nk, 1.0)
         rates = stats.S / safe[:, None]
         if empty.size:
             rates[empty] = previous["rates"][empty]
-        return {"rates": rates}, _empty_issues(empty)
+        return {"rates": rates}, empty_issues(empty)
 
     def n_parameters(self, n_components):
         return n_components * self.n_features
@@ -79,17 +74,3 @@ class Poisson(Family):
             k, d = np.argwhere(r < 0)[0]
             raise InputError(f"rates must be non-negative; component {k}, column {d} is {r[k, d]}")
         return out
-
-
-def _empty(nk: np.ndarray, weight_sum: float) -> np.ndarray:
-    """Components whose responsibility total is round-off relative to the data."""
-    tiny = 10.0 * np.finfo(np.float64).eps * max(weight_sum, 1.0)
-    return np.flatnonzero(nk <= tiny)
-
-
-def _empty_issues(empty) -> list:
-    return [
-        f"component {int(k)} is empty: no row has any responsibility for it, so it keeps "
-        "weight 0; use fewer components"
-        for k in empty
-    ]

@@ -21,7 +21,7 @@ from ..backends import resolve_backend
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
 from ..exceptions import InputError
 from ..families import FAMILY_NAMES, family_class
-from ..families._base import Family, permute_params
+from ..families._base import Family, empty_components, empty_issues, permute_params
 from ._mixture_base import MixtureEstimator
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 
@@ -35,12 +35,6 @@ _GAUSSIAN_ATTRS = (
     "degenerate_components_", "best_init_",
 )
 _COMPONENT = re.compile(r"component (\d+)")
-
-
-def _empty_components(nk: np.ndarray, weight_sum: float) -> np.ndarray:
-    """Components whose responsibility total is round-off relative to the data."""
-    tiny = 10.0 * np.finfo(np.float64).eps * max(weight_sum, 1.0)
-    return np.flatnonzero(nk <= tiny)
 
 
 class _FamilyProblem:
@@ -75,16 +69,13 @@ class _FamilyProblem:
 
     def m_step(self, stats, params, iteration):
         weights = stats.nk / stats.weight_sum
-        empty = _empty_components(stats.nk, stats.weight_sum)
+        empty = empty_components(stats.nk, stats.weight_sum, {})
         weights[empty] = 0.0
         fp, issues = self.family.m_step(stats, None if params is None else params[1])
         issues = list(issues)
         for k in empty:
             if not any(f"component {int(k)} " in msg and "empty" in msg for msg in issues):
-                issues.append(
-                    f"component {int(k)} is empty: no row has any responsibility for it, so "
-                    "it keeps weight 0; use fewer components"
-                )
+                issues += empty_issues([k])
         self.last_issues = issues
         # A regularised M-step (reg_covar) is not the exact maximiser: the family says
         # how far it may lower the likelihood, so the monitor does not cry wolf.
@@ -458,7 +449,7 @@ class MixtureModel(MixtureEstimator):
             labels, _ = nearest(Z, centers)
             eye = np.eye(K)
             stats = problem.given_resp_stats(lambda a, b: eye[labels[a:b]])
-        empty = _empty_components(stats.nk, stats.weight_sum)
+        empty = empty_components(stats.nk, stats.weight_sum, {})
         if len(empty):
             raise InputError(
                 f"component {int(empty[0])} starts empty: X has fewer than n_components={K} "
