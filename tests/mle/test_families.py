@@ -209,7 +209,12 @@ def test_student_t_is_at_least_as_good_as_scipy_and_matches_a_tight_reference(ma
     c, s = np.median(x), stats.iqr(x)
     ref = _tight_t_reference((x - c) / s)
     ref = np.array([ref[0], c + s * ref[1], s * ref[2]])
-    np.testing.assert_allclose(theta, ref, rtol=1e-6)
+    # The location is judged on the scale's yardstick: relative to its own value it is
+    # ill-posed near 0 (the heavier-than-Cauchy sample's is -0.003 with scale 0.96, and
+    # the reference optimiser's own stopping noise there is ~3e-8).
+    np.testing.assert_allclose(theta[[0, 2]], ref[[0, 2]], rtol=1e-6)
+    assert abs(theta[1] - ref[1]) <= 1e-6 * ref[2]
+    assert ours >= stats.t.logpdf(x, *ref).sum() - 1e-9 * abs(ours)
     assert res.loglik == pytest.approx(ours, rel=1e-10)
 
 
