@@ -5,12 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
-HEAVY = ("torch", "pandas", "sklearn", "matplotlib", "dask")
+HEAVY = ("torch", "pandas", "sklearn", "matplotlib", "dask", "numba")
 
 
 def test_import_emix_loads_no_optional_library():
     code = (
-        "import sys, emix, emix.mle, emix.datasets\n"
+        "import sys, emix, emix.mle, emix.datasets, emix.models.forward_backward\n"
         f"print(','.join(m for m in {HEAVY!r} if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
