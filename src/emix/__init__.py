@@ -19,6 +19,7 @@ from .exceptions import (
 from . import datasets, mle, plots
 from .explain import explain
 from .models.binomial import BinomialMixture
+from .models.hmm import HMM
 from .models.mixture import GaussianMixture
 from .models.mixture_model import MixtureModel
 from .selection import SelectionResult, select
@@ -31,6 +32,7 @@ __all__ = [
     "GaussianMixture",
     "MixtureModel",
     "BinomialMixture",
+    "HMM",
     "select",
     "SelectionResult",
     "load",

@@ -1,0 +1,850 @@
+"""``HMM``: hidden Markov models whose emissions are any family, fitted by Baum-Welch.
+
+A hidden Markov model is a mixture whose label persists in time: row ``t`` of a
+sequence is drawn from the emission of a hidden state ``z_t``, and the states form a
+Markov chain with initial distribution ``startprob`` and transition matrix
+``transmat``. The model reuses the family contract of the mixtures unchanged:
+
+* log-emissions ``log p(x_t | k)`` are one backend pass of the mixture's
+  :class:`~emix.models._kernels.LogJointKernel` with unit weights (``log w = 0``);
+* the forward-backward recursion over them (:mod:`emix.models.forward_backward`,
+  compiled, on the host) gives the smoothed state posteriors, the expected initial
+  states and the expected transition counts;
+* the emission statistics are a second pass with the posteriors as given
+  responsibilities, so the family's M-step runs as it does for a mixture, and the
+  statistics of several sequences (and row blocks) simply add.
+
+One Baum-Welch iteration is therefore an E-step of the generic engine
+(:func:`emix.em.engine.run_em`) returning :class:`HMMStats`, with the same convergence
+monitor, restarts, callback and warnings as the mixtures.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validation import check_float, check_int
+from ..backends import resolve_backend
+from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
+from ..exceptions import DegenerateComponentError, InputError
+from ..families._base import MixtureStats, permute_params
+from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
+from ._mixture_base import MixtureEstimator
+from .forward_backward import check_lengths, forward, forward_backward, viterbi
+
+__all__ = ["HMM", "HMMStats"]
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+FIXABLE = ("startprob", "transmat", "emission")
+LABEL_ORDERS = (None, "mean")
+# The default transition matrix puts this much mass on staying in the same state: a
+# sticky start suits the persistent regimes HMMs are used for and breaks the symmetry
+# between states from the first E-step (a uniform matrix makes the first posteriors
+# those of a plain mixture).
+STICKY_DIAGONAL = 0.8
+_COMPONENT = re.compile(r"\bcomponents? (\d+)")
+_STATE = re.compile(r"\bstate (\d+)")
+_FAMILY_EMPTY = re.compile(r"\bcomponent (\d+) (?:is empty|received no data)")
+
+
+def _as_states(message: str) -> str:
+    """A family's message about 'component k' reworded for an HMM's 'state k'."""
+    msg = _COMPONENT.sub(lambda m: m.group(0).replace("component", "state"), message)
+    return msg.replace("fewer components", "fewer states").replace("n_components", "n_states")
+
+
+def _tiny(total: float) -> float:
+    """An expected count indistinguishable from 0 next to ``total`` rows."""
+    return 10.0 * np.finfo(np.float64).eps * max(float(total), 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class HMMStats:
+    """Additive statistics of one Baum-Welch E-step (float64, on the host).
+
+    ``a + b`` is the statistics of the union of the sequences of ``a`` and ``b``.
+
+    Attributes
+    ----------
+    emission : MixtureStats or None
+        The emission family's statistics with the smoothed posteriors as
+        responsibilities (None when the emission is fixed).
+    start : ndarray of shape (K,)
+        ``sum over sequences of p(z_1 = k | x)``.
+    transitions : ndarray of shape (K, K)
+        Expected transition counts ``sum_t p(z_t = i, z_{t+1} = j | x)``.
+    occupancy : ndarray of shape (K,)
+        Expected rows in each state, ``sum_t p(z_t = k | x)``.
+    loglik : float
+        ``sum over sequences of log p(x)`` under the parameters of the pass.
+    weight_sum : float
+        Rows T (so ``loglik / weight_sum`` is the mean log-likelihood per row).
+    n_sequences : int
+    """
+
+    emission: MixtureStats | None
+    start: np.ndarray
+    transitions: np.ndarray
+    occupancy: np.ndarray
+    loglik: float
+    weight_sum: float
+    n_sequences: int
+
+    def __add__(self, other):
+        if not isinstance(other, HMMStats):
+            return NotImplemented
+        if (self.emission is None) != (other.emission is None):
+            raise InputError("cannot add HMM statistics with and without emission statistics")
+        return HMMStats(
+            None if self.emission is None else self.emission + other.emission,
+            self.start + other.start,
+            self.transitions + other.transitions,
+            self.occupancy + other.occupancy,
+            self.loglik + other.loglik,
+            self.weight_sum + other.weight_sum,
+            self.n_sequences + other.n_sequences,
+        )
+
+
+class _PosteriorKernel(MixtureKernel):
+    """Emission statistics with given posteriors as responsibilities.
+
+    Unlike :class:`GivenRespKernel` it evaluates the family's ``transform`` under the
+    current parameters, so a family with latent scales (Student-t) weights its
+    statistics by their expectations, exactly as in its mixture E-step.
+
+    Parameters
+    ----------
+    family : bound Family
+    params : dict, the family's parameters
+    resp : callable ``(start, stop) -> ndarray of shape (stop - start, K)``
+    """
+
+    def __init__(self, family, params: dict, resp, K: int):
+        super().__init__(family, params, np.ones(K))
+        self.resp = resp
+
+    def block(self, ops, st, Xb, wb, acc, start, stop):
+        F, _, U, extra = self.log_joint(ops, st, Xb)
+        R = ops.asarray(np.array(np.asarray(self.resp(start, stop)).T, dtype=np.float64, order="C"))
+        self._accumulate(ops, F, R, wb, acc, U, extra)
+
+
+class _HMMProblem:
+    """Baum-Welch as an engine problem; parameters are ``(startprob (K,), transmat (K,
+    K), family params dict)``, float64 on the host."""
+
+    def __init__(self, backend, X, family, K, lengths, block_size, fixed):
+        self.backend = backend
+        self.X = X
+        self.family = family
+        self.K = K
+        self.lengths = lengths
+        self.block_size = block_size
+        self.fixed = frozenset(fixed)
+        self.T = int(X.shape[0])
+        self.last_issues: list = []
+        self.last_allowance = 0.0
+
+    # -------------------------------------------------------------- passes
+    def log_emissions(self, fp) -> np.ndarray:
+        """``log p(x_t | k)``, shape (T, K), float64 on the host."""
+        kernel = LogJointKernel(self.family, fp, np.ones(self.K))
+        L = self.backend.map_rows(
+            self.X, kernel, block_size=self.block_size, width=self.family.feature_width(),
+            out_dtype=np.float64,
+        )
+        return np.asarray(self.backend.to_numpy(L), dtype=np.float64)
+
+    def _pass(self, kernel) -> MixtureStats:
+        acc = self.backend.stats_pass(
+            self.X, None, kernel, block_size=self.block_size, width=self.family.feature_width()
+        )
+        return stats_from_acc(acc, self.T, self.family)
+
+    def given_resp_stats(self, resp) -> MixtureStats:
+        """Statistics of starting responsibilities (latent scales at 1)."""
+        return self._pass(GivenRespKernel(self.family, resp, self.K))
+
+    # -------------------------------------------------------------- EM
+    def e_step(self, params) -> HMMStats:
+        startprob, transmat, fp = params
+        log_B = self.log_emissions(fp)
+        fb = forward_backward(log_B, startprob, transmat, self.lengths)
+        loglik = float(np.sum(fb.loglik))
+        if not math.isfinite(loglik):
+            raise impossible_row(log_B, startprob, transmat, self.lengths)
+        post = fb.posteriors
+        emission = None
+        if "emission" not in self.fixed:
+            emission = self._pass(_PosteriorKernel(self.family, fp, lambda a, b: post[a:b], self.K))
+        return HMMStats(
+            emission, fb.start, fb.transitions, post.sum(axis=0), loglik, float(self.T),
+            len(self.lengths),
+        )
+
+    def m_step(self, stats: HMMStats, params, iteration):
+        startprob, transmat, fp = params
+        tiny = _tiny(stats.weight_sum)
+        unvisited = set(np.flatnonzero(stats.occupancy <= tiny).tolist())
+        if "startprob" not in self.fixed:
+            # Sums to the number of sequences; a state no sequence starts in gets 0 (a
+            # structural zero of startprob_init stays 0).
+            startprob = stats.start / stats.start.sum()
+        dead_rows = []
+        if "transmat" not in self.fixed:
+            out = stats.transitions.sum(axis=1)
+            live = out > tiny
+            new = np.array(transmat, dtype=np.float64, copy=True)
+            # Expected counts of structurally impossible transitions are exactly 0,
+            # so zeros of transmat_init stay 0.
+            new[live] = stats.transitions[live] / out[live, None]
+            transmat = new
+            dead_rows = [int(k) for k in np.flatnonzero(~live) if int(k) not in unvisited]
+        issues: list = []
+        if "emission" not in self.fixed:
+            try:
+                fp, fam_issues = self.family.m_step(stats.emission, fp)
+            except DegenerateComponentError as exc:
+                raise DegenerateComponentError(_as_states(str(exc))) from None
+            for msg in fam_issues:
+                m = _FAMILY_EMPTY.search(msg)
+                if m:
+                    unvisited.add(int(m.group(1)))
+                else:
+                    issues.append(_as_states(msg))
+            gap = getattr(self.family, "reg_gap", None)
+            self.last_allowance = 0.0 if gap is None else float(gap(stats.emission))
+        issues = [
+            f"state {k} is never visited (its expected number of rows is {stats.occupancy[k]:.3g}): "
+            "it keeps its emission parameters and transition row; use fewer states"
+            for k in sorted(unvisited)
+        ] + [
+            f"state {k} has no expected transitions out of it (it is occupied only at the "
+            "ends of sequences): its transition row keeps its previous values"
+            for k in dead_rows
+        ] + issues
+        self.last_issues = issues
+        return startprob, transmat, fp
+
+
+def impossible_row(log_B, startprob, transmat, lengths) -> DegenerateComponentError:
+    """The error for data with zero likelihood, naming the first impossible row."""
+    fr = forward(log_B, startprob, transmat, lengths)
+    bad = np.flatnonzero(~np.isfinite(fr.step_loglik))
+    t = int(bad[0]) if bad.size else 0
+    seq = int(np.searchsorted(np.cumsum(lengths), t, side="right"))
+    return DegenerateComponentError(
+        f"row {t} (sequence {seq}) has probability 0 under the states the chain can be in "
+        "there (a collapsed emission, a zero of startprob/transmat that the data "
+        "contradict, or extreme values); change the fixed zeros, increase reg_covar or "
+        "rescale the data"
+    )
+
+
+class HMM(MixtureEstimator):
+    """Hidden Markov model with emissions from any family, fitted by Baum-Welch.
+
+    Parameters
+    ----------
+    n_states : int, default=2
+        K, the number of hidden states.
+    emission : str, Family, mapping or list of (family, columns), default='gaussian'
+        The distribution of a row given its state: a name from
+        :data:`emix.families.FAMILY_NAMES` (``'gaussian'``, ``'bernoulli'``,
+        ``'categorical'``, ``'poisson'``, ``'exponential'``, ``'binomial'``,
+        ``'student_t'``), a family object, or an independent product over column
+        groups as in :class:`emix.MixtureModel` (``{"gaussian": [0, 1], "poisson":
+        [2]}``). ``'gaussian'`` is the exponential-family normal of
+        :mod:`emix.families.normal`.
+    covariance_type : {'full', 'diag', 'spherical'}, default='full'
+        For the emissions that have one (Gaussian, Student-t).
+    tol : float, default=1e-3
+        Converged when the mean log-likelihood per row changes by less than ``tol``.
+    max_iter : int, default=100
+    n_init : int, default=1
+        Restarts from different emission starts; the best run without degenerate
+        states is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the emission parameters start (as in :class:`emix.MixtureModel`: one
+        M-step on k-means labels of the standardised rows, on the nearest of seed
+        rows, or on random soft labels). The time order plays no part in it.
+    startprob_init : array-like of shape (K,), optional
+        Default uniform.
+    transmat_init : array-like of shape (K, K), optional
+        Rows sum to 1. Default: ``0.8`` on the diagonal and the rest spread evenly (a
+        sticky start). **Zeros stay zero**: Baum-Welch never re-estimates a transition
+        whose probability is 0 above 0, so a left-right model (upper triangular) or any
+        forbidden transition is set by its zeros here; the same holds for zeros of
+        ``startprob_init``.
+    emission_init : dict, optional
+        Starting emission parameters keyed as the family's ``param_names`` (e.g.
+        ``{"means": (K, D), "covariances": (K, D, D)}``, ``{"rates": (K, D)}``); the
+        ones not given come from ``init_params``.
+    means_init, covariances_init : array-like, optional
+        Shorthands for ``emission_init["means"]`` and ``emission_init["covariances"]``.
+    fixed : iterable of {'startprob', 'transmat', 'emission'}, default=()
+        Parameter groups that are not re-estimated (they stay at their initial values).
+    random_state : int, numpy Generator or RandomState, optional
+    warm_start : bool, default=False
+        Start the next ``fit`` from the current parameters.
+    verbose : int, default=0
+    block_size : int, optional
+        Rows per block of the emission passes.
+    device : str, optional
+        None for NumPy; ``'cpu'`` or ``'cuda'`` to run the emission passes (the
+        log-emissions and the statistics) on PyTorch. The forward-backward recursion
+        runs on the host (compiled with numba) either way.
+    callback : callable ``(iteration, log_likelihood, params)``, optional
+        Called at every iteration with the mean log-likelihood per row of ``params`` =
+        ``(startprob, transmat, emission params dict)``. Return True to stop.
+    label_order : {None, 'mean'}, default=None
+        ``'mean'``: states numbered by ascending emission means (first column first).
+    family_options : dict, optional
+        Constructor keywords of the emission family given by name (e.g.
+        ``{"reg_covar": 1e-4}``, ``{"n_trials": 10}``, ``{"df": 5}``).
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (K,)
+    transmat_ : ndarray of shape (K, K)
+    <param>_ : ndarray
+        One per emission parameter, state axis first: ``means_`` (K, D) and
+        ``covariances_`` for the Gaussian, ``rates_`` (K, D) for Poisson, ...
+    params_ : dict
+        The emission parameters (for a product, ``{part label: {name: array}}``).
+    family_ : Family
+        The emission family bound to the training data.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean log-likelihood per row from the last E-step.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        The mean log-likelihood per row at every iteration (never decreasing).
+    degenerate_ : bool
+    degenerate_components_ : ndarray of int
+        The states named in the degeneracy warnings (also ``degenerate_states_``).
+    n_features_in_ : int
+    columns_ : ndarray of int
+
+    Notes
+    -----
+    ``score`` is the mean log-likelihood per row (as for emix's mixtures, and unlike
+    hmmlearn's total); ``score_samples`` gives every row's ``log p(x_t | x_<t)``, which
+    sum to each sequence's log-likelihood.
+
+    A state the posteriors never visit keeps its emission parameters and transition
+    row, and a state occupied only at the ends of sequences keeps its transition row;
+    both are named in a :class:`emix.DegenerateComponentWarning` ("state 2 ..."), and
+    the fit continues. A collapse the family cannot survive (a zero variance with
+    ``reg_covar=0``) and data with zero likelihood raise
+    :class:`emix.DegenerateComponentError` naming the state or the row.
+    """
+
+    def __init__(
+        self,
+        n_states=2,
+        emission="gaussian",
+        *,
+        covariance_type="full",
+        tol=1e-3,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        startprob_init=None,
+        transmat_init=None,
+        emission_init=None,
+        means_init=None,
+        covariances_init=None,
+        fixed=(),
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        block_size=None,
+        device=None,
+        callback=None,
+        label_order=None,
+        family_options=None,
+    ):
+        self.n_states = n_states
+        self.emission = emission
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.startprob_init = startprob_init
+        self.transmat_init = transmat_init
+        self.emission_init = emission_init
+        self.means_init = means_init
+        self.covariances_init = covariances_init
+        self.fixed = fixed
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.block_size = block_size
+        self.device = device
+        self.callback = callback
+        self.label_order = label_order
+        self.family_options = family_options
+
+    # ------------------------------------------------------------------ checks
+    def _fixed_set(self) -> frozenset:
+        fixed = self.fixed
+        if fixed is None:
+            return frozenset()
+        if isinstance(fixed, str):
+            fixed = (fixed,)
+        try:
+            names = list(fixed)
+        except TypeError:
+            raise InputError(
+                f"fixed must be a list of parameter groups from {FIXABLE}; got {fixed!r}"
+            ) from None
+        unknown = [n for n in names if n not in FIXABLE]
+        if unknown:
+            raise InputError(
+                f"fixed names parameter groups {FIXABLE}; {unknown[0]!r} is none of them"
+            )
+        return frozenset(names)
+
+    def _check_parameters(self):
+        check_int(self.n_states, "n_states", low=1)
+        check_float(self.tol, "tol", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        if self.init_params not in INIT_PARAMS:
+            raise InputError(f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}")
+        check_int(self.verbose, "verbose", low=0)
+        if self.block_size is not None:
+            check_int(self.block_size, "block_size", low=1)
+        if self.callback is not None and not callable(self.callback):
+            raise InputError("callback must be callable (iteration, log_likelihood, params)")
+        if self.label_order not in LABEL_ORDERS:
+            raise InputError(f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}")
+        for name in ("family_options", "emission_init"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Mapping):
+                raise InputError(f"{name} must be a dict; got {type(value).__name__}")
+        self._fixed_set()
+
+    def _start_init(self, K) -> np.ndarray:
+        if self.startprob_init is None:
+            return np.full(K, 1.0 / K)
+        p = np.asarray(self.startprob_init, dtype=np.float64)
+        if p.shape != (K,):
+            raise InputError(f"startprob_init must have shape ({K},); got {p.shape}")
+        if not np.all(np.isfinite(p)) or np.any(p < 0) or abs(p.sum() - 1.0) > 1e-6:
+            raise InputError("startprob_init must hold non-negative probabilities summing to 1")
+        return p / p.sum()
+
+    def _trans_init(self, K) -> np.ndarray:
+        if self.transmat_init is None:
+            if K == 1:
+                return np.ones((1, 1))
+            A = np.full((K, K), (1.0 - STICKY_DIAGONAL) / (K - 1))
+            np.fill_diagonal(A, STICKY_DIAGONAL)
+            return A
+        A = np.asarray(self.transmat_init, dtype=np.float64)
+        if A.shape != (K, K):
+            raise InputError(f"transmat_init must have shape ({K}, {K}); got {A.shape}")
+        if not np.all(np.isfinite(A)) or np.any(A < 0):
+            raise InputError("transmat_init must hold non-negative probabilities")
+        bad = np.flatnonzero(np.abs(A.sum(axis=1) - 1.0) > 1e-6)
+        if bad.size:
+            raise InputError(
+                f"row {int(bad[0])} of transmat_init sums to {A[bad[0]].sum():.6g}, not 1 "
+                "(the transitions out of a state)"
+            )
+        return A / A.sum(axis=1, keepdims=True)
+
+    def _emission_init(self, fam) -> dict:
+        """User-given starting emission parameters (possibly a part of them)."""
+        given = dict(self.emission_init or {})
+        for key, value in (("means", self.means_init), ("covariances", self.covariances_init)):
+            if value is None:
+                continue
+            if key not in fam.param_names:
+                raise InputError(
+                    f"{key}_init applies to emissions with {key!r} ({fam.name} has "
+                    f"{list(fam.param_names)}); use emission_init"
+                )
+            if key in given:
+                raise InputError(f"{key} is given twice: in {key}_init and emission_init")
+            given[key] = value
+        unknown = sorted(set(given) - set(fam.param_names))
+        if unknown:
+            raise InputError(
+                f"emission_init for {fam.name} takes {list(fam.param_names)}; got {unknown}"
+            )
+        return given
+
+    # ------------------------------------------------------------------ fitting
+    def _resolve_family(self, names, D):
+        """The emission family and the positions of the columns it reads.
+
+        A family given by name, object or product is resolved exactly as
+        :class:`emix.MixtureModel` resolves its ``family``.
+        """
+        from .mixture_model import MixtureModel
+
+        helper = MixtureModel(
+            family=self.emission, covariance_type=self.covariance_type,
+            family_options=self.family_options,
+        )
+        return helper._select_columns(helper._make_family(), names, D)
+
+    def fit(self, X, lengths=None):
+        """Fit the model by Baum-Welch.
+
+        Parameters
+        ----------
+        X : array-like of shape (T, D) or (T,), DataFrame, or torch tensor
+            The rows of all sequences, one after another; 1-D input is one column.
+        lengths : array-like of int of shape (S,), optional
+            The lengths of the S sequences (summing to T); default one sequence.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, lengths)
+        return self
+
+    def fit_predict(self, X, lengths=None) -> np.ndarray:
+        """Fit, then return the Viterbi path, shape (T,)."""
+        self._fit(X, lengths)
+        return self.predict(X, lengths)
+
+    def _fit(self, X, lengths):
+        from ..families.product import Product
+
+        self._check_parameters()
+        fixed = self._fixed_set()
+        K = int(self.n_states)
+        backend = resolve_backend(X, self.device)
+        Xv, names = backend.validate(X, name="X")
+        T, D_in = Xv.shape
+        lengths = check_lengths(lengths, T)
+        cols, family = self._resolve_family(names, D_in)
+        Xs = self._take(Xv, cols, D_in)
+        D = len(cols)
+        X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
+        family.check_support(X_host, self._labels(names, cols))
+        summary = backend.column_summary(Xs, None)
+        fam = family.bind(summary, D)
+        start0 = self._start_init(K)
+        trans0 = self._trans_init(K)
+        given = self._emission_init(fam)
+        if isinstance(fam, Product) and given:
+            raise InputError("emission_init is not supported for a product emission yet")
+        complete = given and (set(fam.param_names) <= set(given) or _completes(fam, given, K))
+
+        problem = _HMMProblem(backend, Xs, fam, K, lengths, self.block_size, fixed)
+        warm = (
+            self.warm_start
+            and hasattr(self, "_params")
+            and getattr(self, "family_", None) is not None
+            and type(self.family_) is type(fam)
+            and len(getattr(self, "_columns_used", ())) == D
+            and len(self._params[0]) == K
+        )
+        rng = as_generator(self.random_state)
+        dtype = backend.numpy_dtype(Xs)
+
+        def initial(i):
+            if warm:
+                return self._current_params()
+            if complete:
+                fp = fam.validate_params(given, K)
+            else:
+                fp = self._initial_emission(problem, X_host, summary, rng)
+                if given:
+                    fp = fam.validate_params({**fp, **given}, K)
+            return start0, trans0, fp
+
+        result = self._run_em(
+            problem, initial, n_init=1 if warm else self.n_init, dtype=dtype, warm=warm,
+            exact=getattr(fam, "reg_gap", None) is None,
+        )
+        (startprob, transmat, fp), issues = result.params, list(result.issues)
+        if self.label_order is not None:
+            perm = np.lexsort([np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)][::-1])
+            startprob, transmat = startprob[perm], transmat[np.ix_(perm, perm)]
+            fp = permute_params(fp, perm)
+            inv = np.empty_like(perm)
+            inv[perm] = np.arange(K)
+            issues = [_STATE.sub(lambda m: f"state {int(inv[int(m.group(1))])}", msg) for msg in issues]
+        self.family_ = fam
+        self._summary = {
+            k: (np.asarray(summary[k], dtype=np.float64) if k != "n" else int(summary[k]))
+            for k in ("mean", "var", "min", "max", "n")
+        }
+        self._columns_used = cols
+        self._dtype = np.dtype(dtype)
+        self._store(startprob, transmat, fp)
+        self._set_feature_names(names)
+        self.n_features_in_ = D_in
+        self.columns_ = cols
+        self._record_run(result)
+        self._issues = tuple(issues)
+        self._warn_issues(issues, [int(m) for msg in issues for m in _STATE.findall(msg)])
+        self.degenerate_states_ = self.degenerate_components_
+        return self
+
+    def _initial_emission(self, problem, X_host, summary, rng) -> dict:
+        """Emission parameters from one M-step on starting state labels."""
+        K = problem.K
+        T = X_host.shape[0]
+        method = self.init_params
+        if T < K:
+            raise InputError(f"X has {T} rows but n_states={K}: need at least as many rows as states")
+        if method == "random":
+            resp = rng.random((T, K))
+            resp /= resp.sum(axis=1, keepdims=True)
+            stats = problem.given_resp_stats(lambda a, b: resp[a:b])
+        else:
+            # Distances on standardised columns, so that no column's units dominate.
+            sd = np.sqrt(summary["var"])
+            sd = np.where(sd > 0, sd, 1.0)
+            Z = (X_host - summary["mean"]) / sd
+            w = np.ones(T)
+            if method == "random_from_data":
+                centers = Z[random_rows(w, K, rng)]
+            else:
+                sub = np.sort(rng.choice(T, KMEANS_MAX_ROWS, replace=False)) if T > KMEANS_MAX_ROWS else np.arange(T)
+                if method == "k-means++":
+                    centers = Z[sub][kmeans_plusplus(Z[sub], w[sub], K, rng)]
+                else:
+                    centers = kmeans(Z[sub], w[sub], K, rng)
+            labels, _ = nearest(Z, centers)
+            eye = np.eye(K)
+            stats = problem.given_resp_stats(lambda a, b: eye[labels[a:b]])
+        empty = np.flatnonzero(stats.nk <= _tiny(stats.weight_sum))
+        if empty.size:
+            raise InputError(
+                f"state {int(empty[0])} starts empty: X has fewer than n_states={K} distinct "
+                "rows for this start; use fewer states, init_params='random', or emission_init"
+            )
+        try:
+            fp, _ = problem.family.m_step(stats, None)
+        except DegenerateComponentError as exc:
+            raise DegenerateComponentError(_as_states(str(exc))) from None
+        return fp
+
+    # ------------------------------------------------------------------ state
+    @staticmethod
+    def _take(Xv, cols, D):
+        if len(cols) == D and np.array_equal(cols, np.arange(D)):
+            return Xv
+        return Xv[:, cols.tolist()]
+
+    @staticmethod
+    def _labels(names, cols):
+        if names is not None:
+            return np.asarray(names, dtype=object)[cols]
+        if np.array_equal(cols, np.arange(len(cols))):
+            return None
+        return np.asarray([int(c) for c in cols], dtype=object)
+
+    def _store(self, startprob, transmat, fp) -> None:
+        from ..families.product import Product
+
+        self._params = (
+            np.asarray(startprob, dtype=np.float64),
+            np.asarray(transmat, dtype=np.float64),
+            {k: np.asarray(v, dtype=np.float64) for k, v in fp.items()},
+        )
+        dt = self._dtype
+        # Probabilities stay float64 whatever the data's dtype.
+        self.startprob_ = self._params[0].copy()
+        self.transmat_ = self._params[1].copy()
+        fam = self.family_
+        if isinstance(fam, Product):
+            self.params_ = {
+                label: {k: v.astype(dt) for k, v in part.items()}
+                for label, part in fam.nested(self._params[2]).items()
+            }
+        else:
+            self.params_ = {k: v.astype(dt) for k, v in self._params[2].items()}
+            for k, v in self.params_.items():
+                setattr(self, f"{k}_", v)
+
+    def _current_params(self):
+        """``(startprob, transmat, emission params)`` from the public attributes, so
+        that edits are honoured."""
+        from ..families.product import Product
+
+        fam = self.family_
+        if isinstance(fam, Product):
+            fp = fam.flatten(self.params_)
+        else:
+            fp = {k: getattr(self, f"{k}_") for k in fam.param_names}
+        return (
+            np.asarray(self.startprob_, dtype=np.float64),
+            np.asarray(self.transmat_, dtype=np.float64),
+            {k: np.asarray(v, dtype=np.float64) for k, v in fp.items()},
+        )
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (read it back with :func:`emix.load`)."""
+        from ..io import save
+
+        save(self, path)
+
+    # ------------------------------------------------------------------ inference
+    def _prepare(self, X, lengths, method):
+        """``(log_B (T, K), startprob, transmat, lengths (S,))`` for X."""
+        self._check_is_fitted(method)
+        backend = resolve_backend(X, self.device)
+        D = self.n_features_in_
+        Xv, names = backend.validate(
+            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+        )
+        self._check_feature_names(names)
+        lengths = check_lengths(lengths, Xv.shape[0])
+        cols = self._columns_used
+        Xs = self._take(Xv, cols, D)
+        self.family_.check_support(
+            np.asarray(backend.to_numpy(Xs), dtype=np.float64),
+            self._labels(getattr(self, "feature_names_in_", None), cols),
+        )
+        startprob, transmat, fp = self._current_params()
+        kernel = LogJointKernel(self.family_, fp, np.ones(len(startprob)))
+        L = backend.map_rows(
+            Xs, kernel, block_size=self.block_size, width=self.family_.feature_width(),
+            out_dtype=np.float64,
+        )
+        return np.asarray(backend.to_numpy(L), dtype=np.float64), startprob, transmat, lengths
+
+    def predict(self, X, lengths=None) -> np.ndarray:
+        """The most likely state path (Viterbi), shape (T,)."""
+        return self.decode(X, lengths)[1]
+
+    def decode(self, X, lengths=None):
+        """The most likely state path and its log-probability.
+
+        Parameters
+        ----------
+        X : array-like of shape (T, D) or (T,)
+        lengths : array-like of int of shape (S,), optional
+
+        Returns
+        -------
+        logprob : float
+            ``log p(x, z*)`` summed over the sequences (-inf when no path is possible).
+        path : ndarray of shape (T,), int
+        """
+        log_B, startprob, transmat, lengths = self._prepare(X, lengths, "decode")
+        logprob, path = viterbi(log_B, startprob, transmat, lengths)
+        return float(np.sum(logprob)), np.asarray(path, dtype=np.intp)
+
+    def predict_proba(self, X, lengths=None) -> np.ndarray:
+        """Smoothed state probabilities ``p(z_t = k | whole sequence)``, shape (T, K)."""
+        log_B, startprob, transmat, lengths = self._prepare(X, lengths, "predict_proba")
+        fb = forward_backward(log_B, startprob, transmat, lengths)
+        if not np.all(np.isfinite(fb.loglik)):
+            raise impossible_row(log_B, startprob, transmat, lengths)
+        return fb.posteriors
+
+    def filter(self, X, lengths=None) -> np.ndarray:
+        """Filtered (causal) state probabilities ``p(z_t = k | x_1..x_t)``, shape (T, K).
+
+        Row t uses no row after t of its sequence: the probabilities a trading rule or
+        an online monitor could have known at time t.
+        """
+        log_B, startprob, transmat, lengths = self._prepare(X, lengths, "filter")
+        fr = forward(log_B, startprob, transmat, lengths)
+        if not np.all(np.isfinite(fr.loglik)):
+            raise impossible_row(log_B, startprob, transmat, lengths)
+        return fr.filtered
+
+    def score_samples(self, X, lengths=None) -> np.ndarray:
+        """``log p(x_t | x_1..x_{t-1})`` of every row, shape (T,).
+
+        Summed over a sequence they give its log-likelihood.
+        """
+        log_B, startprob, transmat, lengths = self._prepare(X, lengths, "score_samples")
+        return forward(log_B, startprob, transmat, lengths).step_loglik
+
+    def score(self, X, lengths=None) -> float:
+        """Mean log-likelihood per row, ``sum over sequences of log p(x) / T``.
+
+        (hmmlearn's ``score`` is the total; multiply by T for it.)
+        """
+        return float(np.mean(self.score_samples(X, lengths)))
+
+    def sample(self, n_samples: int = 1, random_state=None):
+        """Draw one sequence from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int
+            Its length.
+        random_state : int or Generator, optional
+            Default: the model's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, D_used)
+        states : ndarray of shape (n_samples,), int
+        """
+        self._check_is_fitted("sample")
+        n = check_int(n_samples, "n_samples", low=1)
+        rng = as_generator(self.random_state if random_state is None else random_state)
+        startprob, transmat, fp = self._current_params()
+        K = len(startprob)
+        cum = np.cumsum(transmat, axis=1)
+        u = rng.random(n)
+        states = np.empty(n, dtype=np.intp)
+        states[0] = min(int(np.searchsorted(np.cumsum(startprob), u[0], side="right")), K - 1)
+        for t in range(1, n):
+            states[t] = min(int(np.searchsorted(cum[states[t - 1]], u[t], side="right")), K - 1)
+        D = len(self._columns_used)
+        X = np.empty((n, D), dtype=np.float64)
+        for k in range(K):
+            idx = np.flatnonzero(states == k)
+            if idx.size:
+                X[idx] = np.asarray(self.family_.sample(fp, k, idx.size, rng), dtype=np.float64).reshape(idx.size, D)
+        return X.astype(self._dtype, copy=False), states
+
+    # ------------------------------------------------------------------ selection
+    def _n_parameters(self) -> int:
+        """Free parameters: startprob and transmat entries not fixed or structurally
+        zero (each row's last entry follows from the others), and the emission's."""
+        self._check_is_fitted("_n_parameters")
+        fixed = self._fixed_set()
+        K = len(self.startprob_)
+        n = 0
+        if "startprob" not in fixed:
+            n += int(np.count_nonzero(self._start_init(K))) - 1
+        if "transmat" not in fixed:
+            nz = np.count_nonzero(self._trans_init(K), axis=1)
+            n += int(np.sum(nz - 1))
+        if "emission" not in fixed:
+            n += int(self.family_.n_parameters(K))
+        return n
+
+    def bic(self, X, lengths=None) -> float:
+        """Bayesian information criterion, ``-2 log L + p log T``; lower is better."""
+        s = self.score_samples(X, lengths)
+        return -2.0 * float(np.sum(s)) + self._n_parameters() * math.log(s.shape[0])
+
+    def aic(self, X, lengths=None) -> float:
+        """Akaike information criterion, ``-2 log L + 2 p``; lower is better."""
+        s = self.score_samples(X, lengths)
+        return -2.0 * float(np.sum(s)) + 2.0 * self._n_parameters()
+
+
+def _completes(fam, given: dict, K: int) -> bool:
+    """Whether ``given`` is a whole parameter set (a fixed-df Student-t needs no df)."""
+    try:
+        fam.validate_params(given, K)
+    except InputError:
+        return False
+    return True
