@@ -123,6 +123,11 @@ class Family:
 
     name = "family"
     param_names: tuple = ()
+    # Parameters shared by every component, with no component axis (a tied covariance,
+    # (D, D)): renumbering components leaves them alone and ``validate_params`` does not
+    # ask them for one entry per component. A family sets it per instance where it
+    # depends on its options.
+    shared_param_names: tuple = ()
     # Families whose support is the integers (counts, codes) have integer-valued data.
     discrete = False
 
@@ -252,7 +257,7 @@ class Family:
             if key not in params:
                 raise InputError(f"{self.name} parameters need {key!r}")
             a = np.asarray(params[key], dtype=np.float64)
-            if a.ndim == 0 or a.shape[0] != n_components:
+            if key not in self.shared_param_names and (a.ndim == 0 or a.shape[0] != n_components):
                 raise InputError(
                     f"{key} must have one entry per component ({n_components}); got shape "
                     f"{a.shape}"
@@ -263,9 +268,13 @@ class Family:
         return out
 
 
-def permute_params(params: dict, perm: np.ndarray) -> dict:
-    """Components renumbered: new ``j`` is old ``perm[j]``."""
-    return {k: np.asarray(v)[perm] for k, v in params.items()}
+def permute_params(params: dict, perm: np.ndarray, shared=()) -> dict:
+    """Components renumbered: new ``j`` is old ``perm[j]``.
+
+    ``shared`` names parameters without a component axis (the family's
+    ``shared_param_names``), which are kept as they are.
+    """
+    return {k: (np.asarray(v) if k in shared else np.asarray(v)[perm]) for k, v in params.items()}
 
 
 def first_bad_cell(bad: np.ndarray, names=None) -> str:

@@ -96,6 +96,9 @@ class Product(Family):
         self.param_names = tuple(
             f"{i}{_SEP}{p}" for i, (fam, _) in enumerate(clean) for p in fam.param_names
         )
+        self.shared_param_names = tuple(
+            f"{i}{_SEP}{p}" for i, (fam, _) in enumerate(clean) for p in fam.shared_param_names
+        )
         names = [fam.name for fam, _ in clean]
         self.labels = [
             n if names.count(n) == 1 else f"{n}_{names[: i + 1].count(n)}"

@@ -387,7 +387,7 @@ class MixtureModel(MixtureEstimator):
         (weights, fp), issues = result.params, list(result.issues)
         if self.label_order is not None:
             perm = self._canonical_order(fam, weights, fp)
-            weights, fp = weights[perm], permute_params(fp, perm)
+            weights, fp = weights[perm], permute_params(fp, perm, fam.shared_param_names)
             inv = np.empty_like(perm)
             inv[perm] = np.arange(len(perm))
             issues = [
