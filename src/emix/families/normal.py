@@ -20,12 +20,20 @@ Sigma^-1``)::
 
     log N(x | m, Sigma) = eta . T(z) - A
 
-    T(z) = [vech(z z^T), z]     full       (vech: the upper triangle, row by row)
+    T(z) = [vech(z z^T), z]     full, tied (vech: the upper triangle, row by row)
            [z * z, z]           diag
            [|z|^2, z]           spherical
 
     eta  = [-P_ii / 2 on the diagonal and -P_ij off it, P mu]
     A    = D/2 log(2 pi) + 1/2 log det Sigma + 1/2 mu^T P mu
+
+A ``tied`` covariance is one matrix shared by every component: the features are those
+of ``full`` (each component's ``S`` holds its own ``sum r vech(z z^T)``), and the M-step
+pools them, ``Sigma = (sum_k S2_k - sum_k n_k mu_k mu_k^T) / W`` (scaled back, plus
+``reg_covar``), the maximiser of the expected complete-data log-likelihood under one
+covariance. Its parameter ``covariances`` has shape (D, D), as ``GaussianMixture``'s
+``covariances_``: it has no component axis, so it is listed in ``shared_param_names``
+and renumbering components leaves it alone.
 
 ``log det Sigma`` is taken in the data's units (it includes the frame's log-Jacobian
 ``2 D log s``), so log-densities are those of ``x``, not of ``z``.
@@ -55,16 +63,17 @@ from .gaussian import (
 
 __all__ = ["Normal", "COVARIANCE_TYPES"]
 
-COVARIANCE_TYPES = ("full", "diag", "spherical")
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
 class Normal(Family):
-    """Multivariate normal components with full, diagonal or spherical covariances.
+    """Multivariate normal components with full, tied, diagonal or spherical covariances.
 
     Parameters
     ----------
-    covariance_type : {'full', 'diag', 'spherical'}
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        ``tied``: one full covariance shared by every component.
     reg_covar : float, default 1e-6
         Added to every variance (the diagonal of every covariance) in the M-step, in
         the data's units.
@@ -72,7 +81,8 @@ class Normal(Family):
     Notes
     -----
     Parameters (fitted attributes ``means_``, ``covariances_``): ``means`` of shape
-    (K, D) and ``covariances`` of shape (K, D, D) full, (K, D) diag, (K,) spherical.
+    (K, D) and ``covariances`` of shape (K, D, D) full, (D, D) tied (no component axis:
+    ``shared_param_names`` is ``('covariances',)``), (K, D) diag, (K,) spherical.
     """
 
     name = "gaussian"
@@ -90,6 +100,7 @@ class Normal(Family):
             raise InputError(f"reg_covar must be a finite number >= 0; got {reg_covar!r}")
         self.covariance_type = covariance_type
         self.reg_covar = reg
+        self.shared_param_names = (self._cov_key,) if covariance_type == "tied" else ()
         self.frame: Frame | None = None
         self.data_var: np.ndarray | None = None
 
@@ -131,7 +142,8 @@ class Normal(Family):
     # -------------------------------------------------------------- exponential form
     def _n_quad(self) -> int:
         D = self.n_features
-        return {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[self.covariance_type]
+        return {"full": D * (D + 1) // 2, "tied": D * (D + 1) // 2, "diag": D,
+                "spherical": 1}[self.covariance_type]
 
     def feature_width(self) -> int:
         return self._n_quad() + self.n_features
@@ -148,7 +160,7 @@ class Normal(Family):
         # The scale is a power of two, so multiplying by its inverse is exact.
         Z = ((Xb - center) * (1.0 / self.frame.scale)).T  # (D, rows)
         ct = self.covariance_type
-        if ct == "full":
+        if ct in ("full", "tied"):
             D = self.n_features
             # Row i of the upper triangle: z_i * z_j for j >= i.
             quad = [Z[i : i + 1] * Z[i:] for i in range(D)]
@@ -164,6 +176,7 @@ class Normal(Family):
         ----------
         means : ndarray of shape (K, D), data units
         covs : ndarray, covariances (or scatters) in data units, shape by covariance type
+            ((D, D) for tied: every component gets the same quadratic part)
 
         Returns
         -------
@@ -181,7 +194,10 @@ class Normal(Family):
         mu = (np.asarray(means, dtype=np.float64) - self.frame.center) / s
         covf = np.asarray(covs, dtype=np.float64) / (s * s)
         pc = precisions_cholesky_from_covariances(covf, ct)
-        if ct == "full":
+        if ct == "tied":
+            # One factorisation, then the full form with the factor repeated.
+            pc = np.broadcast_to(pc, (mu.shape[0], D, D))
+        if ct in ("full", "tied"):
             P = np.einsum("kij,klj->kil", pc, pc)
             iu, ju = upper_indices(D)
             # The feature z_i z_j (i < j) stands for both z_i z_j and z_j z_i.
@@ -224,16 +240,17 @@ class Normal(Family):
         ct = self.covariance_type
         D = self.n_features
         s = self.frame.scale
-        if ct == "full":
+        if ct in ("full", "tied"):
             cov = raw + self.reg_covar * np.eye(D)
         else:
             cov = raw + self.reg_covar
         if self.reg_covar == 0.0:
-            self._refuse_roundoff_variance(raw, S2, safe_n, live)
+            self._refuse_roundoff_variance(raw, S2, safe_n, live, stats.weight_sum)
         means = d * s + self.frame.center
         if empty.size:
             means[empty] = previous["means"][empty]
-            cov[empty] = previous[self._cov_key][empty]
+            if ct != "tied":  # an empty component adds nothing to the pooled covariance
+                cov[empty] = previous[self._cov_key][empty]
         # Refuse a covariance that is not positive definite here, naming the component,
         # rather than in the next E-step.
         precisions_cholesky_from_covariances(cov / (s * s), ct)
@@ -244,8 +261,8 @@ class Normal(Family):
 
         Returns
         -------
-        d : (K, D), raw : by covariance type, S2 : (K, q), safe_n : (K,), live : (K,)
-        bool, empty : (E,) int
+        d : (K, D), raw : by covariance type ((D, D) tied, pooled over components),
+        S2 : (K, q), safe_n : (K,), live : (K,) bool, empty : (E,) int
         """
         self._need_bound()
         ct = self.covariance_type
@@ -266,6 +283,14 @@ class Normal(Family):
             second = unpack_upper(S2, D) / safe_n[:, None, None]
             raw = (second - ratio[:, None, None] * d[:, :, None] * d[:, None, :]) * (s * s)
             raw = 0.5 * (raw + np.transpose(raw, (0, 2, 1)))
+        elif ct == "tied":
+            # sum_k sum_n w r u (z - mu_k)(z - mu_k)^T = sum_k (S2_k - su_k mu_k mu_k^T),
+            # over the total weight W: the within-component scatter, pooled. An empty
+            # component has S2_k = su_k = 0 and adds nothing.
+            between = np.einsum("k,ki,kj->ij", np.where(live, su, 0.0), d, d)
+            W = max(float(stats.weight_sum), np.finfo(np.float64).tiny)
+            raw = (unpack_upper(S2.sum(axis=0)[None], D)[0] - between) / W * (s * s)
+            raw = 0.5 * (raw + raw.T)
         elif ct == "diag":
             raw = (S2 / safe_n[:, None] - ratio[:, None] * d * d) * (s * s)
         else:
@@ -297,6 +322,11 @@ class Normal(Family):
         if self.reg_covar <= 0.0:
             return 0.0
         _, raw, _, _, live, _ = self._raw(stats, self._scale_sums(stats))
+        if self.covariance_type == "tied":
+            # One covariance, weighted by every row (as GaussianMixture's).
+            gap = _reg_gap(np.linalg.eigvalsh(raw)[None], np.array([stats.weight_sum]),
+                           self.reg_covar)
+            return gap / max(stats.weight_sum, np.finfo(np.float64).tiny)
         if self.covariance_type == "full":
             eig = np.linalg.eigvalsh(raw)
         elif self.covariance_type == "diag":
@@ -306,7 +336,7 @@ class Normal(Family):
         gap = _reg_gap(eig[live], np.asarray(stats.nk)[live], self.reg_covar)
         return gap / max(stats.weight_sum, np.finfo(np.float64).tiny)
 
-    def _refuse_roundoff_variance(self, raw, S2, safe_n, live):
+    def _refuse_roundoff_variance(self, raw, S2, safe_n, live, weight_sum=None):
         """With ``reg_covar=0`` a variance at round-off level has no finite precision.
 
         The raw variance is a difference of second moments, indistinguishable from 0
@@ -320,6 +350,12 @@ class Normal(Family):
         if ct == "full":
             var = np.diagonal(raw, axis1=1, axis2=2)
             m2 = np.diagonal(unpack_upper(S2, D), axis1=1, axis2=2) / safe_n[:, None]
+        elif ct == "tied":
+            # The pooled covariance, judged once against the pooled second moments.
+            W = max(float(weight_sum), np.finfo(np.float64).tiny)
+            var = np.diagonal(raw)[None]
+            m2 = np.diagonal(unpack_upper(S2.sum(axis=0)[None], D)[0])[None] / W
+            live = np.ones(1, dtype=bool)
         elif ct == "diag":
             var, m2 = raw, S2 / safe_n[:, None]
         else:
@@ -329,8 +365,9 @@ class Normal(Family):
         if bad.any():
             k, col = (int(i) for i in np.argwhere(bad)[0])
             where = f" in column {col}" if ct != "spherical" else ""
+            who = "the tied covariance" if ct == "tied" else f"component {k}"
             raise DegenerateComponentError(
-                f"component {k} collapsed onto (nearly) repeated values: its variance"
+                f"{who} collapsed onto (nearly) repeated values: its variance"
                 f"{where} is {var[k, col]:.3g} and reg_covar=0, so its likelihood is "
                 "unbounded. Set reg_covar > 0 or use fewer components."
             )
@@ -363,18 +400,25 @@ class Normal(Family):
 
     # -------------------------------------------------------------- the rest
     def _cov_parameters(self) -> int:
+        """Covariance parameters a component owns (0 for tied: they are shared)."""
         D = self.n_features
-        return {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[self.covariance_type]
+        return {"full": D * (D + 1) // 2, "tied": 0, "diag": D, "spherical": 1}[
+            self.covariance_type
+        ]
 
     def n_parameters(self, n_components):
-        return n_components * (self.n_features + self._cov_parameters())
+        D = self.n_features
+        shared = D * (D + 1) // 2 if self.covariance_type == "tied" else 0
+        return n_components * (D + self._cov_parameters()) + shared
 
     def _standard_draws(self, params, k, n, rng) -> np.ndarray:
         """``n`` draws of ``N(0, Sigma_k)``, shape (n, D)."""
         D = self.n_features
-        cov = np.asarray(params[self._cov_key][k], dtype=np.float64)
+        cov = np.asarray(params[self._cov_key], dtype=np.float64)
+        if self.covariance_type != "tied":
+            cov = cov[k]
         z = rng.standard_normal((n, D))
-        if self.covariance_type == "full":
+        if self.covariance_type in ("full", "tied"):
             return z @ np.linalg.cholesky(cov).T
         return z * np.sqrt(cov)
 
@@ -394,7 +438,7 @@ class Normal(Family):
             raise InputError(f"means must have shape ({n_components}, {D}); got {m.shape}")
         key = self._cov_key
         c = out[key]
-        want = {"full": (n_components, D, D), "diag": (n_components, D),
+        want = {"full": (n_components, D, D), "tied": (D, D), "diag": (n_components, D),
                 "spherical": (n_components,)}[self.covariance_type]
         if c.shape != want:
             raise InputError(
@@ -406,6 +450,9 @@ class Normal(Family):
             bad = np.flatnonzero(asym > 1e-10 * np.abs(c).max(axis=(1, 2)))
             if bad.size:
                 raise InputError(f"{key} of component {int(bad[0])} is not symmetric")
+        elif self.covariance_type == "tied":
+            if np.abs(c - c.T).max() > 1e-10 * np.abs(c).max():
+                raise InputError(f"the tied {key} is not symmetric")
         try:
             precisions_cholesky_from_covariances(c, self.covariance_type)
         except DegenerateComponentError as err:

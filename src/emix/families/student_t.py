@@ -70,8 +70,10 @@ class StudentT(Normal):
 
     Parameters
     ----------
-    covariance_type : {'full', 'diag', 'spherical'}
-        The form of the scatter matrices.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+        The form of the scatter matrices (``tied``: one scatter shared by every
+        component, ``sum_k sum_n w r u (x - m_k)(x - m_k)^T / sum w``; the degrees of
+        freedom stay per component).
     df : float or None, default None
         None: degrees of freedom learned per component; a number > 0: fixed for every
         component.
@@ -82,7 +84,7 @@ class StudentT(Normal):
     -----
     Parameters (fitted attributes ``means_``, ``scales_``, ``df_``): ``means`` (K, D),
     the locations (the means where ``df > 1``); ``scales`` the scatter matrices, shaped
-    like Gaussian covariances, (K, D, D) full, (K, D) diag, (K,) spherical (the
+    like Gaussian covariances, (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical (the
     covariance is ``df / (df - 2)`` times the scatter where ``df > 2``); ``df`` (K,).
     """
 
