@@ -270,3 +270,136 @@ def test_bad_data_fails_with_the_usual_message():
     X[3, 1] = np.nan
     with pytest.raises(emix.InputError, match=r"rows? 3.*column 1"):
         select(X, n_components=[1, 2])
+
+
+# ------------------------------------------------------------------ other families
+
+
+@pytest.fixture(scope="module")
+def counts():
+    rng = np.random.default_rng(4)
+    z = rng.choice(2, 500, p=[0.4, 0.6])
+    return rng.poisson(np.array([[2.0, 9.0], [12.0, 1.0]])[z]).astype(float)
+
+
+def test_families_choose_the_family_and_count_its_parameters(counts):
+    from scipy.stats import binom, poisson
+
+    from emix.families.binomial import Binomial
+
+    res = select(counts, n_components=[1, 2, 3], families=["poisson", Binomial(n_trials=40)],
+                 random_state=0)
+    assert [r["family"] for r in res.table] == ["poisson"] * 3 + ["binomial(n_trials=40)"] * 3
+    assert all(r["covariance_type"] is None for r in res.table)
+    assert (res.family, res.n_components, res.covariance_type) == ("poisson", 2, None)
+    assert isinstance(res.best_model, emix.MixtureModel)
+    for row, model in zip(res.table, res.models):
+        K = row["n_components"]
+        # Two columns: a rate or a probability each per component, and K - 1 weights.
+        assert row["n_parameters"] == 2 * K + K - 1
+        # The log-likelihood of the final parameters, independently with SciPy.
+        if row["family"] == "poisson":
+            logp = poisson.logpmf(counts[:, None, :], model.rates_[None]).sum(axis=2)
+        else:
+            logp = binom.logpmf(counts[:, None, :], 40, model.probabilities_[None]).sum(axis=2)
+        expected = np.logaddexp.reduce(logp + np.log(model.weights_), axis=1).sum()
+        np.testing.assert_allclose(row["log_likelihood"], expected, rtol=1e-9)
+        np.testing.assert_allclose(
+            row["bic"], -2 * expected + row["n_parameters"] * math.log(500), rtol=1e-9
+        )
+    text = str(res)
+    assert text.splitlines()[0].startswith("family") and "binomial(n_trials=40)" in text
+
+
+def test_student_t_counts_learned_degrees_of_freedom_only():
+    from emix.families.student_t import StudentT
+
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.standard_t(3, 200), 9 + rng.standard_t(3, 200)])
+    res = select(x, n_components=[1, 2], covariance_types=["full", "tied"],
+                 families=["student_t", StudentT(df=3.0), "gaussian"], random_state=0)
+    rows = {(r["family"], r["covariance_type"], r["n_components"]): r for r in res.table}
+    # A family object keeps its own covariance type; a name takes the grid's.
+    assert ("student_t(df=3.0)", "tied", 1) not in rows and ("student_t", "tied", 2) in rows
+    for K in (1, 2):
+        # 1-D: a location and a scale per component, plus K - 1 weights; learned df add K.
+        assert rows[("student_t(df=3.0)", "full", K)]["n_parameters"] == 3 * K - 1
+        assert rows[("student_t", "full", K)]["n_parameters"] == 4 * K - 1
+        # Tied: one scale shared by all components.
+        assert rows[("student_t", "tied", K)]["n_parameters"] == 3 * K
+        assert rows[("gaussian", "tied", K)]["n_parameters"] == 2 * K
+    assert res.family.startswith("student_t") and res.n_components == 2
+
+
+def test_discrete_and_continuous_families_are_not_compared(counts):
+    for families in (["poisson", "gaussian"], ["poisson", "exponential"],
+                     [{"gaussian": [0], "poisson": [1]}, "poisson"],
+                     [{"gaussian": [0], "poisson": [1]}, {"poisson": [0]}],
+                     # (heads, trials): the trials are conditioned on, not modelled.
+                     ["poisson", "binomial"]):
+        with pytest.raises(emix.InputError, match="cannot be compared by likelihood"):
+            select(counts, n_components=[1, 2], families=families)
+    # The same kind of likelihood on every column is comparable, products included.
+    from emix.families.binomial import Binomial
+
+    res = select(counts, n_components=[2],
+                 families=[[("poisson", [0]), (Binomial(n_trials=40), [1])], "poisson"],
+                 random_state=0)
+    assert len(res.table) == 2 and all(math.isfinite(r["bic"]) for r in res.table)
+
+
+def test_products_compare_on_a_dataframe_and_results_do_not_depend_on_n_jobs():
+    pd = pytest.importorskip("pandas")
+    from emix.families.binomial import Binomial
+    from emix.families.normal import Normal
+
+    rng = np.random.default_rng(2)
+    z = rng.choice(2, 400, p=[0.5, 0.5])
+    df = pd.DataFrame({"x": rng.normal(np.array([0.0, 5.0])[z]),
+                       "n": rng.poisson(np.array([2.0, 9.0])[z]).astype(float)})
+    families = [{"gaussian": ["x"], "poisson": ["n"]},
+                [(Normal(covariance_type="spherical"), ["x"]), (Binomial(n_trials=30), ["n"])]]
+    a = select(df, n_components=[1, 2], families=families, random_state=0)
+    b = select(df, n_components=[1, 2], families=families, random_state=0, n_jobs=2)
+    assert [r["family"] for r in a.table] == (
+        ["gaussian[x]+poisson[n]"] * 2
+        + ["gaussian(covariance_type='spherical')[x]+binomial(n_trials=30)[n]"] * 2
+    )
+    for x, y in zip(a.table, b.table):
+        assert x == y
+    assert a.n_components == 2
+    # A product's count: a Gaussian mean and variance, and a rate, per component.
+    assert a.table[1]["n_parameters"] == 2 * 3 + 1
+
+
+def test_failed_family_candidates_are_listed_not_chosen(counts):
+    from emix.families.binomial import Binomial
+
+    # Counts above n_trials are outside the binomial's support: its fit fails.
+    res = select(counts, n_components=[2], families=["poisson", Binomial(n_trials=5)],
+                 random_state=0)
+    assert res.family == "poisson"
+    failed = res.table[1]
+    assert failed["degenerate"] and failed["issues"].startswith("fit failed")
+    assert res.models[1] is None
+
+
+def test_default_grid_is_gaussian_and_prints_as_before(small_grid):
+    assert all(r["family"] == "gaussian" for r in small_grid.table)
+    assert small_grid.family == "gaussian"
+    assert not str(small_grid).startswith("family")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        (dict(families=[]), "families is empty"),
+        (dict(families=["weibull"]), "unknown family 'weibull'"),
+        (dict(families=["poisson"], weights_init=[0.5, 0.5]), "starting values"),
+        (dict(families=["poisson"], family_options={}), "takes no family_options"),
+        (dict(families=["poisson"], colour="red"), "unknown GaussianMixture parameter"),
+    ],
+)
+def test_bad_family_arguments_fail_before_fitting(counts, kwargs, match):
+    with pytest.raises(emix.InputError, match=match):
+        select(counts, n_components=[1, 2], **kwargs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import emix
 from emix import GaussianMixture, InputError, NotFittedError
 from emix.uncertainty import BootstrapResult, align_components, bootstrap
 from emix.datasets import sample_gaussian_mixture
@@ -334,3 +335,157 @@ def test_align_components_refuses_covariances_of_the_wrong_shape(ct, cov):
         align_components(means, good, means, cov, ct)
     with pytest.raises(InputError, match=r"covariances of shape .* do not match means"):
         align_components(means, cov, means, good, ct)
+
+
+# ------------------------------------------------------------------ other families
+
+
+def _poisson_data(rng, N=2000):
+    w = np.array([0.3, 0.7])
+    rates = np.array([[2.0, 30.0], [20.0, 5.0]])
+    z = rng.choice(2, N, p=w)
+    return rng.poisson(rates[z]).astype(float)
+
+
+def test_poisson_standard_errors_match_closed_forms(rng):
+    # Well separated, so each component's rate is the mean count of its own rows:
+    # SE sqrt(rate / n_k); a weight's is sqrt(w (1 - w) / N). n_boot=300 carries about
+    # 4% Monte Carlo error; 20% leaves room for the estimate standing in for the truth.
+    N = 2000
+    X = _poisson_data(rng, N)
+    model = emix.MixtureModel("poisson", 2, label_order="mean", random_state=0).fit(X)
+    r = bootstrap(model, X, n_boot=300, random_state=_seed(rng))
+    assert r.family == "poisson" and r.parameter_names == ("weights", "rates")
+    assert r.n_replicates == 300 and r.rates_boot.shape == (300, 2, 2)
+    nk = model.weights_ * N
+    ratio = r.rates_se / np.sqrt(model.rates_ / nk[:, None])
+    assert np.all(np.abs(ratio - 1) < 0.2), ratio
+    ratio = r.weights_se / np.sqrt(model.weights_ * (1 - model.weights_) / N)
+    assert np.all(np.abs(ratio - 1) < 0.2), ratio
+    np.testing.assert_array_equal(r.rates, model.rates_)
+    np.testing.assert_array_equal(r.se["rates"], r.rates_se)
+    assert np.all(r.rates_lower <= r.rates) and np.all(r.rates <= r.rates_upper)
+    text = r.summary()
+    assert "2-component poisson mixture" in text and "rates[1]" in text
+    assert len(text.splitlines()) == 3 + 2 * 3
+
+
+def test_bernoulli_standard_errors_match_closed_forms(rng):
+    N = 1500
+    p = np.array([[0.1, 0.9, 0.5, 0.05, 0.9, 0.1, 0.85, 0.1, 0.9, 0.15],
+                  [0.9, 0.1, 0.2, 0.95, 0.1, 0.9, 0.1, 0.9, 0.1, 0.85]])
+    z = rng.choice(2, N, p=[0.35, 0.65])
+    X = (rng.random((N, p.shape[1])) < p[z]).astype(float)
+    model = emix.MixtureModel("bernoulli", 2, n_init=2, random_state=0).fit(X)
+    r = bootstrap(model, X, n_boot=300, random_state=_seed(rng))
+    P, nk = model.probabilities_, model.weights_ * N
+    ratio = r.probabilities_se / np.sqrt(P * (1 - P) / nk[:, None])
+    assert np.all(np.abs(ratio - 1) < 0.2), ratio
+
+
+class _ReversingPoisson(emix.MixtureModel):
+    """Reports its components in the reverse of EM's order, so every refit comes out
+    reversed relative to its start and must be relabelled."""
+
+    def fit(self, X, y=None, sample_weight=None):
+        super().fit(X, sample_weight=sample_weight)
+        self.weights_ = self.weights_[::-1].copy()
+        self.rates_ = self.rates_[::-1].copy()
+        return self
+
+
+def test_family_replicates_are_aligned_by_the_rows_they_own(rng):
+    X = _poisson_data(rng, 600)
+    kw = dict(family="poisson", n_components=2, random_state=0)
+    plain = emix.MixtureModel(**kw).fit(X)
+    reversing = _ReversingPoisson(**kw).fit(X)
+    np.testing.assert_array_equal(reversing.rates_, plain.rates_[::-1])
+    r = bootstrap(reversing, X, n_boot=20, random_state=5)
+    ref = bootstrap(plain, X, n_boot=20, random_state=5)
+    assert r.n_relabelled == 20 and ref.n_relabelled == 0
+    np.testing.assert_array_equal(r.permutations, np.tile([1, 0], (20, 1)))
+    np.testing.assert_allclose(r.rates_boot, ref.rates_boot[:, ::-1], rtol=1e-9)
+    np.testing.assert_allclose(r.weights_se, ref.weights_se[::-1], rtol=1e-9)
+
+
+def test_product_families_on_a_dataframe(rng):
+    pd = pytest.importorskip("pandas")
+    N = 800
+    z = rng.choice(2, N, p=[0.4, 0.6])
+    df = pd.DataFrame({
+        "x": rng.normal(np.array([0.0, 6.0])[z], 1.0),
+        "visits": rng.poisson(np.array([2.0, 12.0])[z]).astype(float),
+        "ignored": rng.normal(size=N),
+    })
+    model = emix.MixtureModel(
+        {"gaussian": ["x"], "poisson": ["visits"]}, 2, label_order="mean", random_state=0
+    ).fit(df)
+    r = bootstrap(model, df, n_boot=40, random_state=_seed(rng))
+    assert r.parameter_names == ("weights", "gaussian.means", "gaussian.covariances",
+                                 "poisson.rates")
+    nk = model.weights_ * N
+    se = r.se["poisson.rates"][:, 0]
+    expected = np.sqrt(model.params_["poisson"]["rates"][:, 0] / nk)
+    # 40 replicates: about 11% Monte Carlo error.
+    assert np.all(np.abs(se / expected - 1) < 0.4), se / expected
+    text = r.summary()
+    assert "rates[visits]" in text and "means[x]" in text and "ignored" not in text
+
+
+def test_student_t_with_fixed_df_has_no_spread_in_df(rng):
+    x = np.concatenate([rng.standard_t(3, 300), 10 + rng.standard_t(3, 300)])
+    from emix.families.student_t import StudentT
+
+    model = emix.MixtureModel(StudentT(df=3.0), 2, random_state=0).fit(x)
+    r = bootstrap(model, x, n_boot=10, random_state=_seed(rng))
+    np.testing.assert_array_equal(r.df_se, 0.0)
+    assert np.all(r.means_se > 0) and np.all(r.scales_se > 0)
+
+
+def test_a_gaussian_mixture_model_bootstraps_its_gaussian_mixture(one_d):
+    X, _, _ = one_d
+    model = emix.MixtureModel("gaussian", 2, random_state=0).fit(X)
+    a = bootstrap(model, X, n_boot=8, random_state=1)
+    b = bootstrap(model.gaussian_mixture_, X, n_boot=8, random_state=1)
+    np.testing.assert_array_equal(a.means_boot, b.means_boot)
+    assert a.family == "gaussian" and a.covariance_type == "full"
+
+
+def test_mixture_model_errors(rng):
+    X = _poisson_data(rng, 200)
+    with pytest.raises(NotFittedError):
+        bootstrap(emix.MixtureModel("poisson", 2), X, n_boot=5)
+    model = emix.MixtureModel("poisson", 2, random_state=0).fit(X)
+    with pytest.raises(InputError, match="non-negative integer"):
+        bootstrap(model, X + 0.5, n_boot=5)
+    r = bootstrap(model, X, n_boot=3, random_state=0)
+    with pytest.raises(AttributeError, match="its parameters are"):
+        r.probabilities_se
+    with pytest.raises(TypeError):
+        r.se["rates"] = 0
+
+
+def test_a_shared_tied_covariance_is_not_relabelled(rng):
+    # K = D = 2, so only the family's shared_param_names tells the tied (D, D) matrix
+    # from a per-component parameter. The same resamples refitted by GaussianMixture
+    # reach the same optima.
+    from emix.families.normal import Normal
+
+    X, _ = sample_gaussian_mixture(
+        400, [0.4, 0.6], [[0.0, 0.0], [6.0, 6.0]], [[[1.0, 0.3], [0.3, 1.0]]] * 2,
+        random_state=_seed(rng),
+    )
+    model = emix.MixtureModel(Normal("tied"), 2, random_state=0, label_order="weight").fit(X)
+    gm = GaussianMixture(2, covariance_type="tied", random_state=0).fit(X)
+    if not np.allclose(gm.means_, model.means_, atol=1e-3):
+        gm = GaussianMixture(
+            2, covariance_type="tied", means_init=model.means_, weights_init=model.weights_
+        ).fit(X)
+    seed = _seed(rng)
+    r = bootstrap(model, X, n_boot=15, random_state=seed)
+    ref = bootstrap(gm, X, n_boot=15, random_state=seed)
+    assert r.shared == ("covariances",) and r.covariances_boot.shape == (15, 2, 2)
+    np.testing.assert_allclose(r.covariances_boot, ref.covariances_boot, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(r.means_boot, ref.means_boot, rtol=1e-4, atol=1e-5)
+    lines = r.summary().splitlines()
+    assert sum(line.startswith("all ") for line in lines) == 3

@@ -1,4 +1,8 @@
-"""Nonparametric bootstrap of a fitted Gaussian mixture: standard errors and intervals.
+"""Nonparametric bootstrap of a fitted mixture: standard errors and intervals.
+
+Any fitted :class:`~emix.GaussianMixture` or :class:`~emix.MixtureModel` (every family,
+products included) can be bootstrapped; the result names every parameter as the model
+does (``weights``, ``means``, ``covariances``, ``rates``, ``probabilities``, ``df``...).
 
 Each replicate resamples the rows of ``X`` with replacement. The resample is never
 materialised: it is drawn as multinomial counts, one per row, and handed to ``fit`` as
@@ -8,7 +12,9 @@ count vector of length N and no copy of ``X``.
 Every replicate is refitted from the fitted parameters, so it converges to the optimum
 next to the original one rather than to whichever optimum a fresh initialisation finds;
 its components are then matched to the original ones by an optimal assignment, so that
-"component 1" means the same thing in every replicate.
+"component 1" means the same thing in every replicate: by the Gaussians' symmetric KL
+divergence for a GaussianMixture, and by the rows the components own (their agreement
+in responsibilities on X) for every other family.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from __future__ import annotations
 import math
 import numbers
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple
 
 import numpy as np
@@ -44,33 +52,33 @@ _FAIL_WARN_SHARE = 0.05
 # value of an array is ambiguous"; identity equality is the honest default.
 @dataclass(frozen=True, eq=False)
 class BootstrapResult:
-    """Bootstrap distribution of a Gaussian mixture's parameters.
+    """Bootstrap distribution of a mixture's parameters.
 
-    ``K`` is the number of components, ``D`` the number of features and ``B`` the number
-    of replicates that were used (``n_boot`` minus the failed ones). Covariance arrays
-    have the fitted model's shape: ``(K, D, D)`` for ``'full'``, ``(D, D)`` for
-    ``'tied'``, ``(K, D)`` for ``'diag'`` and ``(K,)`` for ``'spherical'``; written
-    ``cov_shape`` below. Every array is float64 and read-only.
+    ``K`` is the number of components and ``B`` the number of replicates that were used
+    (``n_boot`` minus the failed ones). Every parameter has a name: ``weights`` (K,),
+    then the family's parameters: ``means`` (K, D) and ``covariances`` for a
+    :class:`~emix.GaussianMixture` (``(K, D, D)`` full, ``(D, D)`` tied, ``(K, D)``
+    diag, ``(K,)`` spherical), ``rates`` (K, D) for Poisson and exponential,
+    ``probabilities`` for Bernoulli, categorical and binomial, ``means``, ``scales`` and
+    ``df`` for Student-t, ``"<part>.<name>"`` (e.g. ``"poisson.rates"``) for a part of
+    a product. For every name ``p`` the result has ``p`` (the estimate),
+    ``p_boot`` (B, *shape), ``p_se``, ``p_lower`` and ``p_upper`` (of the estimate's
+    shape) as attributes where ``p`` is an identifier, and in the dicts ``estimates``,
+    ``replicates``, ``se``, ``lower`` and ``upper`` always. Every array is float64 and
+    read-only.
 
     Attributes
     ----------
-    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    covariance_type : str or None
+        The model's covariance type (None for a family without one).
     n_boot : int
         Replicates requested, failed ones included.
     level : float
         Coverage of the percentile intervals, e.g. 0.95.
-    weights : ndarray of shape (K,)
-        The fitted model's weights (the point estimate).
-    means : ndarray of shape (K, D)
-        The fitted model's means.
-    covariances : ndarray of shape cov_shape
-        The fitted model's covariances.
-    weights_boot : ndarray of shape (B, K)
-        Weights of every used replicate, components aligned with ``weights``.
-    means_boot : ndarray of shape (B, K, D)
-        Means of every used replicate, aligned.
-    covariances_boot : ndarray of shape (B, *cov_shape)
-        Covariances of every used replicate, aligned.
+    estimates : mapping of str -> ndarray
+        The fitted model's parameters (the point estimates), ``weights`` first.
+    replicates : mapping of str -> ndarray of shape (B, *shape)
+        Every used replicate's parameters, components aligned with the estimates.
     converged : ndarray of bool, shape (B,)
         Whether each used replicate's EM met its tolerance before ``max_iter``. Replicates
         that did not are kept (they sit between the fitted optimum and their own) but
@@ -82,37 +90,34 @@ class BootstrapResult:
         ``(replicate index, reason)`` for every replicate that was excluded.
     feature_names : tuple of str, optional
         Column names used to label the summary, when the model was fitted on a DataFrame.
-    weights_se, means_se, covariances_se : ndarray
-        Bootstrap standard errors (standard deviation over replicates, ``ddof=1``), of
-        shapes (K,), (K, D) and cov_shape.
-    weights_lower, weights_upper, means_lower, means_upper, covariances_lower, \
-covariances_upper : ndarray
-        Percentile intervals: the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles
-        of the replicates, of the parameter's shape.
+    family : str, default='gaussian'
+        The component family's name, for the summary.
+    column_labels : mapping of str -> tuple of str, optional
+        For a parameter whose last axis runs over data columns, their labels.
+    shared : tuple of str
+        Parameters shared by every component, without a component axis (a tied
+        covariance or scatter), listed under component ``'all'`` in the summary.
+    se, lower, upper : mapping of str -> ndarray
+        Bootstrap standard errors (standard deviation over replicates, ``ddof=1``) and
+        percentile intervals (the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles
+        of the replicates), each of the estimate's shape.
     """
 
-    covariance_type: str
+    covariance_type: str | None
     n_boot: int
     level: float
-    weights: np.ndarray
-    means: np.ndarray
-    covariances: np.ndarray
-    weights_boot: np.ndarray
-    means_boot: np.ndarray
-    covariances_boot: np.ndarray
+    estimates: Mapping
+    replicates: Mapping
     converged: np.ndarray
     permutations: np.ndarray
     failures: tuple = ()
     feature_names: tuple | None = None
-    weights_se: np.ndarray = field(init=False, repr=False)
-    means_se: np.ndarray = field(init=False, repr=False)
-    covariances_se: np.ndarray = field(init=False, repr=False)
-    weights_lower: np.ndarray = field(init=False, repr=False)
-    weights_upper: np.ndarray = field(init=False, repr=False)
-    means_lower: np.ndarray = field(init=False, repr=False)
-    means_upper: np.ndarray = field(init=False, repr=False)
-    covariances_lower: np.ndarray = field(init=False, repr=False)
-    covariances_upper: np.ndarray = field(init=False, repr=False)
+    family: str = "gaussian"
+    column_labels: Mapping | None = None
+    shared: tuple = ()
+    se: Mapping = field(init=False, repr=False)
+    lower: Mapping = field(init=False, repr=False)
+    upper: Mapping = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         _check_level(self.level)
@@ -125,35 +130,66 @@ covariances_upper : ndarray
         def put(name, value):
             object.__setattr__(self, name, value)
 
-        for name in ("weights", "means", "covariances", "weights_boot", "means_boot",
-                     "covariances_boot"):
-            put(name, locked(getattr(self, name)))
+        if set(self.estimates) != set(self.replicates):
+            raise ValueError(
+                f"estimates and replicates must name the same parameters; got "
+                f"{sorted(self.estimates)} and {sorted(self.replicates)}"
+            )
+        est = {k: locked(v) for k, v in self.estimates.items()}
+        boot = {k: locked(self.replicates[k]) for k in est}
+        put("estimates", MappingProxyType(est))
+        put("replicates", MappingProxyType(boot))
         put("converged", locked(self.converged, bool))
         put("permutations", locked(self.permutations, np.intp))
         put("failures", tuple((int(i), str(r)) for i, r in self.failures))
         if self.feature_names is not None:
             put("feature_names", tuple(str(n) for n in self.feature_names))
-        B = self.weights_boot.shape[0]
-        for name in ("weights", "means", "covariances"):
-            est, boot = getattr(self, name), getattr(self, f"{name}_boot")
-            if boot.shape != (B, *est.shape):
+        labels = {k: tuple(str(c) for c in v) for k, v in (self.column_labels or {}).items()}
+        put("column_labels", MappingProxyType(labels))
+        put("shared", tuple(str(n) for n in self.shared))
+        B = boot["weights"].shape[0] if "weights" in boot else 0
+        for name in est:
+            if boot[name].shape != (B, *est[name].shape):
                 raise ValueError(
-                    f"{name}_boot must have shape {(B, *est.shape)}; got {boot.shape}"
+                    f"{name}_boot must have shape {(B, *est[name].shape)}; got {boot[name].shape}"
                 )
         if B < 2:
             raise ValueError(f"a standard error needs at least 2 replicates; got {B}")
         q = ((1.0 - self.level) / 2.0, (1.0 + self.level) / 2.0)
-        for name in ("weights", "means", "covariances"):
-            boot = getattr(self, f"{name}_boot")
-            put(f"{name}_se", locked(boot.std(axis=0, ddof=1)))
-            lo, hi = np.quantile(boot, q, axis=0)
-            put(f"{name}_lower", locked(lo))
-            put(f"{name}_upper", locked(hi))
+        se, lower, upper = {}, {}, {}
+        for name in est:
+            se[name] = locked(boot[name].std(axis=0, ddof=1))
+            lo, hi = np.quantile(boot[name], q, axis=0)
+            lower[name], upper[name] = locked(lo), locked(hi)
+        put("se", MappingProxyType(se))
+        put("lower", MappingProxyType(lower))
+        put("upper", MappingProxyType(upper))
+
+    def __getattr__(self, name):
+        # Only reached when ordinary lookup fails: ``rates_se`` reads se["rates"].
+        if name.startswith("__"):
+            raise AttributeError(name)
+        d = self.__dict__
+        for suffix, key in (("_boot", "replicates"), ("_se", "se"), ("_lower", "lower"),
+                            ("_upper", "upper")):
+            if name.endswith(suffix) and name[: -len(suffix)] in d.get(key, {}):
+                return d[key][name[: -len(suffix)]]
+        if name in d.get("estimates", {}):
+            return d["estimates"][name]
+        raise AttributeError(
+            f"{type(self).__name__} has no attribute {name!r}; its parameters are "
+            f"{list(d.get('estimates', {}))}"
+        )
+
+    @property
+    def parameter_names(self) -> tuple:
+        """The names of the parameters, ``weights`` first."""
+        return tuple(self.estimates)
 
     @property
     def n_replicates(self) -> int:
         """Replicates used (``B``): ``n_boot - n_failed``."""
-        return int(self.weights_boot.shape[0])
+        return int(self.replicates["weights"].shape[0])
 
     @property
     def n_failed(self) -> int:
@@ -171,10 +207,16 @@ covariances_upper : ndarray
         """Used replicates whose EM stopped at ``max_iter`` before meeting its tolerance."""
         return int(np.count_nonzero(~self.converged))
 
+    def _gaussian(self) -> bool:
+        return self.family == "gaussian" and set(self.estimates) == {
+            "weights", "means", "covariances"
+        } and self.covariance_type in COVARIANCE_TYPES
+
     def summary(self) -> str:
         """A text table: component, parameter, estimate, standard error, interval.
 
-        Full and tied covariances list the upper triangle only (the matrix is symmetric).
+        Full and tied covariances (and full Student-t scales) list the upper triangle
+        only (the matrix is symmetric).
 
         Returns
         -------
@@ -182,21 +224,22 @@ covariances_upper : ndarray
             The table and a few lines on replicates used, failed, relabelled and not
             converged; no trailing newline.
         """
+        K = self.estimates["weights"].shape[0]
+        if self._gaussian():
+            labelled = [
+                (comp, label, {"weight": "weights", "mean": "means"}.get(
+                    label.split("[")[0], "covariances"), idx)
+                for comp, label, idx in _parameter_labels(
+                    self.covariance_type, K, self.estimates["means"].shape[1],
+                    self.feature_names,
+                )
+            ]
+        else:
+            labelled = _generic_labels(self.estimates, self.column_labels, K, self.shared)
         rows = []
-        for comp, label, idx in _parameter_labels(
-            self.covariance_type, self.means.shape[0], self.means.shape[1], self.feature_names
-        ):
-            name = label.split("[")[0]
-            est = {"weight": self.weights, "mean": self.means}.get(name, self.covariances)
-            se = {"weight": self.weights_se, "mean": self.means_se}.get(
-                name, self.covariances_se
-            )
-            lo = {"weight": self.weights_lower, "mean": self.means_lower}.get(
-                name, self.covariances_lower
-            )
-            hi = {"weight": self.weights_upper, "mean": self.means_upper}.get(
-                name, self.covariances_upper
-            )
+        for comp, label, name, idx in labelled:
+            est, se = self.estimates[name], self.se[name]
+            lo, hi = self.lower[name], self.upper[name]
             d = _decimals(float(se[idx]))
             rows.append((
                 comp,
@@ -214,10 +257,14 @@ covariances_upper : ndarray
             right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:])]
             return "  ".join(left + right).rstrip()
 
+        if self._gaussian():
+            what = (f"{K}-component Gaussian mixture ({self.covariance_type} covariance)")
+        else:
+            cov = "" if self.covariance_type is None else f" ({self.covariance_type})"
+            what = f"{K}-component {self.family} mixture{cov}"
         lines = [
             (
-                f"Nonparametric bootstrap of a {self.means.shape[0]}-component Gaussian "
-                f"mixture ({self.covariance_type} covariance): {self.n_replicates} of "
+                f"Nonparametric bootstrap of a {what}: {self.n_replicates} of "
                 f"{self.n_boot} replicates used"
             ),
             line(header),
@@ -244,6 +291,38 @@ covariances_upper : ndarray
 
     def __str__(self) -> str:
         return self.summary()
+
+
+def _generic_labels(estimates, column_labels, K, shared=()):
+    """``(component, label, name, index)`` for every table row of a non-Gaussian family."""
+
+    def entries(c, name, est, lead):
+        shape = est.shape[len(lead):]
+        cols = column_labels.get(name)
+        lab = (lambda j: cols[j]) if cols else str  # noqa: E731
+        if not shape:
+            return [(c, name, name, lead)]
+        if len(shape) == 1:
+            return [(c, f"{name}[{lab(j)}]", name, (*lead, j)) for j in range(shape[0])]
+        if len(shape) == 2 and shape[0] == shape[1]:
+            # A scatter matrix is symmetric: its upper triangle says it all.
+            return [
+                (c, f"{name}[{lab(a)},{lab(b)}]", name, (*lead, a, b))
+                for a in range(shape[0]) for b in range(a, shape[1])
+            ]
+        return [
+            (c, f"{name}[{','.join(map(str, i))}]", name, (*lead, *i)) for i in np.ndindex(*shape)
+        ]
+
+    out = []
+    for k in range(K):
+        out.append((str(k), "weight", "weights", (k,)))
+        for name, est in estimates.items():
+            if name != "weights" and name not in shared:
+                out.extend(entries(str(k), name, est, (k,)))
+    for name in shared:
+        out.extend(entries("all", name, estimates[name], ()))
+    return out
 
 
 def _parameter_labels(covariance_type, K, D, names):
@@ -398,53 +477,193 @@ def _check_level(level) -> float:
 class _Replicate(NamedTuple):
     """The outcome of one refit: aligned parameters, or the reason it was excluded."""
 
-    params: tuple | None = None  # (weights, means, covariances), aligned
+    params: dict | None = None  # name -> array, components aligned with the model's
     perm: np.ndarray | None = None
     converged: bool = False
     reason: str | None = None
     other_warnings: tuple = ()
 
 
-def _refit(template: dict, model_type, Xv, weights, ref) -> _Replicate:
-    """Fit one replicate from the template's starting point and align it to ``ref``."""
-    est = model_type(**template)
+def _fit_quietly(est, X, weights):
+    """``(caught warnings, failure reason or None)`` of one refit."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            est.fit(Xv, sample_weight=weights)
+            est.fit(X, sample_weight=weights)
         except (ValueError, ArithmeticError) as exc:
             # EmixError and LinAlgError are ValueErrors: data-driven failures of this
             # resample. Anything else (TypeError, MemoryError, ...) is a bug or an
             # environment problem and must not be counted as a bootstrap statistic.
-            return _Replicate(reason=f"{type(exc).__name__}: {exc}")
+            return list(caught), f"{type(exc).__name__}: {exc}"
+    return list(caught), None
+
+
+def _screen(caught, weights, params):
+    """``(other warnings, failure reason or None)`` from a finished refit."""
     degenerate = [w for w in caught if issubclass(w.category, DegenerateComponentWarning)]
     if degenerate:
-        return _Replicate(reason=str(degenerate[0].message))
+        return (), str(degenerate[0].message)
     # Non-convergence is read from converged_ and counted; the warning itself would be
     # repeated for every replicate.
     other = tuple(w for w in caught if not issubclass(w.category, ConvergenceWarning))
-    p = est._current_params()
-    if not (
-        np.all(np.isfinite(p.weights)) and np.all(np.isfinite(p.means))
-        and np.all(np.isfinite(p.covariances))
-    ):
-        return _Replicate(reason="the refit produced non-finite parameters", other_warnings=other)
-    if np.any(p.weights <= 0):
-        k = int(np.flatnonzero(p.weights <= 0)[0])
-        return _Replicate(reason=f"component {k} is empty", other_warnings=other)
-    try:
-        perm = align_components(
-            ref.means, ref.covariances, p.means, p.covariances, p.covariance_type
+    if not all(np.all(np.isfinite(a)) for a in (weights, *params)):
+        return other, "the refit produced non-finite parameters"
+    if np.any(weights <= 0):
+        k = int(np.flatnonzero(weights <= 0)[0])
+        return other, f"component {k} is empty"
+    return other, None
+
+
+class _GaussianRefits:
+    """Refits of a GaussianMixture, aligned by the Gaussians' symmetric KL divergence."""
+
+    family = "gaussian"
+
+    def __init__(self, model, Xv, max_iter, tol):
+        self.model_type = type(model)
+        self.X = Xv
+        self.covariance_type = model.covariance_type
+        # The public attributes are the documented interface (and what a user may have
+        # edited), so a subclass that adjusts them is bootstrapped as it presents itself.
+        self.ref = model._current_params()
+        self.template = model.get_params(deep=False)
+        self.template.update(
+            n_init=1, warm_start=False, max_iter=max_iter, tol=tol, verbose=0, callback=None,
+            random_state=None,
         )
-    except InputError as exc:
-        return _Replicate(reason=str(exc), other_warnings=other)
-    p = permute(p, perm)
-    return _Replicate(
-        params=(p.weights, p.means, p.covariances),
-        perm=perm,
-        converged=bool(est.converged_),
-        other_warnings=other,
-    )
+        self.estimates = {
+            "weights": self.ref.weights, "means": self.ref.means,
+            "covariances": self.ref.covariances,
+        }
+        self.column_labels = None
+        self.shared_names = ()
+        self.start_from(self.estimates)
+
+    def start_from(self, params: dict) -> None:
+        self.start = dict(self.template)
+        w = params["weights"]
+        self.start.update(
+            weights_init=w / w.sum(), means_init=params["means"],
+            precisions_init=_precisions(params["covariances"], self.covariance_type),
+        )
+
+    def refit(self, weights) -> _Replicate:
+        est = self.model_type(**self.start)
+        caught, failed = _fit_quietly(est, self.X, weights)
+        if failed:
+            return _Replicate(reason=failed)
+        p = est._current_params()
+        other, failed = _screen(caught, p.weights, (p.means, p.covariances))
+        if failed:
+            return _Replicate(reason=failed, other_warnings=other)
+        ref = self.ref
+        try:
+            perm = align_components(
+                ref.means, ref.covariances, p.means, p.covariances, p.covariance_type
+            )
+        except InputError as exc:
+            return _Replicate(reason=str(exc), other_warnings=other)
+        p = permute(p, perm)
+        return _Replicate(
+            params={"weights": p.weights, "means": p.means, "covariances": p.covariances},
+            perm=perm,
+            converged=bool(est.converged_),
+            other_warnings=other,
+        )
+
+
+class _FamilyRefits:
+    """Refits of a MixtureModel of any family, aligned by the rows the components own.
+
+    Replicate component ``j`` is matched to the model's component ``k`` by an optimal
+    assignment maximising ``sum_n w_n r_nk r'_nj``: the (weighted) share of the data
+    that both assign to the same component. It needs no distance between parameters, so
+    it serves every family, products of families included, and tells apart components
+    that differ only in spread as far as the data do.
+    """
+
+    def __init__(self, model, X, row_weights, max_iter, tol):
+        from .families.product import Product
+
+        fam = model.family_
+        self.model_type = type(model)
+        self.X = X
+        self.family = fam.name if not isinstance(fam, Product) else "+".join(fam.labels)
+        self.covariance_type = getattr(fam, "covariance_type", None)
+        weights, fp = model._current_params()
+        self.keys = list(fp)
+        # A tied covariance has no component axis: it is not relabelled.
+        self.shared = set(getattr(fam, "shared_param_names", ()))
+        if isinstance(fam, Product):
+            # Flat keys are "<part index>:<name>"; the part's label reads better.
+            self.names = [
+                f"{fam.labels[int(k.split(':', 1)[0])]}.{k.split(':', 1)[1]}" for k in self.keys
+            ]
+        else:
+            self.names = list(self.keys)
+        self.estimates = {"weights": weights, **{n: fp[k] for n, k in zip(self.names, self.keys)}}
+        self.column_labels = _family_column_labels(model, fam, self.keys, self.names, fp)
+        self.shared_names = tuple(n for n, k in zip(self.names, self.keys) if k in self.shared)
+        self.template = model.get_params(deep=False)
+        self.template.update(
+            n_init=1, warm_start=False, max_iter=max_iter, tol=tol, verbose=0, callback=None,
+            random_state=None, label_order=None,
+        )
+        R = model.predict_proba(X)
+        self.R_ref = R if row_weights is None else R * row_weights[:, None]
+        self.start_from(self.estimates)
+
+    def start_from(self, params: dict) -> None:
+        w = np.asarray(params["weights"], dtype=np.float64)
+        self.start = dict(self.template)
+        self.start.update(
+            weights_init=w / w.sum(),
+            params_init={k: params[n] for n, k in zip(self.names, self.keys)},
+        )
+
+    def refit(self, weights) -> _Replicate:
+        from scipy.optimize import linear_sum_assignment
+
+        est = self.model_type(**self.start)
+        caught, failed = _fit_quietly(est, self.X, weights)
+        if failed:
+            return _Replicate(reason=failed)
+        w, fp = est._current_params()
+        other, failed = _screen(caught, w, tuple(fp.values()))
+        if failed:
+            return _Replicate(reason=failed, other_warnings=other)
+        agreement = self.R_ref.T @ est.predict_proba(self.X)
+        _, perm = linear_sum_assignment(-agreement)
+        perm = perm.astype(np.intp)
+        params = {"weights": w[perm]}
+        params.update(
+            {n: fp[k] if k in self.shared else fp[k][perm] for n, k in zip(self.names, self.keys)}
+        )
+        return _Replicate(
+            params=params, perm=perm, converged=bool(est.converged_), other_warnings=other
+        )
+
+
+def _family_column_labels(model, fam, keys, names, fp) -> dict:
+    """Labels of the data columns along the last axis of every parameter that has one."""
+    from .families.product import Product
+
+    all_names = getattr(model, "feature_names_in_", None)
+    cols = [int(c) for c in model.columns_]
+    label = (lambda c: str(all_names[c])) if all_names is not None else str  # noqa: E731
+    out = {}
+    for key, name in zip(keys, names):
+        if isinstance(fam, Product):
+            i = int(key.split(":", 1)[0])
+            part, part_cols = fam.parts[i]
+            used = [cols[int(c)] for c in part_cols]
+        else:
+            part, used = fam, cols
+        a = fp[key]
+        # Only where one entry per column is what the family stores (rates, means...).
+        if a.ndim >= 2 and a.shape[-1] == len(used) == part.n_features:
+            out[name] = tuple(label(c) for c in used)
+    return out
 
 
 def bootstrap(
@@ -458,19 +677,27 @@ def bootstrap(
     max_iter: int | None = None,
     tol: float | None = None,
 ) -> BootstrapResult:
-    """Nonparametric bootstrap of a fitted :class:`~emix.GaussianMixture`.
+    """Nonparametric bootstrap of a fitted :class:`~emix.GaussianMixture` or
+    :class:`~emix.MixtureModel`.
 
     Each replicate resamples the rows of ``X`` with replacement, refits the mixture
-    starting from the fitted parameters, and matches its components to the model's with
-    :func:`align_components`. The spread of the replicates gives standard errors and
-    percentile intervals for the weights, means and covariances.
+    starting from the fitted parameters, and matches its components to the model's: with
+    :func:`align_components` for a GaussianMixture; for a MixtureModel by the optimal
+    assignment that maximises ``sum_n w_n r_nk r'_nj``, the share of X that the model's
+    component ``k`` and the replicate's component ``j`` both own (it needs no distance
+    between parameters, so it serves every family and product). The spread of the
+    replicates gives standard errors and percentile intervals for every parameter:
+    weights, means and covariances of a Gaussian mixture; weights and the family's
+    parameters (``rates``, ``probabilities``, ``means``/``scales``/``df``, or
+    ``"<part>.<name>"`` for a product) of a MixtureModel.
 
     Parameters
     ----------
-    model : GaussianMixture
-        A fitted mixture. Its settings (``covariance_type``, ``reg_covar``, ``device``,
-        ...) are used for every refit; ``n_init`` is 1 and the start is the fitted
-        parameters, so no randomness enters the refits.
+    model : GaussianMixture or MixtureModel
+        A fitted mixture. Its settings (family, ``covariance_type``, ``reg_covar``,
+        ``device``, ...) are used for every refit; ``n_init`` is 1 and the start is the
+        fitted parameters, so no randomness enters the refits. A MixtureModel with
+        ``family='gaussian'`` is bootstrapped through its ``gaussian_mixture_``.
     X : array-like of shape (N, D) or (N,)
         The data the model was fitted on. 1-D input is one feature.
     n_boot : int, default=200
@@ -511,10 +738,10 @@ def bootstrap(
     NotFittedError
         If ``model`` is not fitted.
     InputError
-        If ``model`` is not a GaussianMixture, ``n_boot < 2``, ``level`` is outside (0,
-        1), ``X`` has a different number of features from the model, ``sample_weight``
-        does not have one non-negative weight per row, or ``max_iter``/``tol`` are
-        invalid.
+        If ``model`` is not a GaussianMixture or MixtureModel, ``n_boot < 2``,
+        ``level`` is outside (0, 1), ``X`` has a different number of features from the
+        model (or values outside its family's support), ``sample_weight`` does not have
+        one non-negative weight per row, or ``max_iter``/``tol`` are invalid.
     EmixError
         If fewer than 2 replicates could be refitted (the message gives the reasons).
 
@@ -536,9 +763,22 @@ def bootstrap(
     cores, and the warnings of every refit are inspected, which Python's warning
     machinery allows only in one thread at a time.
     """
-    if not isinstance(model, GaussianMixture):
+    from .models.mixture_model import MixtureModel
+
+    if isinstance(model, MixtureModel):
+        model._check_is_fitted("bootstrap")
+        if model.family_ is None:
+            # family='gaussian' is a GaussianMixture fit held by the model: bootstrap
+            # that, on the columns it read.
+            _, Xs = model._prepare(X, "bootstrap")
+            return bootstrap(
+                model.gaussian_mixture_, Xs, n_boot=n_boot, random_state=random_state,
+                sample_weight=sample_weight, level=level, max_iter=max_iter, tol=tol,
+            )
+    elif not isinstance(model, GaussianMixture):
         raise InputError(
-            f"bootstrap needs a fitted emix GaussianMixture; got {type(model).__name__}"
+            f"bootstrap needs a fitted emix GaussianMixture or MixtureModel; got "
+            f"{type(model).__name__}"
         )
     model._check_is_fitted("bootstrap")
     n_boot = check_int(n_boot, "n_boot", low=2)
@@ -581,33 +821,24 @@ def bootstrap(
         tol = max(min(float(model.tol), 1e-7 / n_obs), floor)
     tol = float(tol)
 
-    ct = model.covariance_type
-    # The public attributes are the documented interface (and what a user may have
-    # edited), so a subclass that adjusts them is bootstrapped as it presents itself.
-    ref = model._current_params()
-    template = model.get_params(deep=False)
-    template.update(
-        n_init=1, warm_start=False, max_iter=max_iter, tol=tol, verbose=0, callback=None,
-        random_state=None,
-    )
-    start = dict(template)
-    start.update(
-        weights_init=ref.weights / ref.weights.sum(), means_init=ref.means,
-        precisions_init=_precisions(ref.covariances, ct),
-    )
+    if isinstance(model, GaussianMixture):
+        refits = _GaussianRefits(model, Xv, max_iter, tol)
+        feature_names = None if names is None else tuple(names)
+    else:
+        # The model reads its own columns (by name, for a DataFrame), so refits get X
+        # as given.
+        refits = _FamilyRefits(model, X, sw, max_iter, tol)
+        feature_names = None
 
     # Refit on the data itself first: replicates start from this optimum (the model may
     # have stopped early at its own tol), and a large move means X is not the fitted data.
-    center = _refit(start, type(model), Xv, None if sw is None else sw, ref)
+    center = refits.refit(sw)
     if center.params is None:
         raise EmixError(
             f"refitting the model on X from its own parameters failed ({center.reason}); "
             "X may not be the data the model was fitted on"
         )
-    cw, cm, cc = center.params
-    start.update(
-        weights_init=cw / cw.sum(), means_init=cm, precisions_init=_precisions(cc, ct)
-    )
+    refits.start_from(center.params)
 
     other: dict = {}
     for w in center.other_warnings:
@@ -615,7 +846,7 @@ def bootstrap(
     kept, perms, conv, failures = [], [], [], []
     for b in range(n_boot):
         counts = rng.multinomial(n_obs, probs).astype(np.float64)
-        rep = _refit(start, type(model), Xv, counts, ref)
+        rep = refits.refit(counts)
         for w in rep.other_warnings:
             other.setdefault(w.category, [0, str(w.message)])[0] += 1
         if rep.params is None:
@@ -655,19 +886,18 @@ def bootstrap(
         )
 
     result = BootstrapResult(
-        covariance_type=ct,
+        covariance_type=refits.covariance_type,
         n_boot=n_boot,
         level=level,
-        weights=ref.weights,
-        means=ref.means,
-        covariances=ref.covariances,
-        weights_boot=np.stack([p[0] for p in kept]),
-        means_boot=np.stack([p[1] for p in kept]),
-        covariances_boot=np.stack([p[2] for p in kept]),
+        estimates=refits.estimates,
+        replicates={name: np.stack([p[name] for p in kept]) for name in refits.estimates},
         converged=np.asarray(conv, dtype=bool),
         permutations=np.stack(perms),
         failures=tuple(failures),
-        feature_names=None if names is None else tuple(names),
+        feature_names=feature_names,
+        family=refits.family,
+        column_labels=refits.column_labels,
+        shared=refits.shared_names,
     )
     _warn_if_off_center(result, center.params)
     return result
@@ -682,15 +912,15 @@ def _precisions(cov: np.ndarray, covariance_type: str) -> np.ndarray:
     return 0.5 * (p + np.swapaxes(p, -1, -2))
 
 
-def _warn_if_off_center(result: BootstrapResult, center) -> None:
+def _warn_if_off_center(result: BootstrapResult, center: dict) -> None:
     """Warn when the model's parameters are far (in SEs) from the optimum of X."""
     worst, where = 0.0, ""
-    for name, refitted in zip(("weights", "means", "covariances"), center):
-        est, se = getattr(result, name), getattr(result, f"{name}_se")
+    for name, refitted in center.items():
+        est, se = result.estimates[name], result.se[name]
         ok = se > 0
         if not np.any(ok):
             continue
-        z = np.abs(refitted - est)[ok] / se[ok]
+        z = np.abs(np.asarray(refitted, dtype=np.float64) - est)[ok] / se[ok]
         if z.max() > worst:
             worst, where = float(z.max()), name
     # Half a standard error: well beyond round-off and the tolerance of a converged fit,
