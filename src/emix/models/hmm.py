@@ -32,7 +32,7 @@ from .._validation import check_float, check_int
 from ..backends import resolve_backend
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
 from ..exceptions import DegenerateComponentError, InputError
-from ..families._base import MixtureStats, permute_params
+from ..families._base import Family, MixtureStats, permute_params
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 from ._mixture_base import MixtureEstimator
 from .forward_backward import check_lengths, forward, forward_backward, viterbi
@@ -128,9 +128,14 @@ class _PosteriorKernel(MixtureKernel):
     def __init__(self, family, params: dict, resp, K: int):
         super().__init__(family, params, np.ones(K))
         self.resp = resp
+        # An exponential family's statistics need only T(x): skip the product eta @ T.
+        self.plain = type(family).transform is Family.transform and not family.extra_stats
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
-        F, _, U, extra = self.log_joint(ops, st, Xb)
+        if self.plain:
+            F, U, extra = self.family.features(ops, Xb), None, {}
+        else:
+            F, _, U, extra = self.log_joint(ops, st, Xb)
         R = ops.asarray(np.array(np.asarray(self.resp(start, stop)).T, dtype=np.float64, order="C"))
         self._accumulate(ops, F, R, wb, acc, U, extra)
 
