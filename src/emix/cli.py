@@ -2,7 +2,7 @@
 
 ::
 
-    emix explain heights|coins [--iterations N] [--rows N] [--detail N] [--seed S]
+    emix explain heights|coins|casino [--iterations N] [--rows N] [--detail N] [--seed S]
     emix demo heights [--plot FILE.png] [--seed S] [--n-boys N] [--n-girls N]
     emix demo coins [--sets N] [--seed S]
 
@@ -66,7 +66,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="show EM step by step on a built-in example",
         description="Run EM on a built-in example and print every E-step and M-step.",
     )
-    ex.add_argument("example", choices=("heights", "coins"), help="which example")
+    ex.add_argument("example", choices=("heights", "coins", "casino"), help="which example")
     ex.add_argument(
         "--iterations", type=_int_at_least(1), default=None, metavar="N",
         help="run N iterations (default: until EM settles)",

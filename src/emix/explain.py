@@ -26,10 +26,20 @@ from ._text import table as _table
 from ._validation import check_array, check_float, check_int
 from .exceptions import InputError
 
-__all__ = ["EXAMPLES", "Trace", "TraceRecord", "explain", "trace_binomial", "trace_gaussian_1d"]
+__all__ = [
+    "EXAMPLES",
+    "HMMTrace",
+    "HMMTraceRecord",
+    "Trace",
+    "TraceRecord",
+    "explain",
+    "trace_binomial",
+    "trace_casino",
+    "trace_gaussian_1d",
+]
 
 #: The built-in examples :func:`explain` knows.
-EXAMPLES = ("heights", "coins")
+EXAMPLES = ("heights", "coins", "casino")
 
 
 @dataclass(frozen=True, eq=False)
@@ -720,6 +730,719 @@ def trace_binomial(
     )
 
 
+# ------------------------------------------------------------------ the dishonest casino
+#
+# A hidden Markov model traced by its own teaching code: the recursions below are plain
+# NumPy, one loop over the rolls with the formula of every step beside it, written for
+# reading rather than speed. emix.HMM runs the same recursions compiled
+# (emix.models.forward_backward); the tests check that both give the same numbers.
+
+#: Faces of a die, as the rolls show them.
+DIE_FACES = 6
+
+
+def scaled_forward(codes, startprob, transmat, emissionprob):
+    """The forward pass of a hidden Markov model, scaled (Rabiner 1989), roll by roll.
+
+    Parameters
+    ----------
+    codes : ndarray of int of shape (T,)
+        The observed symbols as codes ``0 .. V - 1`` (a die's faces minus one).
+    startprob : ndarray of shape (K,)
+    transmat : ndarray of shape (K, K)
+        ``transmat[j, k] = P(z_{t+1} = k | z_t = j)``.
+    emissionprob : ndarray of shape (K, V)
+        ``emissionprob[k, v] = P(x_t = v | z_t = k)``.
+
+    Returns
+    -------
+    alpha : ndarray of shape (T, K)
+        ``P(z_t = k | x_1 .. x_t)``: the filtered probabilities (each row sums to 1).
+    predicted : ndarray of shape (T, K)
+        ``P(z_t = k | x_1 .. x_{t-1})``: before roll t is seen (``startprob`` at t = 1).
+    scale : ndarray of shape (T,)
+        ``c_t = P(x_t | x_1 .. x_{t-1})``; ``log P(x_1 .. x_T) = sum_t log c_t``.
+
+    Raises
+    ------
+    InputError
+        When a roll has probability 0 under the parameters (naming it).
+    """
+    T, K = len(codes), len(startprob)
+    alpha = np.empty((T, K))
+    predicted = np.empty((T, K))
+    scale = np.empty(T)
+    for t in range(T):
+        # Predict where the chain is before x_t is seen:
+        #   t = 1:  P(z_1 = k) = startprob[k]
+        #   t > 1:  P(z_t = k | x_<t) = sum_j alpha[t-1, j] * transmat[j, k]
+        predicted[t] = startprob if t == 0 else alpha[t - 1] @ transmat
+        # Update with x_t: weigh each state by P(x_t | z_t = k), then divide by
+        #   c_t = sum_k predicted[t, k] * P(x_t | k) = P(x_t | x_<t)
+        # so that alpha[t] sums to 1 (the unscaled alpha would underflow after a few
+        # hundred rolls; the c_t keep the likelihood instead).
+        joint = predicted[t] * emissionprob[:, codes[t]]
+        scale[t] = joint.sum()
+        if not scale[t] > 0.0:
+            raise InputError(
+                f"roll {t + 1} (code {int(codes[t])}) has probability 0 under the current "
+                "parameters: no state can emit it"
+            )
+        alpha[t] = joint / scale[t]
+    return alpha, predicted, scale
+
+
+def scaled_backward(codes, transmat, emissionprob, scale):
+    """The backward pass, scaled by the forward pass's ``c_t``, from the last roll down.
+
+    Parameters
+    ----------
+    codes : ndarray of int of shape (T,)
+    transmat : ndarray of shape (K, K)
+    emissionprob : ndarray of shape (K, V)
+    scale : ndarray of shape (T,)
+        The ``c_t`` of :func:`scaled_forward`.
+
+    Returns
+    -------
+    beta : ndarray of shape (T, K)
+        ``P(x_{t+1} .. x_T | z_t = k) / (c_{t+1} ... c_T)``, so that ``alpha * beta``
+        is the posterior ``P(z_t = k | x_1 .. x_T)``.
+    """
+    T, K = len(codes), transmat.shape[0]
+    beta = np.empty((T, K))
+    # Nothing is left to explain after the last roll.
+    beta[T - 1] = 1.0
+    for t in range(T - 2, -1, -1):
+        # beta[t, j] = sum_k transmat[j, k] * P(x_{t+1} | k) * beta[t+1, k] / c_{t+1}
+        beta[t] = transmat @ (emissionprob[:, codes[t + 1]] * beta[t + 1]) / scale[t + 1]
+    return beta
+
+
+def expected_counts(codes, alpha, beta, scale, transmat, emissionprob):
+    """The E-step's posteriors and expected counts (what the re-estimation reads).
+
+    Parameters
+    ----------
+    codes : ndarray of int of shape (T,)
+    alpha, beta : ndarray of shape (T, K)
+        From :func:`scaled_forward` and :func:`scaled_backward`.
+    scale : ndarray of shape (T,)
+    transmat : ndarray of shape (K, K)
+    emissionprob : ndarray of shape (K, V)
+
+    Returns
+    -------
+    gamma : ndarray of shape (T, K)
+        ``P(z_t = k | x_1 .. x_T)``.
+    transitions : ndarray of shape (K, K)
+        ``sum_t P(z_t = j, z_{t+1} = k | x_1 .. x_T)``: expected numbers of each switch.
+    symbol_counts : ndarray of shape (K, V)
+        ``sum_t gamma[t, k] [x_t = v]``: expected number of times state k showed v.
+    """
+    T, K = alpha.shape
+    V = emissionprob.shape[1]
+    # gamma_t(k) = alpha_t(k) * beta_t(k): what came before t and what came after.
+    gamma = alpha * beta
+    transitions = np.zeros((K, K))
+    for t in range(T - 1):
+        # xi_t(j, k) = alpha_t(j) * transmat[j, k] * P(x_{t+1} | k) * beta_{t+1}(k) / c_{t+1}
+        nxt = emissionprob[:, codes[t + 1]] * beta[t + 1]
+        transitions += alpha[t][:, None] * transmat * nxt[None, :] / scale[t + 1]
+    symbol_counts = np.zeros((K, V))
+    for t in range(T):
+        symbol_counts[:, codes[t]] += gamma[t]
+    return gamma, transitions, symbol_counts
+
+
+def reestimate(gamma, transitions, symbol_counts, previous: dict) -> dict:
+    """Baum-Welch's M-step: new probabilities as ratios of expected counts.
+
+    Parameters
+    ----------
+    gamma : ndarray of shape (T, K)
+    transitions : ndarray of shape (K, K)
+    symbol_counts : ndarray of shape (K, V)
+    previous : dict
+        ``startprob`` (K,), ``transmat`` (K, K), ``emissionprob`` (K, V) of the E-step:
+        a state with no expected exits (or no expected rolls) keeps its row, rather than
+        becoming 0/0.
+
+    Returns
+    -------
+    dict with ``startprob`` (K,), ``transmat`` (K, K), ``emissionprob`` (K, V)
+    """
+    # start: P(z_1 = k | all rolls), normalised against round-off.
+    startprob = gamma[0] / gamma[0].sum()
+    # transmat[j, k] = expected switches j -> k / expected rolls that leave j.
+    out = transitions.sum(axis=1)
+    transmat = np.array(previous["transmat"], dtype=np.float64, copy=True)
+    live = out > 0
+    transmat[live] = transitions[live] / out[live, None]
+    # emissionprob[k, v] = expected rolls of v by state k / expected rolls by state k.
+    rolls = symbol_counts.sum(axis=1)
+    emissionprob = np.array(previous["emissionprob"], dtype=np.float64, copy=True)
+    live = rolls > 0
+    emissionprob[live] = symbol_counts[live] / rolls[live, None]
+    return {"startprob": startprob, "transmat": transmat, "emissionprob": emissionprob}
+
+
+@dataclass(frozen=True, eq=False)
+class HMMTraceRecord:
+    """One Baum-Welch iteration: forward, backward, expected counts, re-estimation.
+
+    Attributes
+    ----------
+    iteration : int
+        1 for the first iteration.
+    before, after : dict
+        Parameters of the E-step and those the M-step made from its counts:
+        ``startprob`` (K,), ``transmat`` (K, K), ``emissionprob`` (K, V).
+    loglik : float
+        ``log P(all rolls)`` under ``before`` (``sum_t log c_t``).
+    loglik_after : float
+        Under ``after``.
+    times : ndarray of int of shape (R,)
+        The first rolls shown (0-based positions), for which the arrays below are kept.
+    predicted, alpha, beta, gamma : ndarray of shape (R, K)
+        At those rolls (see :func:`scaled_forward`, :func:`scaled_backward`,
+        :func:`expected_counts`).
+    scale : ndarray of shape (R,)
+        ``c_t`` at those rolls.
+    end_times : ndarray of int of shape (R2,)
+        The last rolls (where the backward pass starts), latest first.
+    beta_end : ndarray of shape (R2, K)
+        ``beta`` at them.
+    start_counts : ndarray of shape (K,)
+        ``gamma_1``.
+    transitions : ndarray of shape (K, K)
+        Expected numbers of switches ``j -> k``.
+    symbol_counts : ndarray of shape (K, V)
+        Expected numbers of each face per state.
+    """
+
+    iteration: int
+    before: dict
+    after: dict
+    loglik: float
+    loglik_after: float
+    times: np.ndarray
+    predicted: np.ndarray
+    alpha: np.ndarray
+    scale: np.ndarray
+    beta: np.ndarray
+    gamma: np.ndarray
+    end_times: np.ndarray
+    beta_end: np.ndarray
+    start_counts: np.ndarray
+    transitions: np.ndarray
+    symbol_counts: np.ndarray
+
+    @property
+    def increase(self) -> float:
+        """``loglik_after - loglik`` (never negative: Baum-Welch is EM)."""
+        return self.loglik_after - self.loglik
+
+
+@dataclass(frozen=True, eq=False)
+class HMMTrace:
+    """The record of one Baum-Welch run on die rolls, printable for a learner.
+
+    Attributes
+    ----------
+    records : tuple of HMMTraceRecord, one per iteration
+    state_names : tuple of str, length K
+    rolls : ndarray of int of shape (T,)
+        The faces, 1..6.
+    converged : bool
+        True when the log-likelihood per roll rose by less than ``tol``.
+    tol : float
+    title : str
+    truth : dict, optional
+        ``startprob``, ``transmat``, ``emissionprob`` that generated the rolls.
+    hidden : ndarray of int of shape (T,), optional
+        The true state of every roll, when known.
+    posteriors : ndarray of shape (T, K)
+        ``P(z_t = k | all rolls)`` under the final parameters.
+    """
+
+    records: tuple
+    state_names: tuple
+    rolls: np.ndarray
+    converged: bool
+    tol: float
+    title: str = ""
+    truth: dict | None = None
+    hidden: np.ndarray | None = None
+    posteriors: np.ndarray | None = None
+
+    kind = "hmm"
+    parameter_names = ("startprob", "transmat", "emissionprob")
+
+    @property
+    def n(self) -> int:
+        """Number of rolls."""
+        return int(self.rolls.shape[0])
+
+    @property
+    def n_iter(self) -> int:
+        return len(self.records)
+
+    @property
+    def logliks(self) -> np.ndarray:
+        """Log-likelihood of the start and after each iteration, shape (n_iter + 1,)."""
+        if not self.records:
+            return np.empty(0)
+        return np.array([self.records[0].loglik] + [r.loglik_after for r in self.records])
+
+    @property
+    def increases(self) -> np.ndarray:
+        return np.array([r.increase for r in self.records])
+
+    @property
+    def initial(self) -> dict:
+        return dict(self.records[0].before) if self.records else {}
+
+    @property
+    def final(self) -> dict:
+        return dict(self.records[-1].after) if self.records else {}
+
+    def path(self, name: str) -> np.ndarray:
+        """One parameter from the start through every iteration, shape (n_iter + 1, ...)."""
+        if name not in self.parameter_names:
+            raise InputError(f"unknown parameter {name!r}; this trace has {self.parameter_names}")
+        if not self.records:
+            return np.empty(0)
+        return np.stack([self.records[0].before[name]] + [r.after[name] for r in self.records])
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def to_text(self, detailed: int | None = 3) -> str:
+        """The trace as plain text: the model, the start, then every iteration.
+
+        Parameters
+        ----------
+        detailed : int or None, default=3
+            Iterations shown in full (forward, backward, counts and re-estimation);
+            later ones get one summary line each. None shows every one in full.
+
+        Returns
+        -------
+        str
+        """
+        if detailed is not None:
+            detailed = check_int(detailed, "detailed", low=0)
+        lines: list[str] = []
+        if self.title:
+            lines += [self.title, "=" * len(self.title), ""]
+        lines += [_para(_HMM_INTRO.format(n=self.n, K=len(self.state_names))), ""]
+        lines += _hmm_start(self)
+        lines.append("")
+        shown = self.records if detailed is None else self.records[:detailed]
+        for rec in shown:
+            lines += _hmm_iteration(self, rec)
+            lines.append("")
+        rest = self.records[len(shown):]
+        if rest:
+            lines += _hmm_summary(self, rest)
+            lines.append("")
+        lines += _hmm_ending(self)
+        return "\n".join(lines).rstrip() + "\n"
+
+
+_HMM_INTRO = """A casino rolls a die {n} times and now and then secretly swaps a fair die
+    for a loaded one. We see every roll but not the die: the die is a hidden state that
+    stays put from one roll to the next unless the casino switches. Baum-Welch (EM for
+    hidden Markov models) estimates how often the casino switches and how each die is
+    weighted from the rolls alone. Each iteration has an E-step in three parts (a
+    forward pass through the rolls, a backward pass from the last roll, then the
+    probabilities of each die at each roll and the expected numbers of switches and of
+    each face) and an M-step that turns those expected counts into new probabilities.
+    The log-likelihood (how probable all {n} rolls are under the guess) never falls."""
+
+_HMM_FORWARD = """Forward pass, roll 1 to {n}: alpha_t(k) = P(die k at roll t | rolls 1..t).
+    Predict: P(die k at t | rolls before t) = sum_j alpha_(t-1)(j) P(j -> k), the start
+    probabilities at roll 1. Update: multiply by P(face | k) and divide by c_t, the sum
+    of those products, so that alpha_t adds up to 1; c_t = P(roll t | rolls before t)
+    and log P(all rolls) = sum_t log c_t. The first {R} rolls:"""
+
+_HMM_BACKWARD = """Backward pass, roll {n} down to 1: beta_t(k) = P(rolls after t | die k
+    at t), divided by the same c's. beta_{n}(k) = 1 (nothing follows), and beta_t(j) =
+    sum_k P(j -> k) P(face at t+1 | k) beta_(t+1)(k) / c_(t+1):"""
+
+_HMM_POSTERIOR = """Posteriors: gamma_t(k) = alpha_t(k) beta_t(k) = P(die k at roll t |
+    all rolls), the forward pass's view of the past joined with the backward pass's
+    view of the future:"""
+
+_HMM_SWITCHES = """Expected switches: xi_t(j, k) = alpha_t(j) P(j -> k) P(face at t+1 | k)
+    beta_(t+1)(k) / c_(t+1) = P(die j at t and die k at t+1 | all rolls), summed over
+    the {m} pairs of neighbouring rolls (rows: from, columns: to):"""
+
+_HMM_FACES = """Expected faces: sum over rolls of gamma_t(k) where the roll showed the face
+    (each die's row adds up to its expected number of rolls):"""
+
+_HMM_MSTEP = """M-step: start = gamma_1; P(j -> k) = expected switches j -> k / expected
+    rolls leaving j; P(face | k) = expected rolls of that face by k / expected rolls by
+    k."""
+
+
+def _p(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def _hmm_start(trace: HMMTrace) -> list[str]:
+    if not trace.records:
+        return ["  (no iterations were run)"]
+    return ["Starting guess:", *_hmm_params_table(trace, trace.records[0].before),
+            f"    log-likelihood of the starting guess: {trace.records[0].loglik:.3f}"]
+
+
+def _hmm_params_table(trace: HMMTrace, params: dict, indent: str = "    ") -> list[str]:
+    names = trace.state_names
+    V = params["emissionprob"].shape[1]
+    header = ["die", "P(start)", *(f"P(-> {c})" for c in names), *(f"P({v + 1})" for v in range(V))]
+    rows = [
+        [name, _p(params["startprob"][k]), *(_p(a) for a in params["transmat"][k]),
+         *(_p(b) for b in params["emissionprob"][k])]
+        for k, name in enumerate(names)
+    ]
+    return _table(header, rows, indent=indent)
+
+
+def _hmm_iteration(trace: HMMTrace, rec: HMMTraceRecord) -> list[str]:
+    names = trace.state_names
+    K = len(names)
+    title = f"Iteration {rec.iteration}"
+    out = [title, "-" * len(title)]
+    rolls = trace.rolls
+    B = rec.before["emissionprob"]
+    # Forward.
+    R = len(rec.times)
+    if R == 0:
+        # No rolls asked for: the counts and the re-estimation still show every number.
+        out.append(f"  Forward and backward passes over the {trace.n} rolls: log-likelihood "
+                   f"= sum of log c_t = {rec.loglik:.3f}")
+        return out + _hmm_counts_and_mstep(trace, rec)
+    out.append(_para(_HMM_FORWARD.format(n=trace.n, R=R), indent="  "))
+    header = ["roll", "face", *names, *names, "c_t", *names]
+    groups = ["", "", "predicted", *([""] * (K - 1)), "P(face | die)", *([""] * (K - 1)), "",
+              "alpha_t", *([""] * (K - 1))]
+    rows = []
+    for j, t in enumerate(rec.times):
+        face = int(rolls[t])
+        rows.append([str(t + 1), str(face), *(_p(x) for x in rec.predicted[j]),
+                     *(_p(B[k, face - 1]) for k in range(K)), f"{rec.scale[j]:.4f}",
+                     *(_p(x) for x in rec.alpha[j])])
+    out += _table(header, rows, n_labels=2, groups=groups)
+    more = trace.n - R
+    out.append(
+        f"    ... and {more} more roll{'s' if more != 1 else ''}; "
+        f"log-likelihood = sum of log c_t = {rec.loglik:.3f}"
+    )
+    # Backward: its first steps (the last rolls), then the rolls the tables above show.
+    out.append(_para(_HMM_BACKWARD.format(n=trace.n), indent="  "))
+    header = ["roll", "next face", *(f"beta {c}" for c in names)]
+    rows = []
+    for j, t in enumerate(rec.end_times):
+        nxt = "-" if t == trace.n - 1 else str(int(rolls[t + 1]))
+        rows.append([str(t + 1), nxt, *(_p(x) for x in rec.beta_end[j])])
+    first = [t for t in rec.times[::-1] if t not in set(rec.end_times.tolist())]
+    if first:
+        rows.append(["...", "", *([""] * K)])
+        for t in first:
+            j = int(np.flatnonzero(rec.times == t)[0])
+            rows.append([str(t + 1), str(int(rolls[t + 1])) if t + 1 < trace.n else "-",
+                         *(_p(x) for x in rec.beta[j])])
+    out += _table(header, rows, n_labels=2)
+    # Posteriors.
+    out.append(_para(_HMM_POSTERIOR, indent="  "))
+    header = ["roll", "face", *(f"P({c})" for c in names)]
+    if trace.hidden is not None:
+        header.append("hidden die")
+    rows = []
+    for j, t in enumerate(rec.times):
+        cells = [str(t + 1), str(int(rolls[t])), *(_p(x) for x in rec.gamma[j])]
+        if trace.hidden is not None:
+            cells.append(names[int(trace.hidden[t])])
+        rows.append(cells)
+    out += _table(header, rows, n_labels=2)
+    return out + _hmm_counts_and_mstep(trace, rec)
+
+
+def _hmm_counts_and_mstep(trace: HMMTrace, rec: HMMTraceRecord) -> list[str]:
+    names = trace.state_names
+    out = []
+    # Expected counts.
+    out.append(_para(_HMM_SWITCHES.format(m=trace.n - 1), indent="  "))
+    out += _table(["from \\ to", *names, "total"],
+                  [[c, *(f"{x:.2f}" for x in rec.transitions[k]), f"{rec.transitions[k].sum():.2f}"]
+                   for k, c in enumerate(names)])
+    out.append(_para(_HMM_FACES, indent="  "))
+    V = rec.symbol_counts.shape[1]
+    out += _table(["die", *(str(v + 1) for v in range(V)), "total"],
+                  [[c, *(f"{x:.2f}" for x in rec.symbol_counts[k]), f"{rec.symbol_counts[k].sum():.2f}"]
+                   for k, c in enumerate(names)])
+    # Re-estimation, with the arithmetic.
+    out.append(_para(_HMM_MSTEP, indent="  "))
+    a, b = rec.before, rec.after
+    rows = [[f"P(start {c})", _p(a["startprob"][k]), _p(b["startprob"][k]),
+             f"gamma_1 = {rec.start_counts[k]:.3f}"] for k, c in enumerate(names)]
+    for j, cj in enumerate(names):
+        total = rec.transitions[j].sum()
+        for k, ck in enumerate(names):
+            rows.append([f"P({cj} -> {ck})", _p(a["transmat"][j, k]), _p(b["transmat"][j, k]),
+                         f"{rec.transitions[j, k]:.2f} / {total:.2f}"])
+    for k, c in enumerate(names):
+        total = rec.symbol_counts[k].sum()
+        for v in range(V):
+            rows.append([f"P({v + 1} | {c})", _p(a["emissionprob"][k, v]),
+                         _p(b["emissionprob"][k, v]), f"{rec.symbol_counts[k, v]:.2f} / {total:.2f}"])
+    out += _table(["probability", "before", "after", "= expected counts"], rows)
+    out.append(
+        f"  log-likelihood: {rec.loglik:.3f} before, {rec.loglik_after:.3f} after "
+        f"(change {rec.increase:+.3g})"
+    )
+    return out
+
+
+def _hmm_summary(trace: HMMTrace, records) -> list[str]:
+    names = trace.state_names
+    K = len(names)
+    V = trace.records[0].before["emissionprob"].shape[1]
+    header = ["iteration", "log-lik", "change"]
+    header += [f"{names[j]}->{names[k]}" for j in range(K) for k in range(K) if j != k]
+    header += [f"P({V}|{c})" for c in names]
+    rows = []
+    for rec in records:
+        A, B = rec.after["transmat"], rec.after["emissionprob"]
+        rows.append([str(rec.iteration), f"{rec.loglik_after:.3f}", f"{rec.increase:+.2e}",
+                     *(_p(A[j, k]) for j in range(K) for k in range(K) if j != k),
+                     *(_p(B[k, V - 1]) for k in range(K))])
+    heading = (
+        f"Iterations {records[0].iteration} to {records[-1].iteration}, one line each "
+        "(values after the M-step):"
+    )
+    return [heading, *_table(header, rows)]
+
+
+def _hmm_ending(trace: HMMTrace) -> list[str]:
+    if not trace.records:
+        return []
+    n = trace.n_iter
+    if trace.converged:
+        why = (
+            f"Baum-Welch stopped after {n} iteration{'s' if n != 1 else ''}: the "
+            f"log-likelihood divided by the number of rolls rose by less than "
+            f"tol={trace.tol:g}."
+        )
+    else:
+        why = f"Baum-Welch was stopped after the {n} iteration{'s' if n != 1 else ''} asked for."
+    drops = [r for r in trace.records if r.increase < -1e-9 * max(1.0, abs(r.loglik))]
+    mono = (
+        "The log-likelihood never fell, as EM guarantees."
+        if not drops
+        else f"The log-likelihood fell at iteration {drops[0].iteration}: a numerical problem."
+    )
+    out = [_para(f"{why} {mono}"), "", "Final estimates:", *_hmm_params_table(trace, trace.final)]
+    if trace.truth is not None:
+        out += ["", _para("The values that generated the rolls (states paired by position: "
+                          "the starting guess decides which is which):"),
+                *_hmm_params_table(trace, trace.truth)]
+    if trace.hidden is not None and trace.posteriors is not None:
+        guess = np.argmax(trace.posteriors, axis=1)
+        share = float(np.mean(guess == trace.hidden))
+        out += ["", _para(
+            f"Under the final estimates the more probable die at each roll (the larger "
+            f"gamma_t) is the hidden die at {100 * share:.1f}% of the {trace.n} rolls."
+        )]
+    return out
+
+
+def _check_rolls(rolls) -> np.ndarray:
+    """The rolls as int64 faces 1..6, shape (T,), or an InputError naming a bad one."""
+    arr = np.asarray(rolls)
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise InputError(f"rolls must be one sequence of faces 1..{DIE_FACES}; got shape {arr.shape}")
+    if arr.shape[0] < 2:
+        raise InputError(f"rolls must hold at least 2 rolls; got {arr.shape[0]}")
+    try:
+        values = arr.astype(np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"rolls must be numbers 1..{DIE_FACES}") from None
+    bad = ~(np.isfinite(values) & (values == np.round(values)) & (values >= 1)
+            & (values <= DIE_FACES))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(
+            f"roll {i + 1} (position {i}) is {arr[i].item()!r}; a die shows a whole number 1..{DIE_FACES}"
+        )
+    return values.astype(np.int64)
+
+
+def _check_stochastic(value, name: str, shape: tuple) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != shape:
+        raise InputError(f"{name} must have shape {shape}; got {arr.shape}")
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise InputError(f"{name} must hold non-negative probabilities")
+    sums = arr.sum(axis=-1)
+    bad = np.flatnonzero(np.abs(np.atleast_1d(sums) - 1.0) > 1e-6)
+    if bad.size:
+        where = f"row {int(bad[0])} of " if arr.ndim == 2 else ""
+        raise InputError(f"{where}{name} sums to {float(np.atleast_1d(sums)[bad[0]]):.6g}, not 1")
+    return arr / sums[..., None] if arr.ndim == 2 else arr / sums
+
+
+#: The default starting guess: two dice that differ a little (the second favours six),
+#: a sticky chain, and no preference for the first die.
+CASINO_START = {
+    "startprob": (0.5, 0.5),
+    "transmat": ((0.9, 0.1), (0.1, 0.9)),
+    "emissionprob": ((1 / 6,) * 6, (0.15, 0.15, 0.15, 0.15, 0.15, 0.25)),
+}
+
+
+def trace_casino(
+    rolls,
+    *,
+    startprob_init=None,
+    transmat_init=None,
+    emissionprob_init=None,
+    n_iter: int | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 1000,
+    n_rows: int = 4,
+    state_names=None,
+    truth: dict | None = None,
+    hidden=None,
+    title: str = "",
+) -> HMMTrace:
+    """Fit a hidden Markov model to die rolls by Baum-Welch and record every step.
+
+    The forward, backward and re-estimation steps are computed here in plain NumPy
+    (:func:`scaled_forward`, :func:`scaled_backward`, :func:`expected_counts`,
+    :func:`reestimate`), one roll at a time, so that every number shown can be redone
+    by hand; they equal :class:`emix.HMM` with ``emission='categorical'`` from the same
+    start.
+
+    Parameters
+    ----------
+    rolls : array-like of int of shape (T,)
+        The faces shown, 1..6 (as :func:`emix.datasets.load_casino` gives them).
+    startprob_init : array-like of shape (K,), optional
+        Default (0.5, 0.5).
+    transmat_init : array-like of shape (K, K), optional
+        Rows sum to 1; default 0.9 on the diagonal (the dice are sticky).
+    emissionprob_init : array-like of shape (K, 6), optional
+        Each die's face probabilities; default a fair die and one that favours six a
+        little (0.25 against 0.15): the starting guess decides which state ends up the
+        loaded die.
+    n_iter : int, optional
+        Stop after this many iterations (sooner if Baum-Welch settles).
+    tol : float, default=1e-6
+        Settled when the log-likelihood per roll rises by less than this.
+    max_iter : int, default=1000
+    n_rows : int, default=4
+        How many rolls the forward, backward and posterior tables show.
+    state_names : sequence of str, optional
+        Default ``("fair", "loaded")`` for two states, else ``"1"``, ``"2"``...
+    truth : dict, optional
+        ``startprob``, ``transmat``, ``emissionprob`` that generated the rolls.
+    hidden : array-like of int of shape (T,), optional
+        The true state of every roll (shown beside the posteriors).
+    title : str, optional
+
+    Returns
+    -------
+    HMMTrace
+    """
+    x = _check_rolls(rolls)
+    codes = x - 1
+    T = x.shape[0]
+    K = 2
+    for value in (startprob_init, transmat_init, emissionprob_init):
+        if value is not None:
+            K = int(np.shape(value)[0])
+            break
+    if K < 1:
+        raise InputError("the starting guess must have at least one state")
+    defaults = CASINO_START if K == 2 else {
+        "startprob": np.full(K, 1.0 / K),
+        "transmat": np.full((K, K), 0.1 / max(K - 1, 1)) + np.eye(K) * (0.9 - 0.1 / max(K - 1, 1)),
+        "emissionprob": np.full((K, DIE_FACES), 1.0 / DIE_FACES),
+    }
+    params = {
+        "startprob": _check_stochastic(
+            defaults["startprob"] if startprob_init is None else startprob_init,
+            "startprob_init", (K,)),
+        "transmat": _check_stochastic(
+            defaults["transmat"] if transmat_init is None else transmat_init,
+            "transmat_init", (K, K)),
+        "emissionprob": _check_stochastic(
+            defaults["emissionprob"] if emissionprob_init is None else emissionprob_init,
+            "emissionprob_init", (K, DIE_FACES)),
+    }
+    stop = _stop_after(n_iter)
+    tol = check_float(tol, "tol", low=0.0)
+    max_iter = check_int(max_iter, "max_iter", low=1)
+    R = min(check_int(n_rows, "n_rows", low=0), T)
+    if state_names is None:
+        names = ("fair", "loaded") if K == 2 else tuple(str(k + 1) for k in range(K))
+    else:
+        names = _component_names(state_names, K, str)
+    if hidden is not None:
+        hidden = np.asarray(hidden, dtype=np.int64)
+        if hidden.shape != (T,):
+            raise InputError(f"hidden must have shape ({T},); got {hidden.shape}")
+    times = np.arange(R)
+    end_times = np.arange(T - 1, T - 1 - R, -1)
+    if truth is not None:
+        truth = {k: np.asarray(truth[k], dtype=np.float64) for k in ("startprob", "transmat", "emissionprob")}
+
+    records = []
+    converged = False
+    fwd = scaled_forward(codes, params["startprob"], params["transmat"], params["emissionprob"])
+    for it in range(1, (stop or max_iter) + 1):
+        # E-step: forward (already done for these parameters), backward, counts.
+        alpha, predicted, scale = fwd
+        loglik = float(np.sum(np.log(scale)))
+        beta = scaled_backward(codes, params["transmat"], params["emissionprob"], scale)
+        gamma, transitions, symbol_counts = expected_counts(
+            codes, alpha, beta, scale, params["transmat"], params["emissionprob"]
+        )
+        # M-step.
+        new = reestimate(gamma, transitions, symbol_counts, params)
+        # The next E-step's forward pass gives the new log-likelihood.
+        fwd = scaled_forward(codes, new["startprob"], new["transmat"], new["emissionprob"])
+        loglik_after = float(np.sum(np.log(fwd[2])))
+        records.append(HMMTraceRecord(
+            iteration=it, before=params, after=new, loglik=loglik, loglik_after=loglik_after,
+            times=times, predicted=predicted[times], alpha=alpha[times], scale=scale[times],
+            beta=beta[times], gamma=gamma[times], end_times=end_times, beta_end=beta[end_times],
+            start_counts=gamma[0].copy(), transitions=transitions, symbol_counts=symbol_counts,
+        ))
+        params = new
+        if (loglik_after - loglik) / T < tol:
+            converged = True
+            break
+    alpha, _, scale = fwd
+    beta = scaled_backward(codes, params["transmat"], params["emissionprob"], scale)
+    return HMMTrace(
+        records=tuple(records),
+        state_names=names,
+        rolls=x,
+        converged=converged,
+        tol=tol,
+        title=title,
+        truth=truth,
+        hidden=hidden,
+        posteriors=alpha * beta,
+    )
+
+
 def explain(
     example: str = "heights",
     *,
@@ -732,27 +1455,31 @@ def explain(
 
     Parameters
     ----------
-    example : {'heights', 'coins'}, default='heights'
+    example : {'heights', 'coins', 'casino'}, default='heights'
         ``heights``: 100 boys and 100 girls (:func:`emix.datasets.load_heights`), a
         two-component normal mixture started with its means at the lower and upper
         quartiles. ``coins``: 20 sets of 10 flips of two coins
         (:func:`emix.datasets.load_two_coins`), started at biases 0.6 and 0.5 as in
-        the textbook example.
+        the textbook example. ``casino``: 300 rolls of the dishonest casino
+        (:func:`emix.datasets.load_casino`; ``n_rolls`` changes it), a two-state
+        hidden Markov model fitted by Baum-Welch from :data:`CASINO_START`, with every
+        forward, backward and re-estimation step (:func:`trace_casino`).
     n_iter : int, optional
         Iterations to run; None runs until EM settles.
     n_rows : int, default=3
-        Rows shown in each E-step table.
+        Rows shown in each E-step table (rolls in the forward, backward and posterior
+        tables of the casino).
     random_state : int, default=0
         Seed of the simulated data (EM itself starts from a fixed guess).
     **kwargs
-        Passed to :func:`trace_gaussian_1d` or :func:`trace_binomial` (for instance
-        ``means_init``, ``probs_init``, ``tol``).
+        Passed to :func:`trace_gaussian_1d`, :func:`trace_binomial` or
+        :func:`trace_casino` (for instance ``means_init``, ``probs_init``, ``tol``).
 
     Returns
     -------
-    Trace
+    Trace or HMMTrace
         ``print(trace)`` shows it; ``trace.logliks``, ``trace.path("mean")`` and
-        ``trace.records`` give the numbers.
+        ``trace.records`` give the numbers (an :class:`HMMTrace` for ``casino``).
     """
     if example not in EXAMPLES:
         raise InputError(f"unknown example {example!r}; choose one of {', '.join(EXAMPLES)}")
@@ -775,6 +1502,21 @@ def explain(
         kwargs.setdefault("value_label", "height (cm)")
         return trace_gaussian_1d(
             data.heights, 2, n_iter=n_iter, n_rows=n_rows, truth=truth, title=title, **kwargs
+        )
+    if example == "casino":
+        from .datasets import load_casino
+
+        data = load_casino(kwargs.pop("n_rolls", 300), random_state=random_state)
+        t = data.truth
+        title = (
+            f"Baum-Welch step by step: {data.n_rolls} rolls of a fair and a loaded die "
+            f"(seed {random_state}), dice hidden"
+        )
+        return trace_casino(
+            data.rolls, n_iter=n_iter, n_rows=n_rows, hidden=data.dice, title=title,
+            truth={"startprob": t.startprob, "transmat": t.transmat,
+                   "emissionprob": t.emissionprob},
+            **kwargs,
         )
     from .datasets import load_two_coins
 
