@@ -2,7 +2,11 @@
 
 The trace is taken from emix's own estimators (:class:`~emix.GaussianMixture` and
 :class:`~emix.models.binomial.BinomialMixture`) through their per-iteration callback,
-so it shows exactly what a fit computes, not a simplified re-implementation. EM starts
+so it shows exactly what a fit computes, not a simplified re-implementation. The
+dishonest casino (a hidden Markov model, :func:`trace_casino`) is the exception: its
+forward, backward and re-estimation steps are written out here in plain NumPy, one roll
+at a time, because the compiled recursion of :class:`emix.HMM` keeps no per-step
+numbers; the tests hold both to the same results. EM starts
 from a visible, deterministic guess (by default a poor one) so that a learner can
 follow it improving.
 
