@@ -447,3 +447,85 @@ def test_numpy_and_torch_agree(rng):
     np.testing.assert_allclose(b.scales_, a.scales_, rtol=1e-8)
     np.testing.assert_allclose(b.df_, a.df_, rtol=1e-7)
     np.testing.assert_allclose(b.transmat_, a.transmat_, rtol=1e-8)
+
+
+# --------------------------------------------------------------------------- hmmlearn
+def _hmmlearn_run(model, X, pi, A, n_iter=10):
+    model.startprob_ = pi
+    model.transmat_ = A
+    model.fit(X)
+    return np.asarray(model.monitor_.history)
+
+
+def _emix_run(X, pi, A, n_iter=10, **kw):
+    m = HMM(len(pi), startprob_init=pi, transmat_init=A, max_iter=n_iter, tol=0.0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix.ConvergenceWarning)
+        m.fit(X)
+    return m, m.lower_bounds_ * X.shape[0]
+
+
+def _regimes(rng, T, K):
+    A = np.full((K, K), 0.1 / (K - 1))
+    np.fill_diagonal(A, 0.9)
+    return _sample_chain(rng, A, T)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+def test_gaussian_matches_hmmlearn_iteration_by_iteration(covariance_type, rng):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    K, D, T = 3, 2, 400
+    z = _regimes(rng, T, K)
+    X = rng.normal(size=(T, D)) + np.array([[0.0, 0.0], [2.0, 1.0], [-1.0, 2.5]])[z]
+    pi = np.array([0.5, 0.3, 0.2])
+    A = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    means = X[[0, 100, 200]] + 0.1
+    cov_full = np.stack([np.cov(X.T)] * K)
+    covs = {"full": cov_full, "diag": np.diagonal(cov_full, axis1=1, axis2=2).copy(),
+            "spherical": np.full(K, np.trace(cov_full[0]) / D)}[covariance_type]
+    # hmmlearn's covariance prior off (covars_prior=0, covars_weight=1): maximum likelihood.
+    ref = hmm.GaussianHMM(K, covariance_type, min_covar=0.0, covars_prior=0.0, covars_weight=1.0,
+                          init_params="", params="stmc", implementation="scaling", n_iter=10,
+                          tol=-np.inf)
+    ref.means_ = means
+    ref.covars_ = covs
+    history = _hmmlearn_run(ref, X, pi, A)
+    m, ours = _emix_run(X, pi, A, covariance_type=covariance_type, means_init=means,
+                        covariances_init=covs, family_options={"reg_covar": 0.0})
+    assert len(history) == len(ours) == 10
+    np.testing.assert_allclose(ours, history, rtol=1e-6)
+    np.testing.assert_allclose(m.transmat_, ref.transmat_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(m.means_, ref.means_, rtol=1e-6, atol=1e-9)
+    # hmmlearn's _covars_ are diag (K, D) and spherical (K, D) with equal columns.
+    theirs = {"full": ref._covars_, "diag": ref._covars_, "spherical": ref._covars_[:, 0]}
+    np.testing.assert_allclose(m.covariances_, theirs[covariance_type], rtol=1e-6, atol=1e-9)
+
+
+def test_categorical_and_poisson_match_hmmlearn(rng):
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    K, T = 2, 500
+    z = _regimes(rng, T, K)
+    pi = np.array([0.6, 0.4])
+    A = np.array([[0.7, 0.3], [0.25, 0.75]])
+    # Categorical: one column of codes 0..3.
+    X = np.where(z == 0, rng.choice(4, T, p=[0.5, 0.3, 0.1, 0.1]), rng.choice(4, T, p=[0.1, 0.1, 0.3, 0.5]))[:, None]
+    B = np.array([[0.4, 0.3, 0.2, 0.1], [0.1, 0.2, 0.3, 0.4]])
+    ref = hmm.CategoricalHMM(K, n_features=4, init_params="", params="ste",
+                             implementation="scaling", n_iter=10, tol=-np.inf)
+    ref.emissionprob_ = B
+    history = _hmmlearn_run(ref, X, pi, A)
+    m, ours = _emix_run(X.astype(float), pi, A, emission="categorical", emission_init={"probabilities": B},
+                        family_options={"n_categories": 4})
+    np.testing.assert_allclose(ours, history, rtol=1e-6)
+    np.testing.assert_allclose(m.probabilities_, ref.emissionprob_, rtol=1e-6, atol=1e-9)
+    # Poisson: two columns of counts.
+    X = rng.poisson(np.array([[1.0, 4.0], [5.0, 0.5]])[z])
+    lam = np.array([[2.0, 2.0], [3.0, 1.0]])
+    ref = hmm.PoissonHMM(K, init_params="", params="stl", implementation="scaling", n_iter=10,
+                         tol=-np.inf)
+    ref.lambdas_ = lam
+    history = _hmmlearn_run(ref, X, pi, A)
+    m, ours = _emix_run(X.astype(float), pi, A, emission="poisson", emission_init={"rates": lam})
+    np.testing.assert_allclose(ours, history, rtol=1e-6)
+    np.testing.assert_allclose(m.rates_, ref.lambdas_, rtol=1e-6)
+    np.testing.assert_allclose(m.transmat_, ref.transmat_, rtol=1e-6)
