@@ -38,6 +38,8 @@ def _case(name, rng, K, T):
         X = rng.normal(scale=2.0, size=(T, D))
         if ct == "full":
             cov, dense = full, full
+        elif ct == "tied":
+            cov, dense = full[0], np.stack([full[0]] * K)
         elif ct == "diag":
             cov = np.diagonal(full, axis1=1, axis2=2).copy()
             dense = np.stack([np.diag(c) for c in cov])
@@ -86,8 +88,9 @@ def _case(name, rng, K, T):
     raise AssertionError(name)
 
 
+TIED = "tied" in __import__("emix.families.normal", fromlist=["x"]).COVARIANCE_TYPES
 CASES = [
-    "gaussian-full", "gaussian-diag", "gaussian-spherical", "bernoulli", "categorical",
+    "gaussian-full", *(["gaussian-tied"] if TIED else []), "gaussian-diag", "gaussian-spherical", "bernoulli", "categorical",
     "poisson", "exponential", "binomial", "student_t-full", "student_t-diag",
     "student_t-spherical",
 ]
@@ -363,13 +366,17 @@ def test_bad_initial_values_are_named():
 
 
 # --------------------------------------------------------------------------- API
-def test_label_order_permutes_the_whole_model(rng):
+@pytest.mark.parametrize("ct", ["full", "tied"])
+def test_label_order_permutes_the_whole_model(ct, rng):
+    if ct == "tied" and not TIED:
+        pytest.skip("the Gaussian family has no tied covariance yet")
     z = _sample_chain(rng, np.array([[0.9, 0.1, 0.0], [0.05, 0.9, 0.05], [0.1, 0.0, 0.9]]), 600)
     X = rng.normal(np.array([5.0, -3.0, 1.0])[z], 0.7)[:, None]
-    a = HMM(3, random_state=1).fit(X)
-    b = HMM(3, random_state=1, label_order="mean").fit(X)
+    a = HMM(3, covariance_type=ct, random_state=1).fit(X)
+    b = HMM(3, covariance_type=ct, random_state=1, label_order="mean").fit(X)
     perm = np.argsort(a.means_[:, 0])
     np.testing.assert_allclose(b.means_, a.means_[perm])
+    np.testing.assert_allclose(b.covariances_, a.covariances_ if ct == "tied" else a.covariances_[perm])
     np.testing.assert_allclose(b.transmat_, a.transmat_[np.ix_(perm, perm)])
     np.testing.assert_allclose(b.startprob_, a.startprob_[perm])
     np.testing.assert_allclose(b.predict_proba(X), a.predict_proba(X)[:, perm], atol=1e-12)
@@ -471,8 +478,10 @@ def _regimes(rng, T, K):
     return _sample_chain(rng, A, T)
 
 
-@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical"])
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
 def test_gaussian_matches_hmmlearn_iteration_by_iteration(covariance_type, rng):
+    if not TIED and covariance_type == "tied":
+        pytest.skip("the Gaussian family has no tied covariance yet")
     hmm = pytest.importorskip("hmmlearn.hmm")
     K, D, T = 3, 2, 400
     z = _regimes(rng, T, K)
@@ -481,7 +490,7 @@ def test_gaussian_matches_hmmlearn_iteration_by_iteration(covariance_type, rng):
     A = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
     means = X[[0, 100, 200]] + 0.1
     cov_full = np.stack([np.cov(X.T)] * K)
-    covs = {"full": cov_full, "diag": np.diagonal(cov_full, axis1=1, axis2=2).copy(),
+    covs = {"full": cov_full, "tied": cov_full[0], "diag": np.diagonal(cov_full, axis1=1, axis2=2).copy(),
             "spherical": np.full(K, np.trace(cov_full[0]) / D)}[covariance_type]
     # hmmlearn's covariance prior off (covars_prior=0, covars_weight=1): maximum likelihood.
     ref = hmm.GaussianHMM(K, covariance_type, min_covar=0.0, covars_prior=0.0, covars_weight=1.0,
@@ -497,7 +506,7 @@ def test_gaussian_matches_hmmlearn_iteration_by_iteration(covariance_type, rng):
     np.testing.assert_allclose(m.transmat_, ref.transmat_, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(m.means_, ref.means_, rtol=1e-6, atol=1e-9)
     # hmmlearn's _covars_ are diag (K, D) and spherical (K, D) with equal columns.
-    theirs = {"full": ref._covars_, "diag": ref._covars_, "spherical": ref._covars_[:, 0]}
+    theirs = {"full": ref._covars_, "tied": ref._covars_, "diag": ref._covars_, "spherical": ref._covars_[:, 0]}
     np.testing.assert_allclose(m.covariances_, theirs[covariance_type], rtol=1e-6, atol=1e-9)
 
 

@@ -267,8 +267,8 @@ class HMM(MixtureEstimator):
         groups as in :class:`emix.MixtureModel` (``{"gaussian": [0, 1], "poisson":
         [2]}``). ``'gaussian'`` is the exponential-family normal of
         :mod:`emix.families.normal`.
-    covariance_type : {'full', 'diag', 'spherical'}, default='full'
-        For the emissions that have one (Gaussian, Student-t).
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        For the emissions that have one (Gaussian, Student-t), as the family allows.
     tol : float, default=1e-3
         Converged when the mean log-likelihood per row changes by less than ``tol``.
     max_iter : int, default=100
@@ -581,7 +581,8 @@ class HMM(MixtureEstimator):
         if self.label_order is not None:
             perm = np.lexsort([np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)][::-1])
             startprob, transmat = startprob[perm], transmat[np.ix_(perm, perm)]
-            fp = permute_params(fp, perm)
+            # A shared parameter (a tied covariance) has no state axis to permute.
+            fp = permute_params(fp, perm, getattr(fam, "shared_param_names", ()))
             inv = np.empty_like(perm)
             inv[perm] = np.arange(K)
             issues = [_STATE.sub(lambda m: f"state {int(inv[int(m.group(1))])}", msg) for msg in issues]
