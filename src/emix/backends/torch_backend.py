@@ -408,12 +408,16 @@ class TorchBackend:
         return out
 
 
-    def map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None):
+    def map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None,
+                 on_device=False):
         """``kernel.rows`` over every block, gathered on the device, one transfer.
+
+        ``on_device=True`` skips the transfer and returns the tensor on the device (for
+        a caller whose next step runs there too).
 
         Returns
         -------
-        ndarray of shape (N, kernel.n_out)
+        ndarray of shape (N, kernel.n_out), or tensor on the device
         """
         X = self._as_device_tensor(X)
         N = X.shape[0]
@@ -426,7 +430,7 @@ class TorchBackend:
             for start in range(0, N, bs):
                 stop = min(start + bs, N)
                 out[start:stop].copy_(kernel.rows(ops, state, X[start:stop]))
-            return out.cpu().numpy()
+            return out if on_device else out.cpu().numpy()
 
 
 # --------------------------------------------------------------------------- checks
