@@ -2,12 +2,19 @@
 
 ::
 
-    emix explain heights|coins|casino [--iterations N] [--rows N] [--detail N] [--seed S]
-    emix demo heights [--plot FILE.png] [--seed S] [--n-boys N] [--n-girls N]
-    emix demo coins [--sets N] [--seed S]
+    emix fit DATA -k K [--family NAME | --family NAME=COLS ...] [--covariance full]
+             [--columns a,b] [--model mixture|hmm] [--seed S] -o model.emix
+    emix predict model.emix DATA -o labels.csv [--proba]
+    emix score model.emix DATA
+    emix sample model.emix -n N -o draws.csv
+    emix select DATA --k 1-9 [--families gaussian,student_t] [-o best.emix]
+    emix explain heights|coins|casino [--iterations N] [--plot em.gif | em.png]
+    emix demo heights|coins [--plot FILE.png]
 
-Errors in the arguments or the data print one line to stderr and exit with status 2;
-no traceback.
+DATA is a CSV file (header line of column names) or a Parquet file (``.parquet``,
+needs pyarrow); ``--json`` prints machine-readable results. Errors in the arguments or
+the data print one line to stderr, naming the file, column or option, and exit with
+status 2; no traceback, and no output file is left behind.
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ._atomic import write_atomic
+from .._atomic import write_atomic
+from ._table import CliError
 
 __all__ = ["main"]
 
@@ -50,6 +58,20 @@ def _int_at_least(low: int):
         return value
 
     parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def _float_at_least(low: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value >= low or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a finite number >= {low}, got {text}")
+        return value
+
+    parse.__name__ = f"number >= {low}"
     return parse
 
 
@@ -102,7 +124,115 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="heights: number of girls (default 100)")
     demo.add_argument("--sets", type=_int_at_least(2), default=200, metavar="N",
                       help="coins: number of sets of 10 flips (default 200)")
+
+    _add_data_verbs(sub)
     return parser
+
+
+def _common(p, *, json_help="print the results as JSON"):
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing but errors and warnings (and no progress bar)")
+
+
+def _add_data_verbs(sub) -> None:
+    from ..families import FAMILY_NAMES
+
+    fit = sub.add_parser(
+        "fit", help="fit a mixture or hidden Markov model to a CSV or Parquet file",
+        description="Fit a mixture (or, with --model hmm, a hidden Markov model whose rows "
+        "are one sequence in time order) to the numeric columns of DATA and write it to a "
+        "model file that predict, score and sample read.",
+    )
+    fit.add_argument("data", metavar="DATA", help="CSV or Parquet (.parquet) file with a header")
+    fit.add_argument("-k", "--components", dest="k", type=_int_at_least(1), required=True,
+                     metavar="K", help="number of components (states)")
+    fit.add_argument("-o", "--output", required=True, metavar="MODEL",
+                     help="model file to write (e.g. model.emix)")
+    fit.add_argument("--family", action="append", metavar="NAME[=COLS]",
+                     help=f"component distribution: {', '.join(FAMILY_NAMES)} (default "
+                     "gaussian); repeat as NAME=col1,col2 for a product over column groups")
+    fit.add_argument("--covariance", default="full",
+                     choices=("full", "tied", "diag", "spherical"),
+                     help="covariance type of Gaussian and Student-t components (default full)")
+    fit.add_argument("--columns", metavar="A,B", help="columns to use, by name (default all)")
+    fit.add_argument("--model", choices=("mixture", "hmm"), default="mixture",
+                     help="mixture (default) or hmm")
+    fit.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S",
+                     help="seed of the random starts")
+    fit.add_argument("--n-init", type=_int_at_least(1), default=1, metavar="N",
+                     help="random starts; the best is kept (default 1)")
+    fit.add_argument("--max-iter", type=_int_at_least(1), default=100, metavar="N",
+                     help="iterations per start (default 100)")
+    fit.add_argument("--tol", type=_float_at_least(0.0), default=1e-3, metavar="T",
+                     help="stop when the log-likelihood per row rises by less (default 1e-3)")
+    fit.add_argument("--reg-covar", type=_float_at_least(0.0), default=None, metavar="R",
+                     help="added to covariance diagonals (Gaussian, Student-t)")
+    fit.add_argument("--option", action="append", metavar="KEY=VALUE",
+                     help="a family option, e.g. --option n_trials=10 or --option df=5")
+    _common(fit)
+
+    pred = sub.add_parser(
+        "predict", help="label every row of a file with its most probable component",
+        description="Write the most probable component (state, for an HMM) of every row "
+        "of DATA to a CSV file; --proba adds the probabilities.",
+    )
+    pred.add_argument("model", metavar="MODEL", help="model file written by emix fit")
+    pred.add_argument("data", metavar="DATA", help="CSV or Parquet file")
+    pred.add_argument("-o", "--output", required=True, metavar="CSV",
+                      help="CSV file of labels to write")
+    pred.add_argument("--proba", action="store_true",
+                      help="add one column of probabilities per component")
+    pred.add_argument("--columns", metavar="A,B",
+                      help="columns to read (default: those the model was fitted on)")
+    _common(pred)
+
+    sc = sub.add_parser(
+        "score", help="log-likelihood, BIC and AIC of a file under a model",
+        description="Print the log-likelihood of DATA under MODEL (total and per row), "
+        "with BIC and AIC.",
+    )
+    sc.add_argument("model", metavar="MODEL", help="model file written by emix fit")
+    sc.add_argument("data", metavar="DATA", help="CSV or Parquet file")
+    sc.add_argument("--columns", metavar="A,B",
+                    help="columns to read (default: those the model was fitted on)")
+    _common(sc)
+
+    sa = sub.add_parser(
+        "sample", help="draw rows from a model into a CSV file",
+        description="Draw N rows from MODEL (one sequence, for an HMM) and write them, "
+        "with the component (state) of each, to a CSV file.",
+    )
+    sa.add_argument("model", metavar="MODEL", help="model file written by emix fit")
+    sa.add_argument("-n", type=_int_at_least(1), required=True, metavar="N",
+                    help="rows to draw")
+    sa.add_argument("-o", "--output", required=True, metavar="CSV", help="CSV file to write")
+    sa.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S",
+                    help="seed of the draws (default: the model's own)")
+    _common(sa)
+
+    se = sub.add_parser(
+        "select", help="compare numbers of components (and families) by BIC",
+        description="Fit every candidate and print the table of log-likelihoods and "
+        "criteria; degenerate fits are listed but never chosen.",
+    )
+    se.add_argument("data", metavar="DATA", help="CSV or Parquet file")
+    se.add_argument("--k", default="1-9", metavar="RANGE",
+                    help="numbers of components: 1-9 (default), 2,4,8 or 1-3,6")
+    se.add_argument("--families", metavar="A,B",
+                    help=f"families to compare ({', '.join(FAMILY_NAMES)}); default gaussian")
+    se.add_argument("--covariance", metavar="A,B",
+                    help="covariance types to try (default full,tied,diag,spherical)")
+    se.add_argument("--criterion", choices=("bic", "aic", "icl"), default="bic",
+                    help="criterion that chooses (default bic)")
+    se.add_argument("--columns", metavar="A,B", help="columns to use, by name (default all)")
+    se.add_argument("--n-init", type=_int_at_least(1), default=3, metavar="N",
+                    help="starts per candidate (default 3)")
+    se.add_argument("--seed", type=_int_at_least(0), default=None, metavar="S",
+                    help="seed of the random starts")
+    se.add_argument("-o", "--output", default=None, metavar="MODEL",
+                    help="also write the chosen model to this file")
+    _common(se)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     int
         0 on success, 2 on a bad command line, bad data or an unwritable output file.
     """
-    from .exceptions import EmixError
+    from ..exceptions import EmixError
 
     parser = _build_parser()
     try:
@@ -131,8 +261,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "explain":
             return _explain(args)
-        return _demo(args)
-    except (_UsageError, EmixError, OSError) as exc:
+        if args.command == "demo":
+            return _demo(args)
+        from . import _commands
+
+        return getattr(_commands, args.command)(args)
+    except KeyboardInterrupt:
+        print(f"{_PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (_UsageError, CliError, EmixError, OSError) as exc:
         message = str(exc)
         if not message.startswith(_PROG):
             message = f"{_PROG} {args.command}: error: {message}"
@@ -141,7 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _explain(args) -> int:
-    from .explain import explain
+    from ..explain import explain
 
     trace = explain(
         args.example, n_iter=args.iterations, n_rows=args.rows, random_state=args.seed
@@ -151,7 +288,7 @@ def _explain(args) -> int:
 
 
 def _demo(args) -> int:
-    from . import demo
+    from .. import demo
 
     if args.example == "coins":
         if args.plot is not None:
@@ -166,7 +303,7 @@ def _demo(args) -> int:
     text, data, model = demo.heights_report(args.n_boys, args.n_girls, args.seed)
     print(text)
     if args.plot is not None:
-        from .plots import plot_mixture_1d
+        from ..plots import plot_mixture_1d
 
         fig = plot_mixture_1d(model, data.heights)
         ax = fig.axes[0]
