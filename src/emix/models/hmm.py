@@ -41,12 +41,17 @@ __all__ = ["HMM", "HMMStats"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 FIXABLE = ("startprob", "transmat", "emission")
-LABEL_ORDERS = (None, "mean")
+LABEL_ORDERS = (None, "mean", "volatility")
 # The default transition matrix puts this much mass on staying in the same state: a
 # sticky start suits the persistent regimes HMMs are used for and breaks the symmetry
 # between states from the first E-step (a uniform matrix makes the first posteriors
 # those of a plain mixture).
 STICKY_DIAGONAL = 0.8
+# Forward-backward runs on a GPU (torch, all sequences batched, one Python step per time
+# step) when there are on average at least this many sequences per time step, T >= this *
+# max(lengths); otherwise the compiled host loop wins (about 0.3 us per row for K = 8
+# against tens of microseconds of kernel launches per batched time step).
+DEVICE_FB_MIN_BATCH = 256
 _COMPONENT = re.compile(r"\bcomponents? (\d+)")
 _STATE = re.compile(r"\bstate (\d+)")
 _FAMILY_EMPTY = re.compile(r"\bcomponent (\d+) (?:is empty|received no data)")
@@ -136,7 +141,12 @@ class _PosteriorKernel(MixtureKernel):
             F, U, extra = self.family.features(ops, Xb), None, {}
         else:
             F, _, U, extra = self.log_joint(ops, st, Xb)
-        R = ops.asarray(np.array(np.asarray(self.resp(start, stop)).T, dtype=np.float64, order="C"))
+        r = self.resp(start, stop)
+        if isinstance(r, np.ndarray):
+            r = np.array(r.T, dtype=np.float64, order="C")
+        else:  # posteriors left on the device by the batched torch recursions
+            r = r.T.contiguous()
+        R = ops.asarray(r)
         self._accumulate(ops, F, R, wb, acc, U, extra)
 
 
@@ -153,18 +163,17 @@ class _HMMProblem:
         self.block_size = block_size
         self.fixed = frozenset(fixed)
         self.T = int(X.shape[0])
+        self.on_device = _device_recursions(backend, lengths)
         self.last_issues: list = []
         self.last_allowance = 0.0
 
     # -------------------------------------------------------------- passes
-    def log_emissions(self, fp) -> np.ndarray:
-        """``log p(x_t | k)``, shape (T, K), float64 on the host."""
+    def log_emissions(self, fp):
+        """``log p(x_t | k)``, shape (T, K), float64 on the host (a tensor on the device
+        when the recursions run there)."""
         kernel = LogJointKernel(self.family, fp, np.ones(self.K))
-        L = self.backend.map_rows(
-            self.X, kernel, block_size=self.block_size, width=self.family.feature_width(),
-            out_dtype=np.float64,
-        )
-        return np.asarray(self.backend.to_numpy(L), dtype=np.float64)
+        return _log_emissions(self.backend, self.X, kernel, self.block_size,
+                              self.family.feature_width(), self.on_device)
 
     def _pass(self, kernel) -> MixtureStats:
         acc = self.backend.stats_pass(
@@ -189,7 +198,7 @@ class _HMMProblem:
         if "emission" not in self.fixed:
             emission = self._pass(_PosteriorKernel(self.family, fp, lambda a, b: post[a:b], self.K))
         return HMMStats(
-            emission, fb.start, fb.transitions, post.sum(axis=0), loglik, float(self.T),
+            emission, fb.start, fb.transitions, _host(post.sum(0)), loglik, float(self.T),
             len(self.lengths),
         )
 
@@ -238,9 +247,34 @@ class _HMMProblem:
         return startprob, transmat, fp
 
 
+def _device_recursions(backend, lengths) -> bool:
+    """Whether forward-backward runs batched on the backend's torch device rather than
+    compiled on the host: on a GPU with enough sequences per time step
+    (:data:`DEVICE_FB_MIN_BATCH`). On torch's CPU the host loop is faster and reads the
+    same memory."""
+    device = getattr(backend, "device", None)
+    if getattr(backend, "name", None) != "torch" or device is None or device.type == "cpu":
+        return False
+    return int(np.sum(lengths)) >= DEVICE_FB_MIN_BATCH * int(np.max(lengths))
+
+
+def _log_emissions(backend, X, kernel, block_size, width, on_device):
+    """``log p(x_t | k)`` (T, K) float64: NumPy, or a tensor left on the device."""
+    if on_device:
+        return backend.map_rows(X, kernel, block_size=block_size, width=width,
+                                out_dtype=np.float64, on_device=True)
+    L = backend.map_rows(X, kernel, block_size=block_size, width=width, out_dtype=np.float64)
+    return np.asarray(backend.to_numpy(L), dtype=np.float64)
+
+
+def _host(a) -> np.ndarray:
+    """A result of the recursions as NumPy, whichever device computed it."""
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
+
+
 def impossible_row(log_B, startprob, transmat, lengths) -> DegenerateComponentError:
     """The error for data with zero likelihood, naming the first impossible row."""
-    fr = forward(log_B, startprob, transmat, lengths)
+    fr = forward(_host(log_B), startprob, transmat, lengths)
     bad = np.flatnonzero(~np.isfinite(fr.step_loglik))
     t = int(bad[0]) if bad.size else 0
     seq = int(np.searchsorted(np.cumsum(lengths), t, side="right"))
@@ -304,12 +338,18 @@ class HMM(MixtureEstimator):
     device : str, optional
         None for NumPy; ``'cpu'`` or ``'cuda'`` to run the emission passes (the
         log-emissions and the statistics) on PyTorch. The forward-backward recursion
-        runs on the host (compiled with numba) either way.
+        runs compiled on the host, except on a GPU with many sequences (on average
+        ``DEVICE_FB_MIN_BATCH`` = 256 or more per time step): there it runs on the
+        device with all sequences batched and the log-emissions never leave it.
     callback : callable ``(iteration, log_likelihood, params)``, optional
         Called at every iteration with the mean log-likelihood per row of ``params`` =
         ``(startprob, transmat, emission params dict)``. Return True to stop.
-    label_order : {None, 'mean'}, default=None
+    label_order : {None, 'mean', 'volatility'}, default=None
         ``'mean'``: states numbered by ascending emission means (first column first).
+        ``'volatility'``: by ascending total emission variance (the trace of the
+        covariance; for a Student-t the scale times ``df / (df - 2)``, infinite for
+        ``df <= 2``), so state 0 is the calmest; ties go by the means. Only for
+        emissions with a covariance or scale (Gaussian, Student-t).
     family_options : dict, optional
         Constructor keywords of the emission family given by name (e.g.
         ``{"reg_covar": 1e-4}``, ``{"n_trials": 10}``, ``{"df": 5}``).
@@ -579,7 +619,11 @@ class HMM(MixtureEstimator):
         )
         (startprob, transmat, fp), issues = result.params, list(result.issues)
         if self.label_order is not None:
-            perm = np.lexsort([np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)][::-1])
+            keys = [np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)]
+            if self.label_order == "volatility":
+                # Ties (a tied covariance) fall back on the means.
+                keys = [emission_variances(fam, fp)] + keys
+            perm = np.lexsort(keys[::-1])
             startprob, transmat = startprob[perm], transmat[np.ix_(perm, perm)]
             # A shared parameter (a tied covariance) has no state axis to permute.
             fp = permute_params(fp, perm, getattr(fam, "shared_param_names", ()))
@@ -722,11 +766,9 @@ class HMM(MixtureEstimator):
         )
         startprob, transmat, fp = self._current_params()
         kernel = LogJointKernel(self.family_, fp, np.ones(len(startprob)))
-        L = backend.map_rows(
-            Xs, kernel, block_size=self.block_size, width=self.family_.feature_width(),
-            out_dtype=np.float64,
-        )
-        return np.asarray(backend.to_numpy(L), dtype=np.float64), startprob, transmat, lengths
+        log_B = _log_emissions(backend, Xs, kernel, self.block_size, self.family_.feature_width(),
+                               _device_recursions(backend, lengths))
+        return log_B, startprob, transmat, lengths
 
     def predict(self, X, lengths=None) -> np.ndarray:
         """The most likely state path (Viterbi), shape (T,)."""
@@ -748,7 +790,7 @@ class HMM(MixtureEstimator):
         """
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "decode")
         logprob, path = viterbi(log_B, startprob, transmat, lengths)
-        return float(np.sum(logprob)), np.asarray(path, dtype=np.intp)
+        return float(np.sum(logprob)), np.asarray(_host(path), dtype=np.intp)
 
     def predict_proba(self, X, lengths=None) -> np.ndarray:
         """Smoothed state probabilities ``p(z_t = k | whole sequence)``, shape (T, K)."""
@@ -756,7 +798,7 @@ class HMM(MixtureEstimator):
         fb = forward_backward(log_B, startprob, transmat, lengths)
         if not np.all(np.isfinite(fb.loglik)):
             raise impossible_row(log_B, startprob, transmat, lengths)
-        return fb.posteriors
+        return _host(fb.posteriors)
 
     def filter(self, X, lengths=None) -> np.ndarray:
         """Filtered (causal) state probabilities ``p(z_t = k | x_1..x_t)``, shape (T, K).
@@ -768,7 +810,7 @@ class HMM(MixtureEstimator):
         fr = forward(log_B, startprob, transmat, lengths)
         if not np.all(np.isfinite(fr.loglik)):
             raise impossible_row(log_B, startprob, transmat, lengths)
-        return fr.filtered
+        return _host(fr.filtered)
 
     def score_samples(self, X, lengths=None) -> np.ndarray:
         """``log p(x_t | x_1..x_{t-1})`` of every row, shape (T,).
@@ -776,7 +818,7 @@ class HMM(MixtureEstimator):
         Summed over a sequence they give its log-likelihood.
         """
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "score_samples")
-        return forward(log_B, startprob, transmat, lengths).step_loglik
+        return _host(forward(log_B, startprob, transmat, lengths).step_loglik)
 
     def score(self, X, lengths=None) -> float:
         """Mean log-likelihood per row, ``sum over sequences of log p(x) / T``.
@@ -845,6 +887,44 @@ class HMM(MixtureEstimator):
         """Akaike information criterion, ``-2 log L + 2 p``; lower is better."""
         s = self.score_samples(X, lengths)
         return -2.0 * float(np.sum(s)) + 2.0 * self._n_parameters()
+
+
+def emission_variances(fam, fp: dict) -> np.ndarray:
+    """Total variance of each state's emission (trace of its covariance), shape (K,).
+
+    For a family parametrised by ``covariances`` (Gaussian) or ``scales`` and ``df``
+    (Student-t, whose variance is the scale times ``df / (df - 2)``, infinite when
+    ``df <= 2``), in any ``covariance_type``; a tied covariance gives equal values.
+
+    Raises
+    ------
+    InputError
+        For an emission without a covariance or scale (counts, categories, products).
+    """
+    key = "covariances" if "covariances" in fp else "scales" if "scales" in fp else None
+    if key is None:
+        raise InputError(
+            f"label_order='volatility' needs an emission with a covariance or scale "
+            f"(gaussian, student_t); {getattr(fam, 'name', type(fam).__name__)} has "
+            f"{sorted(fp)}; use label_order='mean'"
+        )
+    C = np.asarray(fp[key], dtype=np.float64)
+    K = np.asarray(fam.component_means(fp)).shape[0]
+    D = np.asarray(fam.component_means(fp)).shape[1]
+    kind = getattr(fam, "covariance_type", "full")
+    if kind == "full":
+        tr = np.trace(C, axis1=1, axis2=2)
+    elif kind == "tied":
+        tr = np.full(K, np.trace(C))
+    elif kind == "diag":
+        tr = C.sum(axis=1)
+    else:  # spherical: one variance per state for every column
+        tr = C.reshape(K) * D
+    if "df" in fp:
+        df = np.broadcast_to(np.asarray(fp["df"], dtype=np.float64).reshape(-1), (K,))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tr = np.where(df > 2.0, tr * df / (df - 2.0), np.inf)
+    return np.asarray(tr, dtype=np.float64)
 
 
 def _completes(fam, given: dict, K: int) -> bool:
