@@ -14,6 +14,12 @@ sums rather than log-sum-exps (an order of magnitude fewer transcendental calls 
 log-space recursion).
 
 numba is imported, and the kernels compiled (then cached on disk), on first use only.
+
+A torch tensor ``log_B`` runs the same recursions on its device with all sequences
+batched (:mod:`emix.models._fb_torch`): the results of length T (posteriors,
+filtered probabilities, step log-likelihoods, the path) are then tensors on that device,
+float64 (int64 for the path), while the per-sequence log-likelihoods and the expected
+start and transition counts are NumPy float64 on the host, as for NumPy input.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..backends import is_torch_tensor
 from ..exceptions import InputError
 
 __all__ = ["ForwardResult", "FBResult", "forward", "forward_backward", "viterbi", "check_lengths"]
@@ -103,6 +110,24 @@ def _kernels():
     return _KERNELS
 
 
+def _torch_kernels(log_B, startprob, transmat, lengths):
+    """The torch recursions and checked inputs, or None for host (NumPy) input."""
+    if not is_torch_tensor(log_B):
+        return None
+    from . import _fb_torch
+
+    if log_B.ndim != 2:
+        raise InputError(f"log-emissions must be (T, K); got shape {tuple(log_B.shape)}")
+    T, K = log_B.shape
+    pi = np.asarray(startprob, dtype=np.float64)
+    A = np.asarray(transmat, dtype=np.float64)
+    if pi.shape != (K,) or A.shape != (K, K):
+        raise InputError(
+            f"startprob must be ({K},) and transmat ({K}, {K}); got {pi.shape} and {A.shape}"
+        )
+    return _fb_torch, (log_B, pi, A, check_lengths(lengths, T))
+
+
 def _prepare(log_B, startprob, transmat, lengths):
     log_B = np.ascontiguousarray(log_B, dtype=np.float64)
     if log_B.ndim != 2:
@@ -131,6 +156,9 @@ def forward(log_B, startprob, transmat, lengths=None) -> ForwardResult:
     -------
     ForwardResult
     """
+    dev = _torch_kernels(log_B, startprob, transmat, lengths)
+    if dev is not None:
+        return ForwardResult(*dev[0].forward(*dev[1]))
     log_B, pi, A, lengths = _prepare(log_B, startprob, transmat, lengths)
     T, K = log_B.shape
     filtered = np.empty((T, K))
@@ -154,6 +182,9 @@ def forward_backward(log_B, startprob, transmat, lengths=None) -> FBResult:
     -------
     FBResult
     """
+    dev = _torch_kernels(log_B, startprob, transmat, lengths)
+    if dev is not None:
+        return FBResult(*dev[0].forward_backward(*dev[1]))
     log_B, pi, A, lengths = _prepare(log_B, startprob, transmat, lengths)
     T, K = log_B.shape
     post = np.empty((T, K))
@@ -173,6 +204,9 @@ def viterbi(log_B, startprob, transmat, lengths=None) -> tuple[np.ndarray, np.nd
         ``log p(x, z*)`` of each sequence's best path (-inf when none is possible).
     path : ndarray of shape (T,), int
     """
+    dev = _torch_kernels(log_B, startprob, transmat, lengths)
+    if dev is not None:
+        return dev[0].viterbi(*dev[1])
     log_B, pi, A, lengths = _prepare(log_B, startprob, transmat, lengths)
     T, K = log_B.shape
     with np.errstate(divide="ignore"):
