@@ -495,3 +495,15 @@ def test_likelihood_curve_errors(kwargs, match):
     family = kwargs.pop("family")
     with pytest.raises(InputError, match=match):
         plots.plot_likelihood_curve(family, [1.0, 2.0, 2.0], **kwargs)
+
+
+def test_criterion_plot_draws_one_line_per_family_when_families_are_compared():
+    import emix
+
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.exponential(1.0, (150, 2)), rng.exponential(8.0, (150, 2))])
+    sel = emix.select(X, n_components=[1, 2], families=["gaussian", "exponential"],
+                      covariance_types=["diag"], random_state=0)
+    fig = emix.plots.plot_criterion(sel)
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert "diag" in labels and "exponential" in labels and "None" not in labels

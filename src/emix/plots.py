@@ -22,6 +22,9 @@ plot_criterion
     Model-selection criterion against the number of components, per covariance type.
 plot_likelihood_curve
     Log-likelihood of a single-distribution fit as a function of one parameter.
+plot_em_step, save_em_animation
+    EM at work on an :func:`emix.explain` trace: the curves after each iteration beside
+    the climbing log-likelihood, as one figure, an animated GIF or PNG frames.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ __all__ = [
     "plot_loglik",
     "plot_mixture_1d",
     "plot_mixture_2d",
+    "plot_em_step",
+    "save_em_animation",
 ]
 
 _COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
@@ -516,10 +521,21 @@ def _selection_rows(selection) -> tuple[str, list[dict], int | None]:
     return str(selection.criterion), rows, best
 
 
+def _candidate_group(row) -> str:
+    """The line a candidate belongs to: its covariance type, prefixed by its family when
+    the table compares families (``poisson``, ``student_t full``)."""
+    family = row.get("family")
+    ct = row.get("covariance_type")
+    if family in (None, "gaussian"):
+        return str(ct)
+    return str(family) if ct is None else f"{family} {ct}"
+
+
 def plot_criterion(selection, *, ax=None):
     """Model-selection criterion against the number of components, per covariance type.
 
-    One line per covariance type joins its candidates in order of ``n_components``.
+    One line per covariance type (per family and covariance type when the selection
+    compared families) joins its candidates in order of ``n_components``.
     Candidates flagged degenerate (a collapsed or empty component) are drawn as an ``x``
     instead of a dot: selection never prefers them, whatever their value. The chosen
     candidate is marked with a large star. Candidates whose fit failed (criterion NaN or
@@ -557,7 +573,7 @@ def plot_criterion(selection, *, ax=None):
         value = float(row["criterion"])
         if not math.isfinite(value):
             continue
-        groups.setdefault(str(row["covariance_type"]), []).append(
+        groups.setdefault(_candidate_group(row), []).append(
             (int(row["n_components"]), value, bool(row.get("degenerate", False)))
         )
     if not groups:
@@ -840,3 +856,262 @@ def _conditional_maximum(values: np.ndarray, curve: np.ndarray, f) -> float:
                           options={"xatol": 1e-10 * max(abs(values[i]), 1.0)})
     # The search cannot do worse than the grid point it started from.
     return float(res.x) if -res.fun >= curve[i] else float(values[i])
+
+
+# --------------------------------------------------------------------------------------
+# EM at work (emix.explain traces)
+# --------------------------------------------------------------------------------------
+
+
+class _EMFrames:
+    """One figure whose artists are moved to each step of an EM trace.
+
+    Built once (histogram, axes limits that hold every step, so frames do not jump),
+    then :meth:`show` sets the curves and the log-likelihood path of step ``s``: 0 is
+    the starting guess, ``s`` the parameters after iteration ``s``.
+    """
+
+    def __init__(self, trace, x, bins, figsize, dpi):
+        from matplotlib.figure import Figure
+
+        kind = getattr(trace, "kind", None)
+        if kind not in ("gaussian", "binomial") or not getattr(trace, "records", None):
+            raise InputError(
+                "plot_em_step needs a Trace of a Gaussian or binomial mixture with at least "
+                "one iteration (emix.explain('heights') or emix.explain('coins'))"
+            )
+        self.trace = trace
+        self.n_steps = trace.n_iter + 1
+        values = _data_matrix(x, "x")
+        if values.shape[1] != 1 or values.shape[0] != trace.n:
+            raise InputError(
+                f"x must be the {trace.n} values the trace was fitted on, one column; got "
+                f"shape {values.shape}"
+            )
+        self.x = values[:, 0]
+        self.logliks = np.asarray(trace.logliks, dtype=np.float64)
+        self.names = tuple(trace.component_names)
+        K = len(self.names)
+        self.colors = _colors(K)
+        self.fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+        self.ax, self.ax_ll = self.fig.subplots(1, 2, width_ratios=(3, 2))
+        if kind == "gaussian":
+            self.grid, curves = self._gaussian_curves()
+        else:
+            self.grid, curves = self._binomial_curves()
+        self.curves = curves  # (n_steps, K + 1, G): components, then the mixture
+        ax = self.ax
+        if kind == "gaussian":
+            heights = ax.hist(self.x, bins=bins, density=True, color="0.85", edgecolor="0.6",
+                              linewidth=0.5, label=f"data (n = {trace.n})")[0]
+            style = {"linestyle": "--", "linewidth": 1.75}
+            mix_style = {"linewidth": 2.5}
+        else:
+            counts = np.bincount(self.x.astype(np.int64), minlength=self.n_trials + 1)
+            heights = counts / counts.sum()
+            ax.bar(self.grid, heights, width=0.8, color="0.85", edgecolor="0.6",
+                   linewidth=0.5, label=f"data ({trace.n} sets)")
+            style = {"linestyle": "--", "marker": "o", "markersize": 3, "linewidth": 1.25}
+            mix_style = {"marker": "o", "markersize": 4, "linewidth": 2}
+        self.lines = [
+            ax.plot(self.grid, curves[0, k], color=self.colors[k], zorder=3, **style,
+                    label=f"{'component' if kind == 'gaussian' else 'coin'} {self.names[k]}")[0]
+            for k in range(K)
+        ]
+        self.lines.append(ax.plot(self.grid, curves[0, K], color="black", zorder=2,
+                                  label="mixture", **mix_style)[0])
+        top = max(float(np.max(heights)), float(np.max(curves)))
+        ax.set_ylim(0.0, 1.08 * top)
+        ax.set_xlabel(trace.value_label if kind == "gaussian" else "heads in a set")
+        ax.set_ylabel("density" if kind == "gaussian" else "share of sets")
+        ax.legend(fontsize="small", loc="upper right")
+        self.caption = ax.text(0.02, 0.97, "", transform=ax.transAxes, va="top",
+                               fontsize="small", family="monospace")
+
+        steps = np.arange(self.n_steps)
+        lo, hi = float(np.min(self.logliks)), float(np.max(self.logliks))
+        pad = 0.06 * (hi - lo) if hi > lo else 1.0
+        self.ax_ll.plot(steps, self.logliks, color="0.85", linewidth=1)  # the road ahead
+        (self.ll_line,) = self.ax_ll.plot([], [], color="C0", linewidth=2, marker="o",
+                                          markersize=3)
+        (self.ll_now,) = self.ax_ll.plot([], [], "o", color="C3", markersize=7)
+        self.ax_ll.set_xlim(-0.5, max(self.n_steps - 0.5, 1.0))
+        self.ax_ll.set_ylim(lo - pad, hi + pad)
+        self.ax_ll.set_xlabel("iteration (0 = starting guess)")
+        self.ax_ll.set_ylabel("log-likelihood")
+        self.ax_ll.set_title("log-likelihood climbs", fontsize="medium")
+        self.ll_text = self.ax_ll.text(0.97, 0.05, "", transform=self.ax_ll.transAxes,
+                                       ha="right", va="bottom", fontsize="small")
+        if trace.title:
+            self.fig.suptitle(trace.title, fontsize="medium")
+
+    def _params(self, step: int) -> dict:
+        return {name: self.trace.path(name)[step] for name in self.trace.parameter_names}
+
+    def _gaussian_curves(self):
+        mean = self.trace.path("mean")
+        sd = self.trace.path("sd")
+        weight = self.trace.path("weight")
+        lo = min(float(self.x.min()), float(np.min(mean - 3.5 * sd)))
+        hi = max(float(self.x.max()), float(np.max(mean + 3.5 * sd)))
+        grid = np.linspace(lo, hi, 400)
+        z = (grid[None, None, :] - mean[:, :, None]) / sd[:, :, None]
+        comp = (weight[:, :, None] * np.exp(-0.5 * z * z)
+                / (sd[:, :, None] * math.sqrt(2.0 * math.pi)))
+        return grid, np.concatenate([comp, comp.sum(axis=1, keepdims=True)], axis=1)
+
+    def _binomial_curves(self):
+        from scipy.stats import binom
+
+        trials = np.asarray(self.trace.n_trials, dtype=np.float64)
+        if trials.size == 0 or np.any(trials != trials[0]):
+            raise InputError("plot_em_step draws a binomial trace whose sets all have the "
+                             "same number of trials")
+        self.n_trials = int(trials[0])
+        grid = np.arange(self.n_trials + 1, dtype=np.float64)
+        bias = self.trace.path("bias")
+        weight = self.trace.path("weight")
+        comp = weight[:, :, None] * binom.pmf(grid[None, None, :], self.n_trials,
+                                              bias[:, :, None])
+        return grid, np.concatenate([comp, comp.sum(axis=1, keepdims=True)], axis=1)
+
+    def show(self, step: int):
+        step = int(step)
+        if not 0 <= step < self.n_steps:
+            raise InputError(f"step must be in 0..{self.n_steps - 1}; got {step}")
+        for line, curve in zip(self.lines, self.curves[step]):
+            line.set_ydata(curve)
+        p = self._params(step)
+        head = "starting guess" if step == 0 else f"after iteration {step}"
+        rows = [head]
+        for k, name in enumerate(self.names):
+            cells = "  ".join(f"{key} {p[key][k]:.3g}" for key in self.trace.parameter_names)
+            rows.append(f"{name}: {cells}")
+        self.caption.set_text("\n".join(rows))
+        self.ll_line.set_data(np.arange(step + 1), self.logliks[: step + 1])
+        self.ll_now.set_data([step], [self.logliks[step]])
+        gain = "" if step == 0 else f"\n(+{self.logliks[step] - self.logliks[step - 1]:.3g})"
+        self.ll_text.set_text(f"{self.logliks[step]:.6g}{gain}")
+        return self.fig
+
+
+def plot_em_step(trace, x, step=-1, *, bins="auto", figsize=(10.0, 4.2), dpi=100):
+    """EM at one step: the fitted curves over the data, the log-likelihood beside them.
+
+    Left: the data (a density histogram of the values, or the share of sets with each
+    number of heads) with every component's weighted curve and the mixture, at step
+    ``step``. Right: the log-likelihood from the starting guess to that step, rising at
+    every iteration. :func:`save_em_animation` writes every step as an animation.
+
+    Parameters
+    ----------
+    trace : emix.explain.Trace
+        A trace of a one-feature Gaussian mixture (``emix.explain("heights")``,
+        :func:`emix.explain.trace_gaussian_1d`) or of a binomial mixture with the same
+        number of trials in every set (``emix.explain("coins")``).
+    x : array-like of shape (N,)
+        The values the trace was fitted on (heights, or heads per set).
+    step : int, default=-1
+        0 is the starting guess, ``s`` the parameters after iteration ``s``; negative
+        counts from the end (-1: the last).
+    bins : int, sequence or str, default="auto"
+        Histogram bins (Gaussian traces).
+    figsize : (float, float), default=(10.0, 4.2)
+    dpi : float, default=100
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes: the curves (K component lines, then the mixture), and the
+        log-likelihood.
+
+    Raises
+    ------
+    InputError
+        A trace of another kind (the casino's HMM), ``x`` not the trace's data, or a
+        step out of range.
+    """
+    frames = _EMFrames(trace, x, bins, figsize, dpi)
+    step = int(step)
+    return frames.show(step + frames.n_steps if step < 0 else step)
+
+
+def save_em_animation(trace, x, path, *, fps=2.0, bins="auto", figsize=(10.0, 4.2), dpi=80):
+    """Write EM at work as an animated GIF, or as one PNG per step.
+
+    Every frame is :func:`plot_em_step` at one step, from the starting guess to the last
+    iteration; the last frame is held for two seconds so the fit can be read.
+
+    Parameters
+    ----------
+    trace : emix.explain.Trace
+        As for :func:`plot_em_step`.
+    x : array-like of shape (N,)
+        The values the trace was fitted on.
+    path : str or path-like
+        ``.gif``: one animated file (drawn with Pillow, which matplotlib depends on).
+        ``.png``: one file per step, numbered from 0 before the suffix: ``em.png``
+        gives ``em-000.png`` (the start), ``em-001.png``, ...
+    fps : float, default=2.0
+        Frames per second of the GIF.
+    bins, figsize, dpi
+        As for :func:`plot_em_step`.
+
+    Returns
+    -------
+    list of str
+        The files written, in order.
+
+    Raises
+    ------
+    InputError
+        A suffix other than ``.gif`` or ``.png``, a non-positive ``fps``, or a trace
+        :func:`plot_em_step` cannot draw.
+    OSError
+        A file cannot be written; each file is written whole or not at all
+        (a temporary file renamed into place), and the files written before the failure
+        are kept.
+    """
+    import os
+
+    from ._atomic import write_atomic
+
+    path = os.fspath(path)
+    root, suffix = os.path.splitext(path)
+    suffix = suffix.lower()
+    if suffix not in (".gif", ".png"):
+        raise InputError(f"{path!r}: an EM animation is written as .gif, or as .png frames")
+    fps = float(fps)
+    if not fps > 0 or not math.isfinite(fps):
+        raise InputError(f"fps must be a positive number; got {fps!r}")
+    frames = _EMFrames(trace, x, bins, figsize, dpi)
+    if suffix == ".png":
+        digits = max(3, len(str(frames.n_steps - 1)))
+        written = []
+        for step in range(frames.n_steps):
+            name = f"{root}-{step:0{digits}d}{suffix}"
+            fig = frames.show(step)
+            write_atomic(name, lambda fh: fig.savefig(fh, format="png"))
+            written.append(name)
+        return written
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from PIL import Image
+
+    canvas = FigureCanvasAgg(frames.fig)
+    images = []
+    for step in range(frames.n_steps):
+        frames.show(step)
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+        # GIF holds 256 colours; an adaptive palette per frame keeps the curves crisp.
+        images.append(Image.fromarray(rgba[:, :, :3].copy()).quantize(colors=256))
+    delay = int(round(1000.0 / fps))
+    durations = [delay] * (len(images) - 1) + [max(delay, 2000)]
+
+    def write(fh):
+        images[0].save(fh, format="GIF", save_all=True, append_images=images[1:],
+                       duration=durations, loop=0)
+
+    write_atomic(path, write)
+    return [path]
