@@ -945,6 +945,14 @@ class _EMFrames:
         if trace.title:
             self.fig.suptitle(trace.title, fontsize="medium")
 
+    def freeze_layout(self) -> None:
+        """Keep the layout of the frame just drawn for the rest.
+
+        Every frame has the same axes and labels, so the constrained layout found for the
+        first holds for all; solving it again per frame would double the drawing time.
+        """
+        self.fig.set_layout_engine("none")
+
     def _params(self, step: int) -> dict:
         return {name: self.trace.path(name)[step] for name in self.trace.parameter_names}
 
@@ -1093,6 +1101,8 @@ def save_em_animation(trace, x, path, *, fps=2.0, bins="auto", figsize=(10.0, 4.
             fig = frames.show(step)
             write_atomic(name, lambda fh: fig.savefig(fh, format="png"))
             written.append(name)
+            if step == 0:
+                frames.freeze_layout()
         return written
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -1103,9 +1113,12 @@ def save_em_animation(trace, x, path, *, fps=2.0, bins="auto", figsize=(10.0, 4.
     for step in range(frames.n_steps):
         frames.show(step)
         canvas.draw()
+        if step == 0:
+            frames.freeze_layout()
         rgba = np.asarray(canvas.buffer_rgba())
         # GIF holds 256 colours; an adaptive palette per frame keeps the curves crisp.
-        images.append(Image.fromarray(rgba[:, :, :3].copy()).quantize(colors=256))
+        images.append(Image.fromarray(rgba[:, :, :3].copy()).quantize(
+            colors=256, method=Image.Quantize.FASTOCTREE))
     delay = int(round(1000.0 / fps))
     durations = [delay] * (len(images) - 1) + [max(delay, 2000)]
 

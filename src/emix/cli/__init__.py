@@ -105,6 +105,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "--seed", type=_int_at_least(0), default=0, metavar="S",
         help="seed of the simulated data (default 0)",
     )
+    ex.add_argument(
+        "--plot", metavar="FILE", default=None,
+        help="heights and coins: draw EM at work, the curves after every iteration beside "
+        "the climbing log-likelihood, as an animated .gif, or as one .png per step "
+        "(em.png gives em-000.png, em-001.png, ...)",
+    )
 
     demo = sub.add_parser(
         "demo",
@@ -280,10 +286,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _explain(args) -> int:
     from ..explain import explain
 
+    if args.plot is not None:
+        # Checked before EM runs, so that a typo costs nothing and prints nothing.
+        if args.example == "casino":
+            raise CliError("--plot draws the heights and coins examples, not casino")
+        from ._table import check_output
+
+        check_output(args.plot, "--plot", (".gif", ".png"))
     trace = explain(
         args.example, n_iter=args.iterations, n_rows=args.rows, random_state=args.seed
     )
     print(trace.to_text(detailed=args.detail), end="")
+    if args.plot is not None:
+        from ..plots import save_em_animation
+
+        if args.example == "heights":
+            from ..datasets import load_heights
+
+            x = load_heights(random_state=args.seed).heights
+        else:
+            from ..datasets import load_two_coins
+
+            x = load_two_coins(n_sets=trace.n, random_state=args.seed).heads
+        try:
+            written = save_em_animation(trace, x, args.plot)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.plot}: {exc.strerror or exc}") from None
+        if len(written) == 1:
+            print(f"\nAnimation of {trace.n_iter} iterations written to {written[0]}")
+        else:
+            print(f"\n{len(written)} frames written: {written[0]} (the start) to {written[-1]}")
     return 0
 
 
