@@ -49,12 +49,15 @@ class Packing:
         ``n[tau]`` sequences run at step tau (the first ranks); ``n[L] = 0``.
     seq_of_rank : ndarray of shape (S,)
         The original index of the sequence of each rank.
+    seq_of_row : LongTensor of shape (T,)
+        The sequence of each original row.
     """
 
     pos: torch.Tensor
     offs: list
     n: list
     seq_of_rank: np.ndarray
+    seq_of_row: torch.Tensor
 
 
 def pack(lengths: np.ndarray, device) -> Packing:
@@ -75,7 +78,8 @@ def pack(lengths: np.ndarray, device) -> Packing:
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     tau = np.arange(T) - starts[seq]
     pos = offs[tau] + rank[seq]
-    return Packing(torch.as_tensor(pos, device=device), offs.tolist(), n.tolist(), seq_of_rank)
+    return Packing(torch.as_tensor(pos, device=device), offs.tolist(), n.tolist(), seq_of_rank,
+                   torch.as_tensor(seq, device=device))
 
 
 def _packed(x, pk: Packing):
@@ -88,16 +92,11 @@ def _unpacked(x, pk: Packing):
     return x[pk.pos]
 
 
-def _per_sequence(step_packed, pk: Packing) -> np.ndarray:
-    """Sum of the step log-likelihoods of each sequence (S,), original order, host."""
-    S = len(pk.seq_of_rank)
-    by_rank = torch.zeros(S, dtype=torch.float64, device=step_packed.device)
-    for tau in range(len(pk.n) - 1):
-        a, n = pk.offs[tau], pk.n[tau]
-        by_rank[:n] += step_packed[a : a + n]
-    out = np.empty(S)
-    out[pk.seq_of_rank] = by_rank.cpu().numpy()
-    return out
+def _per_sequence(step, pk: Packing) -> np.ndarray:
+    """Sum of the step log-likelihoods ``step`` (T,), original row order, of each
+    sequence: (S,), on the host."""
+    out = torch.zeros(len(pk.seq_of_rank), dtype=torch.float64, device=step.device)
+    return out.index_add_(0, pk.seq_of_row, step).cpu().numpy()
 
 
 def _scaled_emissions(log_B):
@@ -159,7 +158,8 @@ def forward(log_B, startprob, transmat, lengths):
         pk = pack(lengths, log_B.device)
         b, m = _scaled_emissions(_packed(log_B, pk))
         alpha, _, step = _forward_packed(b, m, pi, A, pk)
-        return _per_sequence(step, pk), _unpacked(alpha, pk), _unpacked(step, pk)
+        step = _unpacked(step, pk)
+        return _per_sequence(step, pk), _unpacked(alpha, pk), step
 
 
 def forward_backward(log_B, startprob, transmat, lengths):
@@ -211,7 +211,7 @@ def forward_backward(log_B, startprob, transmat, lengths):
         start = post[: pk.n[0]].sum(dim=0)
         trans = A * xi
         return (
-            _per_sequence(step, pk),
+            _per_sequence(_unpacked(step, pk), pk),
             _unpacked(post, pk),
             start.cpu().numpy(),
             trans.cpu().numpy(),
