@@ -49,8 +49,11 @@ LABEL_ORDERS = (None, "mean", "volatility")
 STICKY_DIAGONAL = 0.8
 # Forward-backward runs on a GPU (torch, all sequences batched, one Python step per time
 # step) when there are on average at least this many sequences per time step, T >= this *
-# max(lengths); otherwise the compiled host loop wins (about 0.3 us per row for K = 8
-# against tens of microseconds of kernel launches per batched time step).
+# max(lengths); otherwise the compiled host loop wins. The host loop costs about 0.3 us
+# per row for K = 8 (measured, 2-core CPU); a batched time step costs some 20 kernel
+# launches, an estimated 50-100 us on a GPU (not yet measured): break-even near 250
+# sequences per step. On torch's CPU the batched steps measured 5-30x slower than the
+# host loop, so there it is never used.
 DEVICE_FB_MIN_BATCH = 256
 _COMPONENT = re.compile(r"\bcomponents? (\d+)")
 _STATE = re.compile(r"\bstate (\d+)")
