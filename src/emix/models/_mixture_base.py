@@ -14,6 +14,8 @@ import numpy as np
 
 from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
+from ..data import is_source_like
+from ..data._stream import n_rows_of, predict_stream
 from ..em.engine import run_restarts
 from ..em.monitor import ConvergenceMonitor
 from ..exceptions import (
@@ -175,25 +177,43 @@ class MixtureEstimator(EstimatorBase):
             )
 
     # ------------------------------------------------------------------ prediction
-    def score_samples(self, X) -> np.ndarray:
-        """Log density of every row, shape (N,)."""
+    # X may be a path or an emix.data Source: it is then read block by block
+    # (emix.data._stream.predict_stream), and ``out=`` writes per-row results to a file.
+    def score_samples(self, X, out=None) -> np.ndarray:
+        """Log density of every row, shape (N,) (or the path ``out`` written)."""
+        if out is not None or is_source_like(X):
+            return predict_stream(self, X, "score_samples", out)
         return logsumexp_rows(self._log_joint(X, "score_samples"))
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per row (weighted when ``sample_weight`` is given)."""
+        if is_source_like(X):
+            return predict_stream(self, X, "score", sample_weight=sample_weight)
         s = self.score_samples(X)
         if sample_weight is None:
             return float(np.mean(s, dtype=np.float64))
         sw = check_sample_weight(resolve_backend(sample_weight).to_numpy(sample_weight), s.shape[0])
         return float(np.dot(sw, s) / sw.sum())
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Responsibilities: posterior probability of each component, shape (N, K)."""
+    def predict_proba(self, X, out=None) -> np.ndarray:
+        """Responsibilities: posterior probability of each component, shape (N, K).
+
+        With ``out`` (a ``.csv``, ``.npy`` or ``.parquet`` path) they are written there
+        block by block, atomically, and the path is returned.
+        """
+        if out is not None or is_source_like(X):
+            return predict_stream(self, X, "predict_proba", out)
         L = self._log_joint(X, "predict_proba")
         return np.exp(L - logsumexp_rows(L)[:, None])
 
-    def predict(self, X) -> np.ndarray:
-        """Most likely component of every row, shape (N,)."""
+    def predict(self, X, out=None) -> np.ndarray:
+        """Most likely component of every row, shape (N,).
+
+        With ``out`` (a ``.csv``, ``.npy`` or ``.parquet`` path) the labels are written
+        there block by block, atomically, and the path is returned.
+        """
+        if out is not None or is_source_like(X):
+            return predict_stream(self, X, "predict", out)
         return np.argmax(self._log_joint(X, "predict"), axis=1)
 
     def _draw_counts(self, n_samples: int, weights: np.ndarray, rng) -> np.ndarray:
@@ -205,11 +225,11 @@ class MixtureEstimator(EstimatorBase):
     def bic(self, X) -> float:
         """Bayesian information criterion on X; lower is better."""
         self._check_is_fitted("bic")
-        n = np.shape(X)[0]
+        n = n_rows_of(X)
         return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
 
     def aic(self, X) -> float:
         """Akaike information criterion on X; lower is better."""
         self._check_is_fitted("aic")
-        n = np.shape(X)[0]
+        n = n_rows_of(X)
         return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()

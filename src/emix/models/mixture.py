@@ -8,6 +8,7 @@ import numpy as np
 
 from .._validation import check_float, check_int, check_weights_init
 from ..backends import resolve_backend
+from ..data._stream import is_streaming, random_resp, resolve_data_backend
 from ..em.init import (
     KMEANS_MAX_ROWS,
     as_generator,
@@ -227,7 +228,8 @@ class GaussianMixture(MixtureEstimator):
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, sample_weight):
         self._check_parameters()
-        backend = resolve_backend(X, self.device)
+        # A path or emix.data Source is read in blocks (see emix.data).
+        backend = resolve_data_backend(X, self.device)
         K = self.n_components
         Xv, names = backend.validate(X, name="X")
         N, D = Xv.shape
@@ -340,13 +342,16 @@ class GaussianMixture(MixtureEstimator):
         K = self.n_components
         backend = problem.backend
         N = Xv.shape[0]
+        if method == "random" and is_streaming(Xv):
+            # The same draws, generated per block instead of held as (N, K).
+            return problem.first_params(problem.pass_(resp=random_resp(rng, N, K)))
         if method == "random":
             resp = rng.random((N, K))
             resp /= resp.sum(axis=1, keepdims=True)
             stats = problem.pass_(resp=lambda a, b: resp[a:b])
             return problem.first_params(stats)
-        weights = np.ones(N) if w is None else w
         if method == "random_from_data":
+            weights = np.ones(N) if w is None else w
             centers = backend.take_rows(Xv, random_rows(weights, K, rng))
         else:
             # k-means on at most KMEANS_MAX_ROWS rows: a starting point needs no more.
@@ -357,7 +362,7 @@ class GaussianMixture(MixtureEstimator):
             else:
                 sub = np.arange(N)
             Z = backend.take_rows(Xv, sub) - problem.frame.center
-            ws = weights[sub]
+            ws = np.ones(len(sub)) if w is None else w[sub]
             if method == "k-means++":
                 centers = Z[kmeans_plusplus(Z, ws, K, rng)]
             elif method == "ward":

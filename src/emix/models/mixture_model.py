@@ -18,6 +18,12 @@ import numpy as np
 
 from .._validation import check_weights_init
 from ..backends import resolve_backend
+from ..data._stream import (
+    check_support_blocks,
+    initial_family_stats,
+    is_streaming,
+    resolve_data_backend,
+)
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
 from ..exceptions import InputError
 from ..families import FAMILY_NAMES, family_class
@@ -340,16 +346,21 @@ class MixtureModel(MixtureEstimator):
             return self._fit_gaussian(X, sample_weight)
         K = self.n_components
         family = self._make_family()
-        backend = resolve_backend(X, self.device)
+        # A path or emix.data Source is read in blocks (see emix.data).
+        backend = resolve_data_backend(X, self.device)
         Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, family = self._select_columns(family, names, D_in)
         Xs = self._take_columns(Xv, cols, D_in)
         D = len(cols)
         w = self._checked_weights(backend, sample_weight, N, K)
-        X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
         labels = self._column_labels(names, cols)
-        family.check_support(X_host, labels)
+        if is_streaming(Xs):
+            X_host = None
+            check_support_blocks(backend, Xs, family, labels)
+        else:
+            X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
+            family.check_support(X_host, labels)
         w_dev = None if w is None else backend.asarray_like(w, Xs)
         summary = backend.column_summary(Xs, w_dev)
         fam = family.bind(summary, D)
@@ -423,9 +434,11 @@ class MixtureModel(MixtureEstimator):
     def _initial_params(self, problem, X_host, summary, w, rng):
         """``(weights, params)`` from one M-step on starting responsibilities."""
         K = self.n_components
-        N = X_host.shape[0]
+        N = problem.N
         method = self.init_params
-        if method == "random":
+        if X_host is None:  # a source, read in blocks: the same draws, block by block
+            stats = initial_family_stats(problem, summary, w, rng, method, K)
+        elif method == "random":
             resp = rng.random((N, K))
             resp /= resp.sum(axis=1, keepdims=True)
             stats = problem.given_resp_stats(lambda a, b: resp[a:b])
@@ -535,7 +548,7 @@ class MixtureModel(MixtureEstimator):
     def _fit_gaussian(self, X, sample_weight):
         from .mixture import GaussianMixture
 
-        backend = resolve_backend(X, self.device)
+        backend = resolve_data_backend(X, self.device)
         Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, _ = self._select_columns(None, names, D_in)
