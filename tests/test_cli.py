@@ -121,7 +121,7 @@ def test_a_failed_write_leaves_the_old_file_untouched(capsys, tmp_path, monkeypa
         (["demo", "heights", "--plot", "{tmp}/x.jpg"], "must end in .png, .pdf, .svg"),
         (["demo", "heights", "--plot", "{file}/x.png"], "no directory"),
         (["demo", "heights", "--plot", "{tmp}"], "must end in"),
-        (["demo", "coins", "--plot", "{tmp}/x.png"], "--plot is available for heights only"),
+        (["demo", "coins", "--plot", "{tmp}/x.png"], "--plot is available for heights and regimes only"),
         (["demo", "heights", "--n-boys", "1"], "--n-boys: must be at least 2, got 1"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "the following arguments are required: command"),

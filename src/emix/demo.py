@@ -21,7 +21,7 @@ from emix._text import table
 from emix.datasets import HeightsData, load_heights
 from emix.mle import fit_normal
 
-__all__ = ["coins_report", "heights_report", "main"]
+__all__ = ["coins_report", "heights_report", "main", "regimes_report"]
 
 
 def _table(
@@ -322,6 +322,35 @@ def coins_report(n_sets: int = 200, seed: int = 0) -> tuple[str, object, object]
         ),
     ]
     return "\n".join(lines), data, bm
+
+
+def regimes_report(n_days: int = 1500, seed: int = 0) -> tuple[str, object]:
+    """The market-regimes example as text, with its result.
+
+    Synthetic prices that switch between a calm and a volatile regime on known dates
+    (:func:`emix.datasets.load_regime_prices`), fitted by a two-state Gaussian HMM
+    (:func:`emix.finance.demo_regimes`).
+
+    Parameters
+    ----------
+    n_days : int, default=1500
+    seed : int, default=0
+        Seeds the prices and the fit.
+
+    Returns
+    -------
+    text : str
+    result : emix.finance.RegimeResult
+        ``result.plot()`` draws the prices with the regimes shaded.
+    """
+    import io
+
+    from emix.finance import demo_regimes
+
+    buf = io.StringIO()
+    result = demo_regimes(None, n_days=n_days, random_state=seed, file=buf)
+    title = f"Market regimes in {n_days} days of synthetic prices (seed {seed})"
+    return f"{title}\n{'=' * len(title)}\n\n{buf.getvalue()}", result
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,8 +8,10 @@
     emix score model.emix DATA
     emix sample model.emix -n N -o draws.csv
     emix select DATA --k 1-9 [--families gaussian,student_t] [-o best.emix]
+    emix regimes PRICES.csv [--returns] --states 3 [--walk-forward 250] -o regimes.csv
+             [--plot regimes.png]
     emix explain heights|coins|casino [--iterations N] [--plot em.gif | em.png]
-    emix demo heights|coins [--plot FILE.png]
+    emix demo heights|coins|regimes [--plot FILE.png]
 
 DATA is a CSV file (header line of column names) or a Parquet file (``.parquet``,
 needs pyarrow); ``--json`` prints machine-readable results. Errors in the arguments or
@@ -117,10 +119,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="run a worked example: maximum likelihood, then EM",
         description="Maximum likelihood with the labels known, then EM with them hidden.",
     )
-    demo.add_argument("example", choices=("heights", "coins"), help="which example")
+    demo.add_argument("example", choices=("heights", "coins", "regimes"), help="which example")
     demo.add_argument(
         "--plot", metavar="FILE", default=None,
-        help="heights only: also write a figure of the fit (.png, .pdf or .svg)",
+        help="heights: also write a figure of the fit; regimes: where to write the figure "
+        "of prices and regimes (default regimes.png); .png, .pdf or .svg",
     )
     demo.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S",
                       help="seed of the simulated data (default 0)")
@@ -132,7 +135,49 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="coins: number of sets of 10 flips (default 200)")
 
     _add_data_verbs(sub)
+    _add_regimes(sub)
     return parser
+
+
+def _add_regimes(sub) -> None:
+    rg = sub.add_parser(
+        "regimes", help="calm and volatile market regimes of a price file",
+        description="Fit market regimes (emix.finance) to the log-returns of the prices in "
+        "PRICES (or to the returns, with --returns), rows oldest first. Regime 0 is the "
+        "calmest. The CSV holds, per date, the decoded regime, the causal filtered "
+        "probabilities and the whole-sample smoothed ones; with --walk-forward N the model "
+        "is refitted every N periods on past data only and every probability is out of "
+        "sample.",
+    )
+    rg.add_argument("data", metavar="PRICES", help="CSV or Parquet file, one row per date")
+    rg.add_argument("--returns", action="store_true",
+                    help="the file holds returns, not prices")
+    rg.add_argument("--states", type=_int_at_least(1), default=2, metavar="K",
+                    help="number of regimes (default 2)")
+    rg.add_argument("--walk-forward", type=_int_at_least(1), default=None, metavar="N",
+                    help="refit every N periods on past data only (out-of-sample regimes)")
+    rg.add_argument("--window", type=_int_at_least(2), default=None, metavar="W",
+                    help="with --walk-forward: fit on the last W periods (default: all past)")
+    rg.add_argument("--date", metavar="COLUMN", default=None,
+                    help="the date column (default: one named date, time, timestamp or day, "
+                    "or a first column of text)")
+    rg.add_argument("--columns", metavar="A,B",
+                    help="price (or return) columns (default: every column but the date)")
+    rg.add_argument("--model", choices=("hmm", "gmm"), default="hmm",
+                    help="hmm (regimes persist; default) or gmm (each date on its own)")
+    rg.add_argument("--emission", choices=("gaussian", "student_t"), default="gaussian",
+                    help="distribution of returns within a regime (default gaussian)")
+    rg.add_argument("--vol-window", type=_int_at_least(2), default=None, metavar="W",
+                    help="add the trailing volatility over W periods as a feature")
+    rg.add_argument("--periods-per-year", type=_float_at_least(1.0), default=252.0,
+                    metavar="P", help="for annualised statistics (default 252)")
+    rg.add_argument("--seed", type=_int_at_least(0), default=0, metavar="S",
+                    help="seed of the random starts (default 0)")
+    rg.add_argument("-o", "--output", default=None, metavar="CSV",
+                    help="CSV file of regimes and probabilities per date")
+    rg.add_argument("--plot", default=None, metavar="FILE",
+                    help="figure of the price with regimes shaded (.png, .pdf or .svg)")
+    _common(rg)
 
 
 def _common(p, *, json_help="print the results as JSON"):
@@ -269,6 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _explain(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "regimes":
+            from ._regimes import regimes
+
+            return regimes(args)
         from . import _commands
 
         return getattr(_commands, args.command)(args)
@@ -322,9 +371,19 @@ def _explain(args) -> int:
 def _demo(args) -> int:
     from .. import demo
 
+    if args.example == "regimes":
+        plot = "regimes.png" if args.plot is None else args.plot
+        fmt = _check_figure_path(plot)
+        text, res = demo.regimes_report(seed=args.seed)
+        print(text, end="")
+        fig = res.plot(title="Synthetic prices: regimes found by a two-state HMM")
+        _save_atomically(fig, plot, fmt)
+        print(f"\nFigure written to {plot}")
+        return 0
     if args.example == "coins":
         if args.plot is not None:
-            raise _UsageError(f"{_PROG} demo: error: --plot is available for heights only")
+            raise _UsageError(
+                f"{_PROG} demo: error: --plot is available for heights and regimes only")
         text, _, _ = demo.coins_report(n_sets=args.sets, seed=args.seed)
         print(text)
         return 0
