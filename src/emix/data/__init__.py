@@ -99,6 +99,10 @@ def source(data, columns=None, block_rows=None, **options) -> Source:
         return data
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
+        if os.path.isdir(path):
+            raise InputError(f"{path} is a directory, not a data file")
+        if not os.path.exists(path):
+            raise InputError(f"{path}: no such file")
         low = path.lower()
         if low.endswith(NPY_SUFFIXES):
             src = NpySource(path, columns, block_rows)

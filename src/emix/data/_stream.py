@@ -40,7 +40,7 @@ __all__ = [
 class _ColumnView(Source):
     """Some columns of another source (``MixtureModel(columns=...)``)."""
 
-    def __init__(self, parent: Source, positions):
+    def __init__(self, parent: Source, positions, keep_names: bool = True):
         self._parent = parent
         self._positions = list(positions)
         self.label = parent.label
@@ -48,7 +48,10 @@ class _ColumnView(Source):
         self.n_features = len(self._positions)
         self.dtype = parent.dtype
         names = parent.column_names
-        self.column_names = None if names is None else [names[p] for p in self._positions]
+        if names is None or not keep_names:
+            self.column_names = None
+        else:
+            self.column_names = [names[p] for p in self._positions]
 
     @property
     def n_rows(self):
@@ -90,10 +93,11 @@ class SourceData:
         self.summary = summary
 
     def __getitem__(self, key):
-        # Only the column selection MixtureModel makes: X[:, [positions]].
+        # Only the column selection MixtureModel makes: X[:, [positions]]. Like an
+        # array's columns, the selection carries no names (the model keeps them).
         if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
             raise TypeError("a source can only be indexed by columns: X[:, [j, ...]]")
-        return SourceData(_ColumnView(self.source, key[1]), self.shape[0])
+        return SourceData(_ColumnView(self.source, key[1], keep_names=False), self.shape[0])
 
     def __repr__(self) -> str:
         return f"SourceData({self.source!r})"
