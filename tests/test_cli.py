@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
@@ -36,29 +32,15 @@ def test_explain_runs_to_convergence_by_default(capsys):
     assert "seed 4" in out
 
 
-def _emix_command() -> list[str]:
-    script = Path(sys.executable).with_name("emix")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("emix")
-    if found is None:
-        pytest.skip("the emix console script is not installed (pip install -e .)")
-    return [found]
+# The installed script and ``python -m emix`` run as subprocesses in
+# tests/cli/test_installed_emix.py, beside the other acceptance runs.
 
 
-def test_installed_script_and_python_dash_m(tmp_path):
-    env = {**os.environ, "PYTHONWARNINGS": "error"}
-    done = subprocess.run([*_emix_command(), "explain", "coins", "--iterations", "1"],
-                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
-                          check=False)
-    assert done.returncode == 0, done.stderr
-    assert "Iteration 1" in done.stdout and "M-step" in done.stdout
-    bad = subprocess.run([sys.executable, "-m", "emix", "explain", "dice"],
-                         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
-                         check=False)
-    assert bad.returncode == 2
-    assert bad.stdout == ""
-    assert len(bad.stderr.strip().splitlines()) == 1 and "invalid choice: 'dice'" in bad.stderr
+def test_top_level_help_lists_every_verb(capsys):
+    code, out, _ = _run(capsys, "--help")
+    assert code == 0
+    for verb in ("fit", "predict", "score", "sample", "select", "regimes", "explain", "demo"):
+        assert f"    {verb} " in out
 
 
 def test_demo_heights_writes_a_png(capsys, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-VERBS = ("fit", "predict", "score", "sample", "select", "explain", "demo")
+VERBS = ("fit", "predict", "score", "sample", "select", "regimes", "explain", "demo")
 
 
 def _emix() -> str:
@@ -31,10 +31,14 @@ def _emix() -> str:
 
 
 def _run_all(commands, cwd, env=None):
-    """Run argument lists concurrently; results in the same order."""
+    """Run argument lists concurrently; results in the same order.
+
+    A list that starts with ``-m`` runs ``python -m emix ...`` instead of the script.
+    """
     env = {**os.environ, "PYTHONWARNINGS": "error", **(env or {})}
     env.pop("EMIX_PROGRESS", None)
-    procs = [subprocess.Popen([_emix(), *c], cwd=cwd, env=env, stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([sys.executable, *c] if c[0] == "-m" else [_emix(), *c],
+                              cwd=cwd, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for c in commands]
     out = []
     for p in procs:
@@ -69,15 +73,19 @@ def _write_data(tmp_path, rng):
     return X
 
 
-def test_every_verb_has_help(tmp_path):
-    results = _run_all([[v, "--help"] for v in VERBS] + [["--help"]], tmp_path)
-    for verb, (code, out, err) in zip([*VERBS, "emix"], results):
+def test_every_verb_has_help_and_python_dash_m_is_the_same_command(tmp_path):
+    results = _run_all([[v, "--help"] for v in VERBS] + [["-m", "emix", "explain", "dice"]],
+                       tmp_path)
+    for verb, (code, out, err) in zip(VERBS, results):
         assert code == 0, (verb, err)
-        assert out.startswith("usage: emix"), verb
+        assert out.startswith(f"usage: emix {verb}"), verb
         assert err == ""
-    assert all(v in results[-1][1] for v in VERBS)
+    code, out, err = results[-1]
+    assert code == 2 and out == ""
+    assert len(err.splitlines()) == 1 and "invalid choice: 'dice'" in err
     assert "--family" in results[0][1] and "--proba" in results[1][1]
     assert "-n N" in results[3][1] and "--k RANGE" in results[4][1]
+    assert "--walk-forward N" in results[5][1] and "--plot FILE" in results[6][1]
 
 
 def _steps(suffix):
@@ -148,13 +156,11 @@ def test_bad_inputs_exit_2_with_one_line_and_no_file(tmp_path, rng):
     commands = [
         ["fit", "missing.csv", "-k", "2", "-o", "out1.emix"],
         ["fit", "data.csv", "-k", "2", "-o", "out3.emix"],  # 'day' is not numeric
-        ["fit", "data.parquet", "-k", "2", "--columns", "x,z", "-o", "out4.emix"],
         ["predict", "model.emix", "data.csv", "-o", "out7.csv"],
     ]
     expected = [
         "missing.csv: no such file",
         "column 'day' is not numeric: line 2 holds '2024-01-000'",
-        "data.parquet has no column 'z'",
         "model.emix is not a valid emix model file",
     ]
     before = sorted(os.listdir(tmp_path))

@@ -7,7 +7,7 @@ a second (a terminal write per iteration would cost more than a small E-step), a
 erases itself when the fit ends, so that the command's own output starts on a clean line.
 
 It is on when stderr is a terminal and ``--quiet`` was not given. The environment
-variable ``EMIX_PROGRESS`` overrides: ``always`` shows it from the first iteration
+variable ``EMIX_PROGRESS`` overrides the terminal test (``--quiet`` still wins): ``always`` draws every iteration from the first,
 whatever stderr is (for tests and logs), ``never`` hides it.
 """
 
@@ -50,14 +50,14 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.clock = clock
         mode = os.environ.get("EMIX_PROGRESS", "").strip().lower()
-        if mode == "always":
-            self.enabled, self.delay = True, 0.0
-        elif mode == "never" or quiet:
-            self.enabled, self.delay = False, _DELAY_S
+        self.delay, self.redraw = _DELAY_S, _REDRAW_S
+        if quiet or mode == "never":
+            self.enabled = False
+        elif mode == "always":
+            self.enabled, self.delay, self.redraw = True, 0.0, 0.0
         else:
             isatty = getattr(self.stream, "isatty", None)
             self.enabled = bool(isatty is not None and isatty())
-            self.delay = _DELAY_S
         self.start = clock()
         self.last_draw = None
         self.run = 1
@@ -75,7 +75,7 @@ class Progress:
         now = self.clock()
         if now - self.start < self.delay:
             return False
-        if self.last_draw is not None and now - self.last_draw < _REDRAW_S:
+        if self.last_draw is not None and now - self.last_draw < self.redraw:
             return False
         self.last_draw = now
         self._draw(iteration, mean_loglik, now - self.start)
