@@ -5,7 +5,6 @@ progress bar, warnings as one line, and the regimes verb."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import re

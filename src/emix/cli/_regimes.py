@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._commands import _about, _columns_option, _jsonable, _print_json, _reported_warnings
+from ._commands import _about, _columns_option, _print_json, _reported_warnings
 from ._table import CliError, Table, check_output, read_table, write_csv
 
 __all__ = ["regimes"]
@@ -151,7 +151,7 @@ def _report(args, res, table, T) -> None:
             out.update(refit_every=args.walk_forward,
                        refit_rows=np.asarray(res.refit_positions),
                        n_refits=len(res.refit_positions))
-        _print_json(_jsonable(out))
+        _print_json(out)
         return
     if args.quiet:
         return
