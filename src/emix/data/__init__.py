@@ -85,7 +85,8 @@ def source(data, columns=None, block_rows=None, **options) -> Source:
         position, in this order. All by default.
     block_rows : int, optional
         Rows per block read from a file or array (default: about 16 MiB of float64 per
-        block). An iterable's blocks are used as given.
+        block, at least 131,072 rows, see :func:`default_block_rows`). An iterable's
+        blocks are used as given.
     **options
         ``engine`` and ``delimiter`` for CSV (see :class:`CsvSource`).
 
