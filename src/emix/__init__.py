@@ -16,7 +16,7 @@ from .exceptions import (
     ModelFileError,
     NotFittedError,
 )
-from . import datasets, mle, plots
+from . import data, datasets, finance, mle, plots
 from .explain import explain
 from .models.binomial import BinomialMixture
 from .models.hmm import HMM
@@ -40,6 +40,8 @@ __all__ = [
     "BootstrapResult",
     "explain",
     "mle",
+    "finance",
+    "data",
     "datasets",
     "plots",
     "ConvergenceMonitor",

@@ -31,7 +31,7 @@ class Poisson(Family):
         if bad.any():
             raise InputError(
                 f"Poisson data must be non-negative integer counts; {first_bad_cell(bad, names)} "
-                f"is {X[tuple(np.argwhere(bad)[0])]!r}"
+                f"is {float(X[tuple(np.argwhere(bad)[0])]):g}"
             )
 
     def feature_width(self) -> int:
