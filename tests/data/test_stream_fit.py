@@ -274,3 +274,14 @@ def test_memory_is_bounded_by_the_block_not_the_file(tmp_path, monkeypatch):
         tracemalloc.stop()
     # Without the sample only blocks and their temporaries remain.
     assert peak < data_bytes / 8, peak
+
+
+def test_blocks_run_on_the_torch_backend(data):
+    pytest.importorskip("torch")
+    X, d = data
+    kw = dict(tol=0.0, max_iter=6, **start("full"))
+    with quiet():
+        ref = emix.GaussianMixture(3, **kw).fit(X)
+        gm = emix.GaussianMixture(3, device="cpu", **kw).fit(source(d / "x.npy", block_rows=BLOCK))
+    assert rel(gm.means_, ref.means_) < 1e-9 and rel(gm.covariances_, ref.covariances_) < 1e-9
+    np.testing.assert_array_equal(gm.predict(d / "x.npy"), ref.predict(X))
