@@ -277,13 +277,23 @@ def permute_params(params: dict, perm: np.ndarray, shared=()) -> dict:
     return {k: (np.asarray(v) if k in shared else np.asarray(v)[perm]) for k, v in params.items()}
 
 
-def first_bad_cell(bad: np.ndarray, names=None) -> str:
-    """'row i, column c' of the first True of a (N, D) mask, for support errors."""
+def refuse_outside_support(bad: np.ndarray, X: np.ndarray, names, rule: str) -> None:
+    """Raise :class:`InputError` naming the first value outside a family's support.
+
+    Parameters
+    ----------
+    bad : ndarray of bool, shape (N, D): the values that break ``rule``
+    X : ndarray of shape (N, D)
+    names : column names (D,) or None
+    rule : str, e.g. "Poisson data must be non-negative integer counts"
+    """
+    if not bad.any():
+        return
     i, j = np.argwhere(bad)[0]
     col = f"column {names[j]!r}" if names is not None else f"column {j}"
     n = int(bad.sum())
-    more = f" ({n - 1} more value(s) too)" if n > 1 else ""
-    return f"row {int(i)}, {col}{more}"
+    more = f" ({n - 1} more value(s) like it)" if n > 1 else ""
+    raise InputError(f"{rule}; row {int(i)}, {col} is {float(X[i, j]):g}{more}")
 
 
 def empty_components(nk: np.ndarray, weight_sum: float, previous=None) -> np.ndarray:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
+from ._base import Family, MixtureStats, empty_components, empty_issues, refuse_outside_support, safe_log
 
 __all__ = ["Bernoulli"]
 
@@ -38,11 +38,7 @@ class Bernoulli(Family):
 
     def check_support(self, X, names=None):
         bad = (X != 0) & (X != 1)
-        if bad.any():
-            raise InputError(
-                f"Bernoulli data must be 0 or 1; {first_bad_cell(bad, names)} is "
-                f"{float(X[tuple(np.argwhere(bad)[0])]):g}"
-            )
+        refuse_outside_support(bad, X, names, "Bernoulli data must be 0 or 1")
 
     def feature_width(self) -> int:
         return 2 * self.n_features

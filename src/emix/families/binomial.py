@@ -25,7 +25,7 @@ import numpy as np
 from scipy.special import gammaln, logsumexp, xlog1py, xlogy
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
+from ._base import Family, MixtureStats, empty_components, empty_issues, refuse_outside_support, safe_log
 
 __all__ = [
     "Binomial",
@@ -346,15 +346,8 @@ class Binomial(Family):
                 f"{X.shape[1]} column(s). Give n_trials=... for columns of heads"
             )
         what = "binomial counts must be whole numbers"
-        bad = X != np.floor(X)
-        if bad.any():
-            raise InputError(f"{what}; {first_bad_cell(bad, names)} is {float(X[tuple(np.argwhere(bad)[0])]):g}")
-        bad = X < 0
-        if bad.any():
-            raise InputError(
-                f"binomial counts must be non-negative; {first_bad_cell(bad, names)} is "
-                f"{float(X[tuple(np.argwhere(bad)[0])]):g}"
-            )
+        refuse_outside_support(X != np.floor(X), X, names, what)
+        refuse_outside_support(X < 0, X, names, "binomial counts must be non-negative")
         if self.n_trials is not None:
             bad = X > self.n_trials
             trials = f"n_trials={self.n_trials}"
@@ -362,12 +355,7 @@ class Binomial(Family):
             bad = np.zeros(X.shape, bool)
             bad[:, 0] = X[:, 0] > X[:, 1]
             trials = "the row's trials (column 1)"
-        if bad.any():
-            i, j = np.argwhere(bad)[0]
-            raise InputError(
-                f"heads exceed the number of trials ({trials}); {first_bad_cell(bad, names)} "
-                f"is {float(X[i, j]):g}"
-            )
+        refuse_outside_support(bad, X, names, f"heads exceed the number of trials ({trials})")
 
     def feature_width(self) -> int:
         return 2 * self.n_counts

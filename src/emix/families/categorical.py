@@ -24,7 +24,7 @@ import numbers
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
+from ._base import Family, MixtureStats, empty_components, empty_issues, refuse_outside_support, safe_log
 
 __all__ = ["Categorical"]
 
@@ -113,12 +113,8 @@ class Categorical(Family):
         bad = (X < 0) | (X != np.floor(X))
         if sizes is not None:
             bad |= X >= np.asarray(sizes, dtype=np.float64)[None, :]
-        if bad.any():
-            limit = "below the column's number of categories (n_categories)" if sizes is not None else ""
-            raise InputError(
-                f"categorical data must be non-negative integer codes{' ' if limit else ''}"
-                f"{limit}; {first_bad_cell(bad, names)} is {float(X[tuple(np.argwhere(bad)[0])]):g}"
-            )
+        limit = " below the column's number of categories (n_categories)" if sizes is not None else ""
+        refuse_outside_support(bad, X, names, f"categorical data must be non-negative integer codes{limit}")
 
     def feature_width(self) -> int:
         return int(sum(self.sizes))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell
+from ._base import Family, MixtureStats, empty_components, empty_issues, refuse_outside_support
 
 __all__ = ["Exponential", "COLLAPSE_RATIO"]
 
@@ -46,11 +46,7 @@ class Exponential(Family):
 
     def check_support(self, X, names=None):
         bad = X < 0
-        if bad.any():
-            raise InputError(
-                f"exponential data must be non-negative; {first_bad_cell(bad, names)} is "
-                f"{float(X[tuple(np.argwhere(bad)[0])]):g}"
-            )
+        refuse_outside_support(bad, X, names, "exponential data must be non-negative")
 
     def feature_width(self) -> int:
         return self.n_features

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from ._base import Family, MixtureStats, empty_components, empty_issues, first_bad_cell, safe_log
+from ._base import Family, MixtureStats, empty_components, empty_issues, refuse_outside_support, safe_log
 
 __all__ = ["Poisson"]
 
@@ -28,11 +28,7 @@ class Poisson(Family):
 
     def check_support(self, X, names=None):
         bad = (X < 0) | (X != np.floor(X))
-        if bad.any():
-            raise InputError(
-                f"Poisson data must be non-negative integer counts; {first_bad_cell(bad, names)} "
-                f"is {float(X[tuple(np.argwhere(bad)[0])]):g}"
-            )
+        refuse_outside_support(bad, X, names, "Poisson data must be non-negative integer counts")
 
     def feature_width(self) -> int:
         return self.n_features
