@@ -121,6 +121,13 @@ def resolve_data_backend(X, device=None):
     from ..backends import resolve_backend
     from . import is_source_like
 
+    from ._dask import DaskData, is_dask
+
+    if isinstance(X, DaskData) or is_dask(X):
+        # Dask: per-block passes on the workers (emix.data._dask).
+        from ._dask import DaskBackend
+
+        return DaskBackend(resolve_backend(None, device))
     if is_source_like(X) or isinstance(X, SourceData):
         return StreamingBackend(resolve_backend(None, device))
     return resolve_backend(X, device)
@@ -428,6 +435,8 @@ def _shifted_error(exc: InputError, offset: int, label: str) -> InputError:
 
 def check_support_blocks(backend, X: SourceData, family, names) -> None:
     """The family's support check over every block (one pass), rows numbered globally."""
+    if hasattr(backend, "check_support_blocks"):  # Dask: checked on the workers
+        return backend.check_support_blocks(X, family, names)
     for offset, Xb in backend._blocks(X):
         try:
             family.check_support(np.asarray(Xb, dtype=np.float64), names)

@@ -15,6 +15,7 @@ import numpy as np
 from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
 from ..data import is_source_like
+from ..data._dask import is_dask, predict_dask
 from ..data._stream import n_rows_of, predict_stream
 from ..em.engine import run_restarts
 from ..em.monitor import ConvergenceMonitor
@@ -181,12 +182,16 @@ class MixtureEstimator(EstimatorBase):
     # (emix.data._stream.predict_stream), and ``out=`` writes per-row results to a file.
     def score_samples(self, X, out=None) -> np.ndarray:
         """Log density of every row, shape (N,) (or the path ``out`` written)."""
+        if out is None and is_dask(X):
+            return predict_dask(self, X, "score_samples")
         if out is not None or is_source_like(X):
             return predict_stream(self, X, "score_samples", out)
         return logsumexp_rows(self._log_joint(X, "score_samples"))
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Mean log-likelihood per row (weighted when ``sample_weight`` is given)."""
+        if sample_weight is None and is_dask(X):
+            return predict_dask(self, X, "score")
         if is_source_like(X):
             return predict_stream(self, X, "score", sample_weight=sample_weight)
         s = self.score_samples(X)
@@ -201,6 +206,8 @@ class MixtureEstimator(EstimatorBase):
         With ``out`` (a ``.csv``, ``.npy`` or ``.parquet`` path) they are written there
         block by block, atomically, and the path is returned.
         """
+        if out is None and is_dask(X):
+            return predict_dask(self, X, "predict_proba")
         if out is not None or is_source_like(X):
             return predict_stream(self, X, "predict_proba", out)
         L = self._log_joint(X, "predict_proba")
@@ -212,6 +219,8 @@ class MixtureEstimator(EstimatorBase):
         With ``out`` (a ``.csv``, ``.npy`` or ``.parquet`` path) the labels are written
         there block by block, atomically, and the path is returned.
         """
+        if out is None and is_dask(X):
+            return predict_dask(self, X, "predict")
         if out is not None or is_source_like(X):
             return predict_stream(self, X, "predict", out)
         return np.argmax(self._log_joint(X, "predict"), axis=1)
