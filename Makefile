@@ -25,10 +25,11 @@ demo: $(VENV)/.installed
 	$(PY) -m emix.demo
 
 test: $(VENV)/.test-installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 bench: $(VENV)/.test-installed
 	$(PY) benchmarks/bench_gmm.py
+	$(PY) benchmarks/bench_hmm.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .hypothesis
