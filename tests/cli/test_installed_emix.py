@@ -152,15 +152,27 @@ def test_fit_predict_score_sample_round_trip_csv_and_parquet(tmp_path, rng):
 def test_bad_inputs_exit_2_with_one_line_and_no_file(tmp_path, rng):
     _write_data(tmp_path, rng)
     (tmp_path / "model.emix").write_bytes(b"PK\x03\x04 not really a zip archive")
-    # A few as real processes; tests/cli/test_errors.py runs every case through main().
+    (tmp_path / "empty.csv").write_text("")
+    (tmp_path / "a_file").write_text("x")
+    # Every bad input of the acceptance list as a real process (run side by side);
+    # tests/cli/test_errors.py runs many more cases through main().
     commands = [
         ["fit", "missing.csv", "-k", "2", "-o", "out1.emix"],
+        ["fit", "empty.csv", "-k", "2", "-o", "out2.emix"],
         ["fit", "data.csv", "-k", "2", "-o", "out3.emix"],  # 'day' is not numeric
+        ["fit", "data.csv", "--columns", "x,nope", "-k", "2", "-o", "out4.emix"],
+        ["fit", "data.csv", "--columns", "x,y", "-k", "500", "-o", "out5.emix"],
+        # Unwritable even for root: the parent of the output is a regular file.
+        ["fit", "data.csv", "--columns", "x,y", "-k", "2", "-o", "a_file/out6.emix"],
         ["predict", "model.emix", "data.csv", "-o", "out7.csv"],
     ]
     expected = [
         "missing.csv: no such file",
+        "empty.csv is empty",
         "column 'day' is not numeric: line 2 holds '2024-01-000'",
+        "nope",
+        "500",
+        "a_file",
         "model.emix is not a valid emix model file",
     ]
     before = sorted(os.listdir(tmp_path))
