@@ -7,6 +7,7 @@ log p(x | k)``, shape (N, K)) and ``_n_parameters()``; the rest is here, once.
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -18,6 +19,7 @@ from ..data import is_source_like
 from ..data._dask import is_dask, predict_dask
 from ..data._stream import n_rows_of, predict_stream
 from ..em.engine import run_restarts
+from ..em.stepwise import DEFAULT_ALPHA, DEFAULT_T0, StepwiseState, check_schedule, step_size
 from ..em.monitor import ConvergenceMonitor
 from ..exceptions import (
     ConvergenceWarning,
@@ -76,23 +78,147 @@ class MixtureEstimator(EstimatorBase):
         return w
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None, sample_weight=None):
-        """Fit the mixture by EM.
+    def fit(
+        self, X, y=None, sample_weight=None, *, algorithm="em", batch_rows=None, n_epochs=1,
+        step_alpha=DEFAULT_ALPHA, step_offset=DEFAULT_T0,
+    ):
+        """Fit the mixture by EM (or by mini-batch EM over the data's blocks).
 
         Parameters
         ----------
-        X : array-like of shape (N, D) or (N,), DataFrame, or torch tensor
-            1-D input is one column. float32 data are fitted in float32.
+        X : array-like of shape (N, D) or (N,), DataFrame, torch tensor, path or Source
+            1-D input is one column. float32 data are fitted in float32. A path or
+            :class:`emix.data.Source` is read in blocks.
         y : ignored
         sample_weight : array-like of shape (N,), optional
             Non-negative weights; an integer weight equals repeating the row.
+        algorithm : {'em', 'minibatch'}, default='em'
+            ``'em'``: full-batch EM (every iteration reads all the data).
+            ``'minibatch'``: stepwise EM (:mod:`emix.em.stepwise`): the data are read
+            ``n_epochs`` times in blocks of ``batch_rows`` rows, in their order, with
+            one :meth:`partial_fit` per block. Blocks should be representative of the
+            whole (shuffle data sorted by cluster first). ``tol``, ``max_iter`` and
+            ``n_init`` do not apply.
+        batch_rows : int, optional
+            Rows per mini-batch (default: the source's block size; a Source keeps its own).
+        n_epochs : int, default=1
+            Passes over the data for ``'minibatch'``.
+        step_alpha, step_offset : float, default=0.6 and 2
+            The step sizes ``(t + step_offset) ** -step_alpha`` of ``'minibatch'``;
+            ``step_alpha`` in (0.5, 1].
 
         Returns
         -------
         self
         """
-        self._fit(X, sample_weight)
+        if algorithm == "em":
+            self._fit(X, sample_weight)
+            # A later partial_fit starts a new stream rather than mixing into an old one.
+            self.__dict__.pop("_stepwise", None)
+            return self
+        if algorithm != "minibatch":
+            raise InputError(f"algorithm must be 'em' or 'minibatch'; got {algorithm!r}")
+        self._fit_minibatch(X, sample_weight, batch_rows, n_epochs, step_alpha, step_offset)
         return self
+
+    def partial_fit(self, X, y=None, sample_weight=None, *, step_alpha=None, step_offset=None):
+        """One step of mini-batch (stepwise) EM on the rows ``X``.
+
+        The first call starts from ``init_params`` on this batch (k-means by default)
+        and fixes the columns (and a Gaussian's frame); every call then runs an E-step
+        on the batch under the current parameters, mixes its statistics per unit weight
+        into the running ones with step ``(t + step_offset) ** -step_alpha`` and runs
+        the M-step on the result (Cappé & Moulines 2009; see :mod:`emix.em.stepwise`).
+        The estimator can predict after every call. A failed call changes nothing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n, D) or (n,)
+        y : ignored
+        sample_weight : array-like of shape (n,), optional
+        step_alpha : float in (0.5, 1], optional
+            Default 0.6 on the first call, then the value in use.
+        step_offset : float >= 0, optional
+            Default 2 on the first call, then the value in use.
+
+        Returns
+        -------
+        self
+        """
+        self._partial_fit(X, sample_weight, step_alpha, step_offset, warn=True)
+        return self
+
+    def _partial_fit(self, X, sample_weight, step_alpha, step_offset, *, warn: bool):
+        self._check_parameters()
+        state = getattr(self, "_stepwise", None)
+        first = state is None
+        if first:
+            state = StepwiseState(
+                DEFAULT_ALPHA if step_alpha is None else step_alpha,
+                DEFAULT_T0 if step_offset is None else step_offset,
+            )
+        else:
+            state = copy.copy(state)  # committed only when the whole step succeeds
+            if step_alpha is not None or step_offset is not None:
+                state.alpha, state.t0 = check_schedule(
+                    state.alpha if step_alpha is None else step_alpha,
+                    state.t0 if step_offset is None else step_offset,
+                )
+        problem, params, info = self._stepwise_batch(X, sample_weight, first)
+        state.update(problem.e_step(params))
+        new = problem.m_step(state.for_m_step(), params, state.t + 1)
+        self._stepwise_store(new, list(problem.last_issues), info, warn=warn)
+        self._stepwise = state
+        history = [] if first else list(getattr(self, "lower_bounds_", []))
+        history.append(state.mean_loglik())
+        self.lower_bounds_ = np.asarray(history)
+        self.lower_bound_ = float(history[-1])
+        # Stepwise EM has no convergence test: it follows the stream.
+        self.converged_ = False
+        self.n_iter_ = state.t + 1
+        self.best_init_ = 0
+        self.n_batches_seen_ = state.t + 1
+        self.step_size_ = float(step_size(state.t, state.alpha, state.t0)) if state.t else 1.0
+
+    def _fit_minibatch(self, X, sample_weight, batch_rows, n_epochs, step_alpha, step_offset):
+        from ..data import source
+        from ..data._stream import _NamedBlock
+
+        check_int(n_epochs, "n_epochs", low=1)
+        if batch_rows is not None:
+            check_int(batch_rows, "batch_rows", low=1)
+        check_schedule(step_alpha, step_offset)
+        src = source(X, block_rows=batch_rows) if batch_rows is not None or not is_source_like(X) else source(X)
+        sw = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+        names = src.column_names
+        before = dict(self.__dict__)
+        try:
+            if not (self.warm_start and getattr(self, "_stepwise", None) is not None):
+                self.__dict__.pop("_stepwise", None)
+            for _ in range(n_epochs):
+                offset = 0
+                for block in src.blocks():
+                    stop = offset + block.shape[0]
+                    wb = None
+                    if sw is not None:
+                        if stop > sw.shape[0]:
+                            raise InputError(
+                                f"sample_weight has {sw.shape[0]} entries but {src.label} has "
+                                f"more rows"
+                            )
+                        wb = sw[offset:stop]
+                    Xb = _NamedBlock(block, names) if names is not None else block
+                    self._partial_fit(Xb, wb, step_alpha, step_offset, warn=False)
+                    offset = stop
+                if sw is not None and offset != sw.shape[0]:
+                    raise InputError(
+                        f"sample_weight has {sw.shape[0]} entries but {src.label} has {offset} rows"
+                    )
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+        self._warn_issues(*self._stepwise_issue_report())
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most likely component of every row, shape (N,)."""

@@ -277,6 +277,69 @@ class GaussianMixture(MixtureEstimator):
         self._record_run(result)
         return self
 
+    # ------------------------------------------------------------------ stepwise EM
+    def _stepwise_batch(self, X, sample_weight, first: bool):
+        """``(problem, params, info)`` for one mini-batch (see ``partial_fit``).
+
+        The first batch fixes the frame (its centre and scale) in which every later
+        batch's statistics are taken, so that all of them can be mixed.
+        """
+        backend = resolve_backend(X, self.device)
+        K = self.n_components
+        if first:
+            Xv, names = backend.validate(X, name="X")
+        else:
+            D = self.n_features_in_
+            Xv, names = backend.validate(
+                X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+            )
+            self._check_feature_names(names)
+        N, D = Xv.shape
+        w = self._checked_weights(backend, sample_weight, N, K if first else 1)
+        w_dev = None if w is None else backend.asarray_like(w, Xv)
+        if first:
+            w_init, m_init, p_init = self._check_initial(D)
+            summary = backend.column_summary(Xv, w_dev)
+            self._screen_data(summary, names, K)
+            frame = G.Frame.from_data(summary["mean"], summary["var"])
+        else:
+            frame = self._frame
+        problem = _GaussianProblem(
+            backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
+            self.block_size, K,
+        )
+        if first:
+            if w_init is not None and m_init is not None and p_init is not None:
+                params = self._override(None, w_init, m_init, p_init)
+            else:
+                rng = as_generator(self.random_state)
+                params = self._initial_params(problem, Xv, w, rng, self.init_params)
+                params = self._override(params, w_init, m_init, p_init)
+        else:
+            params = self._params
+        info = {"first": first, "names": names, "D": D, "frame": frame,
+                "dtype": backend.numpy_dtype(Xv)}
+        return problem, params, info
+
+    def _stepwise_store(self, params, issues, info, *, warn: bool) -> None:
+        # Labels stay in EM's order: the running statistics are per component.
+        self._store(params, info["dtype"] if info["first"] else self._dtype)
+        if info["first"]:
+            self._set_feature_names(info["names"])
+            self._frame = info["frame"]
+            self.n_features_in_ = info["D"]
+        self._issues = tuple(issues)
+        if warn:
+            self._warn_issues(*self._stepwise_issue_report())
+        else:
+            self.degenerate_ = bool(issues)
+            self.degenerate_components_ = np.unique(
+                np.asarray([i.component for i in issues], dtype=np.intp)
+            )
+
+    def _stepwise_issue_report(self):
+        return self._issue_messages(), [i.component for i in self._issues]
+
     def _issue_messages(self) -> list[str]:
         """One sentence per degeneracy found in the fit, naming component and column."""
         names = getattr(self, "feature_names_in_", None)

@@ -423,6 +423,109 @@ class MixtureModel(MixtureEstimator):
         self._warn_issues(issues, [int(m) for msg in issues for m in _COMPONENT.findall(msg)])
         return self
 
+    # ------------------------------------------------------------------ stepwise EM
+    def _partial_fit(self, X, sample_weight, step_alpha, step_offset, *, warn: bool):
+        if self._is_delegated_gaussian():
+            self._check_parameters()
+            return self._partial_fit_gaussian(X, sample_weight, step_alpha, step_offset, warn=warn)
+        return super()._partial_fit(X, sample_weight, step_alpha, step_offset, warn=warn)
+
+    def _partial_fit_gaussian(self, X, sample_weight, step_alpha, step_offset, *, warn=True):
+        """``family='gaussian'``: the step runs on ``gaussian_mixture_``."""
+        from .mixture import GaussianMixture
+
+        backend = resolve_backend(X, self.device)
+        Xv, names = backend.validate(X, name="X")
+        N, D_in = Xv.shape
+        cols, _ = self._select_columns(None, names, D_in)
+        Xs = self._take_columns(Xv, cols, D_in)
+        gm = getattr(self, "gaussian_mixture_", None) if hasattr(self, "_stepwise") else None
+        if not isinstance(gm, GaussianMixture):
+            gm = GaussianMixture(**self._gaussian_kwargs())
+        gm._partial_fit(Xs, sample_weight, step_alpha, step_offset, warn=warn)
+        self._stepwise = gm._stepwise
+        self._adopt_gaussian(gm, cols, names, D_in)
+        for attr in ("n_batches_seen_", "step_size_"):
+            setattr(self, attr, getattr(gm, attr))
+
+    def _stepwise_batch(self, X, sample_weight, first: bool):
+        """``(problem, params, info)`` for one mini-batch (see ``partial_fit``).
+
+        The first batch fixes the columns and binds the family to its summary."""
+        backend = resolve_backend(X, self.device)
+        K = self.n_components
+        if first:
+            family = self._make_family()
+            Xv, names = backend.validate(X, name="X")
+            D_in = Xv.shape[1]
+            cols, family = self._select_columns(family, names, D_in)
+            labels = self._column_labels(names, cols)
+        else:
+            D_in = self.n_features_in_
+            Xv, names = backend.validate(
+                X, name="X", n_features=D_in, allow_1d=(D_in == 1),
+                estimator_name=type(self).__name__,
+            )
+            self._check_feature_names(names)
+            cols, family = self._columns_used, self.family_
+            labels = self._column_labels(getattr(self, "feature_names_in_", None), cols)
+        Xs = self._take_columns(Xv, cols, D_in)
+        N, D = Xs.shape
+        w = self._checked_weights(backend, sample_weight, N, K if first else 1)
+        X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
+        family.check_support(X_host, labels)
+        w_dev = None if w is None else backend.asarray_like(w, Xs)
+        summary = None
+        if first:
+            summary = backend.column_summary(Xs, w_dev)
+            family = family.bind(summary, D)
+        problem = _FamilyProblem(backend, Xs, w_dev, family, K, self.block_size)
+        if first:
+            w_init = None if self.weights_init is None else check_weights_init(self.weights_init, K)
+            p_init = None
+            if self.params_init is not None:
+                p_init = family.validate_params(dict(self.params_init), K)
+            if w_init is not None and p_init is not None:
+                params = (w_init, p_init)
+            else:
+                rng = as_generator(self.random_state)
+                weights, fp = self._initial_params(problem, X_host, summary, w, rng)
+                params = (w_init if w_init is not None else weights, p_init if p_init is not None else fp)
+        else:
+            params = self._params
+        info = {"first": first, "names": names, "D_in": D_in, "cols": cols, "family": family,
+                "summary": summary, "dtype": backend.numpy_dtype(Xs)}
+        return problem, params, info
+
+    def _stepwise_store(self, params, issues, info, *, warn: bool) -> None:
+        if info["first"]:
+            summary = info["summary"]
+            self.family_ = info["family"]
+            self._summary = {
+                k: (np.asarray(summary[k], dtype=np.float64) if k != "n" else int(summary[k]))
+                for k in ("mean", "var", "min", "max", "n")
+            }
+            self._columns_used = info["cols"]
+            self._dtype = np.dtype(info["dtype"])
+            self._set_feature_names(info["names"])
+            self.n_features_in_ = info["D_in"]
+            self.columns_ = info["cols"]
+        # Labels stay in EM's order: the running statistics are per component.
+        self._store(*params)
+        self._issues = tuple(issues)
+        if warn:
+            self._warn_issues(*self._stepwise_issue_report())
+        else:
+            self.degenerate_ = bool(issues)
+            self.degenerate_components_ = np.unique(np.asarray(
+                self._stepwise_issue_report()[1], dtype=np.intp))
+
+    def _stepwise_issue_report(self):
+        if getattr(self, "family_", None) is None and hasattr(self, "gaussian_mixture_"):
+            return self.gaussian_mixture_._stepwise_issue_report()
+        issues = list(self._issues)
+        return issues, [int(m) for msg in issues for m in _COMPONENT.findall(msg)]
+
     def _canonical_order(self, fam, weights, fp) -> np.ndarray:
         keys = [np.asarray(k, dtype=np.float64) for k in fam.canonical_keys(fp)]
         # np.lexsort sorts by its last key first.
@@ -560,6 +663,11 @@ class MixtureModel(MixtureEstimator):
         else:
             gm = GaussianMixture(**kw)
         gm.fit(Xs, sample_weight=sample_weight)
+        self._adopt_gaussian(gm, cols, names, D_in)
+        return self
+
+    def _adopt_gaussian(self, gm, cols, names, D_in) -> None:
+        """Take a fitted ``gaussian_mixture_``'s attributes as this model's."""
         self.gaussian_mixture_ = gm
         for attr in _GAUSSIAN_ATTRS:
             setattr(self, attr, getattr(gm, attr))
@@ -571,7 +679,6 @@ class MixtureModel(MixtureEstimator):
         self.n_features_in_ = D_in
         self.columns_ = cols
         self._issues = tuple(gm._issue_messages())
-        return self
 
     # ------------------------------------------------------------------ prediction
     def _prepare(self, X, method):
