@@ -221,6 +221,14 @@ def _add_data_verbs(sub) -> None:
                      help="added to covariance diagonals (Gaussian, Student-t)")
     fit.add_argument("--option", action="append", metavar="KEY=VALUE",
                      help="a family option, e.g. --option n_trials=10 or --option df=5")
+    fit.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
+                     help="read DATA in blocks of N rows at every iteration instead of "
+                     "loading it (mixtures; same answer, memory bounded by the block)")
+    fit.add_argument("--minibatch", action="store_true",
+                     help="mini-batch (stepwise) EM: one update per block of --block-rows "
+                     "rows, --epochs passes over DATA (mixtures)")
+    fit.add_argument("--epochs", type=_int_at_least(1), default=1, metavar="N",
+                     help="passes over DATA with --minibatch (default 1)")
     _common(fit)
 
     pred = sub.add_parser(
@@ -236,6 +244,8 @@ def _add_data_verbs(sub) -> None:
                       help="add one column of probabilities per component")
     pred.add_argument("--columns", metavar="A,B",
                       help="columns to read (default: those the model was fitted on)")
+    pred.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
+                      help="read DATA in blocks of N rows instead of loading it (mixtures)")
     _common(pred)
 
     sc = sub.add_parser(
@@ -247,6 +257,8 @@ def _add_data_verbs(sub) -> None:
     sc.add_argument("data", metavar="DATA", help="CSV or Parquet file")
     sc.add_argument("--columns", metavar="A,B",
                     help="columns to read (default: those the model was fitted on)")
+    sc.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
+                    help="read DATA in blocks of N rows instead of loading it (mixtures)")
     _common(sc)
 
     sa = sub.add_parser(

@@ -63,7 +63,10 @@ def _about(prefix: str, names: list | None = None):
                 return f"column {names[j]!r}" if j < len(names) else m.group(0)
 
             message = _COLUMN.sub(by_name, message)
-        raise CliError(f"{prefix}: {message}") from None
+        # Errors from a file read in blocks already name it.
+        if not message.startswith(f"{prefix}:"):
+            message = f"{prefix}: {message}"
+        raise CliError(message) from None
 
 
 @contextlib.contextmanager
@@ -295,8 +298,9 @@ def _make_estimator(args, family, names: list, progress: Progress):
                         label_order=label_order, family_options=options or None, **common)
 
 
-def _fit_summary(model, X: np.ndarray, names: list, data_path: str, out: str) -> dict:
-    N = X.shape[0]
+def _fit_summary(model, X, names: list, data_path: str, out: str, n_rows=None) -> dict:
+    # X may be a source read in blocks: one pass for the likelihood, the criteria from it.
+    N = X.shape[0] if n_rows is None else int(n_rows)
     mean_ll = float(model.score(X))
     summary = {
         "data": data_path,
@@ -308,11 +312,16 @@ def _fit_summary(model, X: np.ndarray, names: list, data_path: str, out: str) ->
         "n_components": _n_components(model),
         "converged": bool(getattr(model, "converged_", True)),
         "n_iter": int(getattr(model, "n_iter_", 0)),
+        "algorithm": "minibatch" if hasattr(model, "n_batches_seen_") else "em",
         "mean_log_likelihood": mean_ll,
         "log_likelihood": mean_ll * N,
-        "bic": float(model.bic(X)),
-        "aic": float(model.aic(X)),
     }
+    if n_rows is None:
+        summary["bic"], summary["aic"] = float(model.bic(X)), float(model.aic(X))
+    else:
+        p = model._n_parameters()
+        summary["bic"] = -2.0 * mean_ll * N + p * math.log(N)
+        summary["aic"] = -2.0 * mean_ll * N + 2.0 * p
     if hasattr(model, "weights_"):
         summary["weights"] = np.asarray(model.weights_, dtype=np.float64)
     if hasattr(model, "transmat_"):
@@ -326,8 +335,12 @@ def _fit_summary(model, X: np.ndarray, names: list, data_path: str, out: str) ->
 def _print_fit_summary(s: dict) -> None:
     print(f"{s['description']}, fitted to {s['n_rows']} rows of {s['data']} "
           f"(columns {', '.join(s['columns'])})")
-    conv = "converged" if s["converged"] else "did not converge"
-    print(f"  {conv} after {s['n_iter']} iterations; log-likelihood {s['log_likelihood']:.6g} "
+    if s.get("algorithm") == "minibatch":
+        conv = f"mini-batch EM: {s['n_iter']} batches"
+    else:
+        conv = ("converged" if s["converged"] else "did not converge") + \
+            f" after {s['n_iter']} iterations"
+    print(f"  {conv}; log-likelihood {s['log_likelihood']:.6g} "
           f"({s['mean_log_likelihood']:.6g} per row); BIC {s['bic']:.6g}; AIC {s['aic']:.6g}")
     if "weights" in s:
         print("  weights: " + "  ".join(f"{w:.4g}" for w in s["weights"]))
@@ -343,23 +356,36 @@ def fit(args) -> int:
     if family_columns is not None and args.columns is not None:
         raise CliError("--columns and --family NAME=COLUMNS both choose columns; use one")
     check_output(args.output, "-o")
-    table = read_table(args.data)
     columns = family_columns if family_columns is not None else _columns_option(args.columns)
-    X, names = table.numeric(columns)
-    if args.k > X.shape[0]:
-        raise CliError(f"-k {args.k} is more than the {X.shape[0]} rows of {args.data}")
+    streaming = args.block_rows is not None or args.minibatch
+    if streaming:
+        if args.model == "hmm":
+            raise CliError("--block-rows and --minibatch stream mixtures only; an HMM reads "
+                           "the whole file")
+        X, names, N = _stream_source(args.data, columns, args.block_rows)
+    else:
+        table = read_table(args.data)
+        X, names = table.numeric(columns)
+        N = X.shape[0]
+    if args.k > N:
+        raise CliError(f"-k {args.k} is more than the {N} rows of {args.data}")
     progress = Progress("emix fit", args.max_iter, args.n_init, quiet=args.quiet)
     with _reported_warnings("fit"):
         model = _make_estimator(args, family, names, progress)
         try:
             with _about(args.data, names):
-                model.fit(X)
+                if args.minibatch:
+                    model.fit(X, algorithm="minibatch", n_epochs=args.epochs)
+                else:
+                    model.fit(X)
         finally:
             progress.close()
         model.set_params(callback=None)
         # Stored in the model file, so that predict finds its columns by name.
         model.feature_names_in_ = np.asarray(names, dtype=object)
-        summary = _fit_summary(model, X, names, args.data, args.output)
+        with _about(args.data, names):
+            summary = _fit_summary(model, X, names, args.data, args.output,
+                                   n_rows=N if streaming else None)
         _save_model(model, args.output)
     if args.json:
         _print_json(summary)
@@ -368,14 +394,63 @@ def fit(args) -> int:
     return 0
 
 
+def _stream_source(path: str, columns: list | None, block_rows: int | None):
+    """``(source, column names, rows)`` of a CSV or Parquet file read in blocks.
+
+    The file is checked once here (every value finite and numeric, a header naming the
+    columns), so that errors arrive before any fitting, as a one-line CliError.
+    """
+    from ..data import source
+    from ..exceptions import EmixError
+
+    if os.path.isdir(path):
+        raise CliError(f"{path} is a directory, not a data file")
+    if not os.path.exists(path):
+        raise CliError(f"{path}: no such file")
+    try:
+        src = source(path, columns=columns, block_rows=block_rows)
+        n = src.count_rows()
+    except EmixError as exc:
+        # The library's hint names its keyword; the command's user has an option.
+        message = str(exc).replace(
+            ". Choose numeric columns with columns=[...]", "; choose the numeric columns with --columns"
+        )
+        raise CliError(message if path in message else f"{path}: {message}") from None
+    if n == 0:
+        raise CliError(f"{path} has a header but no rows of data")
+    names = src.column_names
+    names = [str(c) for c in names] if names is not None else [str(j) for j in range(src.n_features)]
+    return src, names, n
+
+
 # ------------------------------------------------------------------ predict, score, sample
+
+
+def _model_data(model, args):
+    """The data ``predict``/``score`` read: a table in memory, or with ``--block-rows`` a
+    source of the model's columns read in blocks (mixtures)."""
+    columns = _columns_option(args.columns)
+    if getattr(args, "block_rows", None) is None:
+        return _data_for_model(model, read_table(args.data), columns)
+    if _is_hmm(model):
+        raise CliError("--block-rows streams mixtures only; an HMM reads the whole file")
+    if columns is None:
+        fitted = getattr(model, "feature_names_in_", None)
+        columns = None if fitted is None else [str(n) for n in fitted]
+    src, names, _ = _stream_source(args.data, columns, args.block_rows)
+    D = int(model.n_features_in_)
+    if len(names) != D:
+        raise CliError(
+            f"the model reads {D} column{'s' if D != 1 else ''}, but {args.data} has "
+            f"{len(names)} ({', '.join(names)}); choose them with --columns"
+        )
+    return src, names
 
 
 def predict(args) -> int:
     check_output(args.output, "-o")
     model = _load_model(args.model)
-    table = read_table(args.data)
-    X, names = _data_for_model(model, table, _columns_option(args.columns))
+    X, names = _model_data(model, args)
     with _reported_warnings("predict"), _about(args.data, names):
         labels = np.asarray(model.predict(X))
         proba = np.asarray(model.predict_proba(X)) if args.proba else None
@@ -398,15 +473,20 @@ def predict(args) -> int:
 
 def score(args) -> int:
     model = _load_model(args.model)
-    table = read_table(args.data)
-    X, names = _data_for_model(model, table, _columns_option(args.columns))
+    X, names = _model_data(model, args)
     with _reported_warnings("score"), _about(args.data, names):
         mean_ll = float(model.score(X))
+        N = X.count_rows() if hasattr(X, "count_rows") else X.shape[0]
         result = {
-            "data": args.data, "model": args.model, "n_rows": X.shape[0], "columns": names,
-            "mean_log_likelihood": mean_ll, "log_likelihood": mean_ll * X.shape[0],
-            "bic": float(model.bic(X)), "aic": float(model.aic(X)),
+            "data": args.data, "model": args.model, "n_rows": N, "columns": names,
+            "mean_log_likelihood": mean_ll, "log_likelihood": mean_ll * N,
         }
+        if hasattr(X, "count_rows"):  # a source: the criteria from the one pass
+            p = model._n_parameters()
+            result["bic"] = -2.0 * mean_ll * N + p * math.log(N)
+            result["aic"] = -2.0 * mean_ll * N + 2.0 * p
+        else:
+            result["bic"], result["aic"] = float(model.bic(X)), float(model.aic(X))
     if args.json:
         _print_json(result)
     else:
