@@ -10,6 +10,11 @@ accumulator dicts pairwise in a tree, and calls ``compute`` once, on whatever
 accumulators (K x M numbers per block) travel to the client; X never does. The kernel
 (family and parameters) travels to the workers, so kernels must pickle.
 
+Every pass computes X's blocks from its graph: ``X.persist()`` first keeps them in the
+workers' memory between iterations (else each iteration re-reads them, as a streamed fit
+re-reads a file). A ``compute`` costs a round trip to the scheduler (milliseconds on an
+idle machine), so row blocks should be large (the default chunks of a dask array are).
+
 Starts are drawn as in memory: k-means reads the same seeded sample of rows (one
 ``compute`` of at most ``KMEANS_MAX_ROWS`` rows), random responsibilities are generated
 on the client block by block from the same seeded stream and shipped with each block's
@@ -136,8 +141,15 @@ def _block_summary(Xb, wb, offset, names):
     return s
 
 
-def _merge_summaries(a: _Summary, b: _Summary) -> _Summary:
-    """Chan, Golub and LeVeque's pairwise update of two blocks' moments."""
+def _merge_summaries(*parts: _Summary) -> _Summary:
+    """Chan, Golub and LeVeque's pairwise update of blocks' moments, left to right."""
+    out = parts[0]
+    for b in parts[1:]:
+        out = _merge_two(out, b)
+    return out
+
+
+def _merge_two(a: _Summary, b: _Summary) -> _Summary:
     out = _Summary(len(a.mean))
     out.n = a.n + b.n
     out.lo = np.minimum(a.lo, b.lo)
@@ -163,8 +175,12 @@ def _block_stats(inner, Xb, wb, kernel, offset, block_size, width):
     return {name: np.array(v, dtype=np.float64) for name, v in acc.items()}
 
 
-def _add_accs(a: dict, b: dict) -> dict:
-    return {name: a[name] + b[name] for name in a}
+def _add_accs(*accs: dict) -> dict:
+    out = {name: np.array(v, dtype=np.float64) for name, v in accs[0].items()}
+    for acc in accs[1:]:
+        for name in out:
+            out[name] += acc[name]
+    return out
 
 
 def _check_support_block(family, Xb, offset, names):
@@ -175,21 +191,27 @@ def _check_support_block(family, Xb, offset, names):
     return True
 
 
-def _all_true(a, b):
-    return a and b
+def _all_true(*flags):
+    return all(flags)
+
+
+# Inputs per reduction task: few levels (each level moves results between workers,
+# which costs more than adding them), yet no task waits on every block.
+SPLIT_EVERY = 8
 
 
 def _tree(parts, combine):
-    """Pairwise reduction of a list of Delayed values (depth log2 of their number)."""
+    """Reduction of a list of Delayed values in a tree of fan-in ``SPLIT_EVERY``; the
+    order of the additions is fixed, so a pass gives the same numbers on any cluster."""
     from dask import delayed
 
     parts = list(parts)
     op = delayed(combine, pure=True)
     while len(parts) > 1:
-        nxt = [op(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
-        if len(parts) % 2:
-            nxt.append(parts[-1])
-        parts = nxt
+        parts = [
+            op(*parts[i : i + SPLIT_EVERY]) if len(parts[i : i + SPLIT_EVERY]) > 1 else parts[i]
+            for i in range(0, len(parts), SPLIT_EVERY)
+        ]
     return parts[0]
 
 
