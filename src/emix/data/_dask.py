@@ -195,6 +195,36 @@ def _all_true(*flags):
     return all(flags)
 
 
+def _sequence_block(fn, inner, Xb, lengths, row0, seq0):
+    return fn(inner, np.asarray(Xb), np.asarray(lengths, dtype=np.int64), row0, seq0)
+
+
+def _map_sequence_block(fn, Xb, lengths, row0, seq0):
+    return fn(np.asarray(Xb), np.asarray(lengths, dtype=np.int64), row0, seq0)
+
+
+def _first_sequences(X: DaskData, lengths) -> np.ndarray:
+    """The number of the first sequence of every block (then S), int64
+    (n_blocks + 1,); an InputError when a block starts inside a sequence."""
+    ends = np.concatenate([[0], np.cumsum(lengths)])
+    o = X.offsets
+    first = np.searchsorted(ends, o)
+    if not np.array_equal(ends[np.minimum(first, len(ends) - 1)], o):
+        cut = int(o[np.flatnonzero(~np.isin(o, ends))[0]])
+        raise InputError(
+            f"X: a row block starts at row {cut}, inside a sequence; blocks must hold "
+            "whole sequences (DaskBackend.align_to_sequences rechunks them)"
+        )
+    return first
+
+
+def _add_values(*parts):
+    out = parts[0]
+    for p in parts[1:]:
+        out = out + p
+    return out
+
+
 # Inputs per reduction task: few levels (each level moves results between workers,
 # which costs more than adding them), yet no task waits on every block.
 SPLIT_EVERY = 8
@@ -347,6 +377,106 @@ class DaskBackend:
             parts.append(op(self.inner, b, wb, k, a, block_size, width))
         (total,) = dask.compute(_tree(parts, _add_accs))
         return total
+
+    def align_to_sequences(self, X: DaskData, lengths) -> DaskData:
+        """``X`` with every row block made of whole sequences.
+
+        A sequence's forward-backward needs all its rows in one task, so blocks that cut
+        a sequence are rechunked (lazily: the rows move between workers when a pass
+        first computes them). Whole sequences are grouped greedily into blocks of about
+        ``X``'s largest block; a sequence longer than that gets a block of its own.
+
+        Parameters
+        ----------
+        X : DaskData of shape (T, D)
+        lengths : ndarray of int of shape (S,), positive, summing to T
+
+        Returns
+        -------
+        DaskData of shape (T, D)
+        """
+        lengths = np.asarray(lengths, dtype=np.int64)
+        ends = np.concatenate([[0], np.cumsum(lengths)])
+        if np.isin(X.offsets, ends).all():
+            return X
+        target = max(int(c) for c in X.array.chunks[0])
+        chunks, cur = [], 0
+        for n in lengths.tolist():
+            if cur and cur + n > target:
+                chunks.append(cur)
+                cur = 0
+            cur += n
+        chunks.append(cur)
+        return DaskData(X.array.rechunk({0: tuple(chunks)}), X.summary)
+
+    def sequence_pass(self, X: DaskData, lengths, fn):
+        """``fn`` on every row block with the lengths of its sequences, on the workers;
+        the results added in a tree, one ``compute``.
+
+        Parameters
+        ----------
+        X : DaskData of shape (T, D), blocks on sequence boundaries
+            (:meth:`align_to_sequences`).
+        lengths : ndarray of int of shape (S,)
+        fn : picklable callable ``(inner, Xb, lengths_b, row0, seq0) -> value``
+            Called with the NumPy backend, the block (rows, D), the lengths of its
+            sequences, its first row and its first sequence's number; the values must
+            support ``+``.
+
+        Returns
+        -------
+        The sum of ``fn``'s values over the blocks.
+        """
+        import dask
+        from dask import delayed
+
+        lengths = np.asarray(lengths, dtype=np.int64)
+        o = X.offsets
+        first = _first_sequences(X, lengths)
+        op = delayed(_sequence_block, pure=True)
+        shared = delayed(fn, pure=True)
+        parts = [
+            op(shared, self.inner, b, lengths[first[i] : first[i + 1]], int(o[i]), int(first[i]))
+            for i, b in enumerate(X.blocks_delayed())
+            if o[i + 1] > o[i]
+        ]
+        (total,) = dask.compute(_tree(parts, _add_values))
+        return total
+
+    def map_sequences(self, X: DaskData, lengths, fn, *, dtype, width=None):
+        """``fn`` on every row block of whole sequences, lazily: a dask array of the
+        blocks' results stacked along the rows, chunked as ``X``.
+
+        Parameters
+        ----------
+        X : DaskData of shape (T, D), blocks on sequence boundaries
+        lengths : ndarray of int of shape (S,)
+        fn : picklable callable ``(Xb, lengths_b, row0, seq0) -> ndarray``
+            Returns shape (rows,) or (rows, width).
+        dtype : numpy dtype of the result
+        width : int or None
+
+        Returns
+        -------
+        dask.array.Array of shape (T,) or (T, width)
+        """
+        import dask.array as da
+        from dask import delayed
+
+        lengths = np.asarray(lengths, dtype=np.int64)
+        o = X.offsets
+        first = _first_sequences(X, lengths)
+        op = delayed(_map_sequence_block, pure=True)
+        f = delayed(fn, pure=True)
+        parts = []
+        for i, b in enumerate(X.blocks_delayed()):
+            n = int(o[i + 1] - o[i])
+            if n == 0:
+                continue
+            shape = (n,) if width is None else (n, width)
+            task = op(f, b, lengths[first[i] : first[i + 1]], int(o[i]), int(first[i]))
+            parts.append(da.from_delayed(task, shape, dtype))
+        return da.concatenate(parts, axis=0)
 
     def check_support_blocks(self, X: DaskData, family, names) -> None:
         """The family's support check on every block, on the workers."""

@@ -21,6 +21,7 @@ monitor, restarts, callback and warnings as the mixtures.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ import numpy as np
 
 from .._validation import check_float, check_int
 from ..backends import resolve_backend
+from ..data._dask import is_dask
+from ..data._stream import initial_family_stats, resolve_data_backend
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
 from ..exceptions import DegenerateComponentError, InputError
 from ..families._base import Family, MixtureStats, permute_params
@@ -190,20 +193,18 @@ class _HMMProblem:
 
     # -------------------------------------------------------------- EM
     def e_step(self, params) -> HMMStats:
-        startprob, transmat, fp = params
-        log_B = self.log_emissions(fp)
-        fb = forward_backward(log_B, startprob, transmat, self.lengths)
-        loglik = float(np.sum(fb.loglik))
-        if not math.isfinite(loglik):
-            raise impossible_row(log_B, startprob, transmat, self.lengths)
-        post = fb.posteriors
-        emission = None
-        if "emission" not in self.fixed:
-            emission = self._pass(_PosteriorKernel(self.family, fp, lambda a, b: post[a:b], self.K))
-        return HMMStats(
-            emission, fb.start, fb.transitions, _host(post.sum(0)), loglik, float(self.T),
-            len(self.lengths),
-        )
+        if hasattr(self.backend, "sequence_pass"):
+            # Dask: each row block (whole sequences) runs the E-step on its worker.
+            return self.backend.sequence_pass(
+                self.X, self.lengths,
+                _BlockEStep(self.family, self.K, self.block_size, self.fixed, params),
+            )
+        return baum_welch_stats(self.backend, self.X, self.family, self.K, self.lengths,
+                                self.block_size, self.fixed, params, self.on_device)
+
+    @property
+    def N(self) -> int:
+        return self.T
 
     def m_step(self, stats: HMMStats, params, iteration):
         startprob, transmat, fp = params
@@ -250,6 +251,72 @@ class _HMMProblem:
         return startprob, transmat, fp
 
 
+def baum_welch_stats(backend, X, family, K, lengths, block_size, fixed, params, on_device,
+                     row0=0, seq0=0) -> HMMStats:
+    """One Baum-Welch E-step over the sequences of ``X`` (T, D): the log-emissions, the
+    forward-backward recursions and the emission statistics under the posteriors.
+
+    ``row0`` and ``seq0`` number the first row and sequence of ``X`` in the whole data
+    (a Dask block's), for the error naming an impossible row.
+    """
+    startprob, transmat, fp = params
+    log_B = _log_emissions(backend, X, LogJointKernel(family, fp, np.ones(K)), block_size,
+                           family.feature_width(), on_device)
+    fb = forward_backward(log_B, startprob, transmat, lengths)
+    loglik = float(np.sum(fb.loglik))
+    if not math.isfinite(loglik):
+        raise impossible_row(log_B, startprob, transmat, lengths, row0, seq0)
+    post = fb.posteriors
+    T = int(X.shape[0])
+    emission = None
+    if "emission" not in fixed:
+        kernel = _PosteriorKernel(family, fp, lambda a, b: post[a:b], K)
+        acc = backend.stats_pass(X, None, kernel, block_size=block_size,
+                                 width=family.feature_width())
+        emission = stats_from_acc(acc, T, family)
+    return HMMStats(
+        emission, fb.start, fb.transitions, _host(post.sum(0)), loglik, float(T), len(lengths),
+    )
+
+
+class _BlockEStep:
+    """The E-step of one Dask row block of whole sequences, run on its worker with the
+    NumPy backend (pickled there with the family and the parameters)."""
+
+    def __init__(self, family, K, block_size, fixed, params):
+        self.family, self.K, self.block_size = family, K, block_size
+        self.fixed, self.params = frozenset(fixed), params
+
+    def __call__(self, inner, Xb, lengths, row0, seq0) -> HMMStats:
+        return baum_welch_stats(inner, Xb, self.family, self.K, lengths, self.block_size,
+                                self.fixed, self.params, False, row0, seq0)
+
+
+class _BlockInference:
+    """A fitted HMM's inference method on one Dask row block of whole sequences, run
+    on its worker; errors number rows and sequences as in the whole X."""
+
+    def __init__(self, est, method: str):
+        self.est, self.method = est, method
+
+    def __call__(self, Xb, lengths, row0, seq0):
+        try:
+            if self.method == "decode":
+                # The path and, on each sequence's first row, that sequence's log-probability
+                # (so the column sums to decode's total).
+                logprob, path = viterbi(*self.est._prepare(Xb, lengths, "decode"))
+                share = np.zeros(len(path))
+                share[np.concatenate([[0], np.cumsum(lengths)[:-1]])] = _host(logprob)
+                return np.column_stack([_host(path).astype(np.float64), share])
+            return np.asarray(getattr(self.est, self.method)(Xb, lengths))
+        except (InputError, DegenerateComponentError) as exc:
+            msg = re.sub(r"\brow (\d+)", lambda m: f"row {int(m.group(1)) + row0}", str(exc),
+                         count=1)
+            msg = re.sub(r"\bsequence (\d+)", lambda m: f"sequence {int(m.group(1)) + seq0}",
+                         msg, count=1)
+            raise type(exc)(msg) from None
+
+
 def _device_recursions(backend, lengths) -> bool:
     """Whether forward-backward runs batched on the backend's torch device rather than
     compiled on the host: on a GPU with enough sequences per time step
@@ -275,15 +342,16 @@ def _host(a) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
 
-def impossible_row(log_B, startprob, transmat, lengths) -> DegenerateComponentError:
-    """The error for data with zero likelihood, naming the first impossible row."""
+def impossible_row(log_B, startprob, transmat, lengths, row0=0, seq0=0) -> DegenerateComponentError:
+    """The error for data with zero likelihood, naming the first impossible row (rows
+    and sequences of ``log_B`` numbered from ``row0`` and ``seq0``)."""
     fr = forward(_host(log_B), startprob, transmat, lengths)
     bad = np.flatnonzero(~np.isfinite(fr.step_loglik))
     t = int(bad[0]) if bad.size else 0
     seq = int(np.searchsorted(np.cumsum(lengths), t, side="right"))
     return DegenerateComponentError(
-        f"row {t} (sequence {seq}) has probability 0 under the states the chain can be in "
-        "there (a collapsed emission, a zero of startprob/transmat that the data "
+        f"row {t + row0} (sequence {seq + seq0}) has probability 0 under the states the "
+        "chain can be in there (a collapsed emission, a zero of startprob/transmat that the data "
         "contradict, or extreme values); change the fixed zeros, increase reg_covar or "
         "rescale the data"
     )
@@ -552,8 +620,11 @@ class HMM(MixtureEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (T, D) or (T,), DataFrame, or torch tensor
-            The rows of all sequences, one after another; 1-D input is one column.
+        X : array-like of shape (T, D) or (T,), DataFrame, torch tensor, or dask array
+            The rows of all sequences, one after another; 1-D input is one column. A
+            dask array (or DataFrame) stays on the workers: its row blocks are rechunked
+            on sequence boundaries and each block's E-step runs where it lives, the
+            statistics tree-added (one ``compute`` per iteration).
         lengths : array-like of int of shape (S,), optional
             The lengths of the S sequences (summing to T); default one sequence.
 
@@ -575,15 +646,26 @@ class HMM(MixtureEstimator):
         self._check_parameters()
         fixed = self._fixed_set()
         K = int(self.n_states)
-        backend = resolve_backend(X, self.device)
+        # A dask X stays on the workers: each row block of whole sequences runs its
+        # E-step there (emix.data._dask); X_host is then never formed.
+        if is_dask(X):
+            backend = resolve_data_backend(X, self.device)
+        else:
+            backend = resolve_backend(X, self.device)
         Xv, names = backend.validate(X, name="X")
         T, D_in = Xv.shape
         lengths = check_lengths(lengths, T)
+        if hasattr(backend, "align_to_sequences"):
+            Xv = backend.align_to_sequences(Xv, lengths)
         cols, family = self._resolve_family(names, D_in)
         Xs = self._take(Xv, cols, D_in)
         D = len(cols)
-        X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
-        family.check_support(X_host, self._labels(names, cols))
+        if hasattr(backend, "check_support_blocks"):
+            X_host = None
+            backend.check_support_blocks(Xs, family, self._labels(names, cols))
+        else:
+            X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
+            family.check_support(X_host, self._labels(names, cols))
         summary = backend.column_summary(Xs, None)
         fam = family.bind(summary, D)
         start0 = self._start_init(K)
@@ -653,11 +735,14 @@ class HMM(MixtureEstimator):
     def _initial_emission(self, problem, X_host, summary, rng) -> dict:
         """Emission parameters from one M-step on starting state labels."""
         K = problem.K
-        T = X_host.shape[0]
+        T = problem.T
         method = self.init_params
         if T < K:
             raise InputError(f"X has {T} rows but n_states={K}: need at least as many rows as states")
-        if method == "random":
+        if X_host is None:
+            # Dask: the same seeded draws as in memory, rows read through the backend.
+            stats = initial_family_stats(problem, summary, None, rng, method, K)
+        elif method == "random":
             resp = rng.random((T, K))
             resp /= resp.sum(axis=1, keepdims=True)
             stats = problem.given_resp_stats(lambda a, b: resp[a:b])
@@ -773,8 +858,46 @@ class HMM(MixtureEstimator):
                                _device_recursions(backend, lengths))
         return log_B, startprob, transmat, lengths
 
+    def _on_dask(self, X, lengths, method):
+        """``method`` of a dask X, lazily: every row block of whole sequences (X is
+        rechunked on sequence boundaries) runs the in-memory method on its worker.
+
+        Returns
+        -------
+        dask.array.Array of shape (T,) or (T, K), chunked by whole sequences; for
+        ``'decode'`` the path (T,) and each row's share of the log-probability (T,)
+        (the path's log-probability of a sequence on its first row, 0 elsewhere).
+        """
+        self._check_is_fitted(method)
+        backend = resolve_data_backend(X, self.device)
+        D = self.n_features_in_
+        Xv, names = backend.validate(
+            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+        )
+        self._check_feature_names(names)
+        lengths = check_lengths(lengths, Xv.shape[0])
+        Xv = backend.align_to_sequences(Xv, lengths)
+        # The copy that travels to the workers: no callback (a user's closure may hold a
+        # client) and no names (blocks are plain arrays; the names were checked here).
+        est = copy.copy(self)
+        est.callback = None
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_
+        K = len(self.startprob_)
+        if method == "decode":
+            pair = backend.map_sequences(Xv, lengths, _BlockInference(est, method),
+                                         dtype=np.float64, width=2)
+            return pair[:, 0].astype(np.intp), pair[:, 1]
+        width = K if method in ("predict_proba", "filter") else None
+        dtype = np.intp if method == "predict" else np.float64
+        return backend.map_sequences(Xv, lengths, _BlockInference(est, method),
+                                     dtype=dtype, width=width)
+
     def predict(self, X, lengths=None) -> np.ndarray:
-        """The most likely state path (Viterbi), shape (T,)."""
+        """The most likely state path (Viterbi), shape (T,); a lazy dask array for a
+        dask X."""
+        if is_dask(X):
+            return self._on_dask(X, lengths, "predict")
         return self.decode(X, lengths)[1]
 
     def decode(self, X, lengths=None):
@@ -791,12 +914,17 @@ class HMM(MixtureEstimator):
             ``log p(x, z*)`` summed over the sequences (-inf when no path is possible).
         path : ndarray of shape (T,), int
         """
+        if is_dask(X):
+            path, logprob = self._on_dask(X, lengths, "decode")
+            return float(logprob.sum().compute()), np.asarray(path.compute(), dtype=np.intp)
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "decode")
         logprob, path = viterbi(log_B, startprob, transmat, lengths)
         return float(np.sum(logprob)), np.asarray(_host(path), dtype=np.intp)
 
     def predict_proba(self, X, lengths=None) -> np.ndarray:
         """Smoothed state probabilities ``p(z_t = k | whole sequence)``, shape (T, K)."""
+        if is_dask(X):
+            return self._on_dask(X, lengths, "predict_proba")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "predict_proba")
         fb = forward_backward(log_B, startprob, transmat, lengths)
         if not np.all(np.isfinite(fb.loglik)):
@@ -809,6 +937,8 @@ class HMM(MixtureEstimator):
         Row t uses no row after t of its sequence: the probabilities a trading rule or
         an online monitor could have known at time t.
         """
+        if is_dask(X):
+            return self._on_dask(X, lengths, "filter")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "filter")
         fr = forward(log_B, startprob, transmat, lengths)
         if not np.all(np.isfinite(fr.loglik)):
@@ -820,6 +950,8 @@ class HMM(MixtureEstimator):
 
         Summed over a sequence they give its log-likelihood.
         """
+        if is_dask(X):
+            return self._on_dask(X, lengths, "score_samples")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "score_samples")
         return _host(forward(log_B, startprob, transmat, lengths).step_loglik)
 
@@ -828,6 +960,8 @@ class HMM(MixtureEstimator):
 
         (hmmlearn's ``score`` is the total; multiply by T for it.)
         """
+        if is_dask(X):
+            return float(self._on_dask(X, lengths, "score_samples").mean().compute())
         return float(np.mean(self.score_samples(X, lengths)))
 
     def sample(self, n_samples: int = 1, random_state=None):
