@@ -27,7 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._io_mixture import _Derived, _build, _decode_family_param, _encode_family_param, _json, _spec
+from ._io_mixture import (
+    _decode_family_param,
+    _Derived,
+    _encode_family_param,
+    decode_fitted_family,
+    encode_fitted_family,
+)
 from .exceptions import EmixError
 
 __all__ = ["hmm_codec"]
@@ -48,62 +54,28 @@ class _HMMDerived(_Derived):
 
 def _encode(model, writer) -> dict:
     startprob, transmat, params = model._current_params()
-    fam = model.family_
     e_init = model.emission_init
     if e_init is not None:
         e_init = {
             k: writer.array(f"state/emission_init/{j}", np.asarray(v, dtype=np.float64))
             for j, (k, v) in enumerate(dict(e_init).items())
         }
-    s = model._summary
     return {
-        "dtype": np.dtype(model._dtype).name,
+        **encode_fitted_family(model, writer, params),
         "emission": _encode_family_param(model.emission),
-        "family_options": None if model.family_options is None else _json(dict(model.family_options), "family_options"),
         "emission_init": e_init,
-        "bound_family": _spec(fam),
-        "summary": {
-            **{k: writer.array(f"state/summary_{k}", s[k]) for k in ("mean", "var", "min", "max")},
-            "n": int(s["n"]),
-        },
-        "columns": writer.array("state/columns", np.asarray(model._columns_used, dtype=np.int64)),
         "startprob": writer.array("state/startprob", startprob),
         "transmat": writer.array("state/transmat", transmat),
-        "params": [[k, writer.array(f"state/params/{j}", params[k])] for j, k in enumerate(fam.param_names)],
-        "issues": [str(m) for m in getattr(model, "_issues", ())],
     }
 
 
 def _decode(model, state, reader, attributes) -> None:
     invalid = reader.invalid
-    if not isinstance(state, dict) or set(state) != _STATE_KEYS:
-        raise invalid(f"state must have exactly the keys {sorted(_STATE_KEYS)}")
-    if state["dtype"] not in ("float32", "float64"):
-        raise invalid(f'state.dtype must be "float32" or "float64", not {state["dtype"]!r}')
-    dtype = np.dtype(state["dtype"])
+    dtype, fam, cols, summary, read_params, issues = decode_fitted_family(
+        model, state, reader, attributes, _STATE_KEYS
+    )
     model.emission = _decode_family_param(state["emission"], invalid)
-    fo = state["family_options"]
-    if fo is not None and not isinstance(fo, dict):
-        raise invalid("state.family_options must be null or an object")
-    model.family_options = fo
     f8 = "<f8"
-    cols = reader.array(state["columns"], "state.columns", dtype="<i8", ndim=1)
-    D = cols.shape[0]
-    n_in = attributes.get("n_features_in_")
-    if not (isinstance(n_in, int) and not isinstance(n_in, bool) and D >= 1 and np.all((cols >= 0) & (cols < n_in))):
-        raise invalid("state.columns must be positions below attributes.n_features_in_")
-    summ = state["summary"]
-    if not (isinstance(summ, dict) and set(summ) == {"mean", "var", "min", "max", "n"}):
-        raise invalid("state.summary must have keys mean, var, min, max and n")
-    summary = {k: reader.array(summ[k], f"state.summary.{k}", dtype=f8, shape=(D,)) for k in ("mean", "var", "min", "max")}
-    if not all(np.all(np.isfinite(v)) for v in summary.values()) or np.any(summary["var"] < 0):
-        raise invalid("state.summary holds NaN, inf or a negative variance")
-    summary["n"] = summ["n"]
-    fam = _build(state["bound_family"], "state.bound_family", invalid)
-    try:
-        fam = fam.bind(summary, D)
-    except (EmixError, TypeError, ValueError) as exc:
-        raise invalid(f"state.bound_family does not fit the data summary: {exc}") from exc
     startprob = reader.array(state["startprob"], "state.startprob", dtype=f8, ndim=1)
     K = startprob.shape[0]
     if K < 1 or not np.all(np.isfinite(startprob)) or np.any(startprob < 0) or abs(startprob.sum() - 1.0) > 1e-6:
@@ -112,26 +84,13 @@ def _decode(model, state, reader, attributes) -> None:
     if (not np.all(np.isfinite(transmat)) or np.any(transmat < 0)
             or np.any(np.abs(transmat.sum(axis=1) - 1.0) > 1e-6)):
         raise invalid("state.transmat rows must be non-negative and sum to 1")
-    raw = state["params"]
-    if not (isinstance(raw, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in raw)):
-        raise invalid("state.params must be a list of [name, array] pairs")
-    names = [p[0] for p in raw]
-    if names != list(fam.param_names):
-        raise invalid(f"state.params names {names} are not the family's {list(fam.param_names)}")
-    params = {k: reader.array(v, f"state.params.{k}", dtype=f8) for k, v in raw}
-    try:
-        params = fam.validate_params(params, K)
-    except (EmixError, TypeError, ValueError) as exc:
-        raise invalid(f"state.params: {exc}") from exc
+    params = read_params(K)
     e_init = state["emission_init"]
     if e_init is not None:
         if not isinstance(e_init, dict):
             raise invalid("state.emission_init must be null or an object")
         e_init = {k: reader.array(v, f"state.emission_init.{k}", dtype=f8) for k, v in e_init.items()}
     model.emission_init = e_init
-    issues = state["issues"]
-    if not (isinstance(issues, list) and all(isinstance(m, str) for m in issues)):
-        raise invalid("state.issues must be a list of strings")
     try:
         model._check_parameters()
     except EmixError as exc:

@@ -190,21 +190,11 @@ def _encode(model, writer) -> dict:
         else:
             p_init = {k: writer.array(f"state/params_init/{j}", np.asarray(v, dtype=np.float64))
                       for j, (k, v) in enumerate(dict(p_init).items())}
-    s = model._summary
     return {
-        "dtype": np.dtype(model._dtype).name,
+        **encode_fitted_family(model, writer, params),
         "family": _encode_family_param(model.family),
-        "family_options": None if model.family_options is None else _json(dict(model.family_options), "family_options"),
         "params_init": p_init,
-        "bound_family": _spec(fam),
-        "summary": {
-            **{k: writer.array(f"state/summary_{k}", s[k]) for k in ("mean", "var", "min", "max")},
-            "n": int(s["n"]),
-        },
-        "columns": writer.array("state/columns", np.asarray(model._columns_used, dtype=np.int64)),
         "weights": writer.array("state/weights", weights),
-        "params": [[k, writer.array(f"state/params/{j}", params[k])] for j, k in enumerate(fam.param_names)],
-        "issues": [str(m) for m in getattr(model, "_issues", ())],
     }
 
 
@@ -212,12 +202,81 @@ def _decode(model, state, reader, attributes) -> None:
     from .families.product import Product
 
     invalid = reader.invalid
-    if not isinstance(state, dict) or set(state) != _STATE_KEYS:
-        raise invalid(f"state must have exactly the keys {sorted(_STATE_KEYS)}")
+    dtype, fam, cols, summary, read_params, issues = decode_fitted_family(
+        model, state, reader, attributes, _STATE_KEYS
+    )
+    model.family = _decode_family_param(state["family"], invalid)
+    f8 = "<f8"
+    weights = reader.array(state["weights"], "state.weights", dtype=f8, ndim=1)
+    K = weights.shape[0]
+    if K < 1 or not np.all(np.isfinite(weights)) or np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
+        raise invalid("state.weights must be non-negative and sum to 1")
+    params = read_params(K)
+    p_init = state["params_init"]
+    if p_init is not None:
+        if not isinstance(p_init, dict):
+            raise invalid("state.params_init must be null or an object")
+        if isinstance(fam, Product):
+            p_init = {label: {k: reader.array(v, f"state.params_init.{label}.{k}", dtype=f8) for k, v in part.items()}
+                      for label, part in p_init.items() if isinstance(part, dict)}
+        else:
+            p_init = {k: reader.array(v, f"state.params_init.{k}", dtype=f8) for k, v in p_init.items()}
+    model.params_init = p_init
+    try:
+        model._check_parameters()
+    except EmixError as exc:
+        raise invalid(f"params: {exc}") from exc
+    model.family_ = fam
+    model._columns_used = np.asarray(cols, dtype=np.intp)
+    model._summary = summary
+    model._dtype = dtype
+    model._store(weights, params)
+    model._issues = tuple(issues)
+
+
+def encode_fitted_family(model, writer, params: dict) -> dict:
+    """The state keys every family-based model writes: dtype, the bound family and the
+    data summary it was bound with, the columns it reads, its parameters and issues.
+
+    Parameters
+    ----------
+    model : a fitted MixtureModel or HMM
+    params : dict of name -> ndarray, the family's fitted parameters (float64)
+    """
+    fam = model.family_
+    s = model._summary
+    return {
+        "dtype": np.dtype(model._dtype).name,
+        "family_options": None if model.family_options is None else _json(dict(model.family_options), "family_options"),
+        "bound_family": _spec(fam),
+        "summary": {
+            **{k: writer.array(f"state/summary_{k}", s[k]) for k in ("mean", "var", "min", "max")},
+            "n": int(s["n"]),
+        },
+        "columns": writer.array("state/columns", np.asarray(model._columns_used, dtype=np.int64)),
+        "params": [[k, writer.array(f"state/params/{j}", params[k])] for j, k in enumerate(fam.param_names)],
+        "issues": [str(m) for m in getattr(model, "_issues", ())],
+    }
+
+
+def decode_fitted_family(model, state, reader, attributes, state_keys):
+    """Read back what :func:`encode_fitted_family` wrote (checking every field).
+
+    Returns
+    -------
+    dtype : numpy dtype
+    fam : the family, bound to the stored summary
+    cols : ndarray of shape (D,), int
+    summary : dict
+    params_reader : callable ``K -> dict``, the parameters checked for K components
+    issues : list of str
+    """
+    invalid = reader.invalid
+    if not isinstance(state, dict) or set(state) != state_keys:
+        raise invalid(f"state must have exactly the keys {sorted(state_keys)}")
     if state["dtype"] not in ("float32", "float64"):
         raise invalid(f'state.dtype must be "float32" or "float64", not {state["dtype"]!r}')
     dtype = np.dtype(state["dtype"])
-    model.family = _decode_family_param(state["family"], invalid)
     fo = state["family_options"]
     if fo is not None and not isinstance(fo, dict):
         raise invalid("state.family_options must be null or an object")
@@ -240,44 +299,24 @@ def _decode(model, state, reader, attributes) -> None:
         fam = fam.bind(summary, D)
     except (EmixError, TypeError, ValueError) as exc:
         raise invalid(f"state.bound_family does not fit the data summary: {exc}") from exc
-    weights = reader.array(state["weights"], "state.weights", dtype=f8, ndim=1)
-    K = weights.shape[0]
-    if K < 1 or not np.all(np.isfinite(weights)) or np.any(weights < 0) or abs(weights.sum() - 1.0) > 1e-6:
-        raise invalid("state.weights must be non-negative and sum to 1")
-    raw = state["params"]
-    if not (isinstance(raw, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in raw)):
-        raise invalid("state.params must be a list of [name, array] pairs")
-    names = [p[0] for p in raw]
-    if names != list(fam.param_names):
-        raise invalid(f"state.params names {names} are not the family's {list(fam.param_names)}")
-    params = {k: reader.array(v, f"state.params.{k}", dtype=f8) for k, v in raw}
-    try:
-        params = fam.validate_params(params, K)
-    except (EmixError, TypeError, ValueError) as exc:
-        raise invalid(f"state.params: {exc}") from exc
-    p_init = state["params_init"]
-    if p_init is not None:
-        if not isinstance(p_init, dict):
-            raise invalid("state.params_init must be null or an object")
-        if isinstance(fam, Product):
-            p_init = {label: {k: reader.array(v, f"state.params_init.{label}.{k}", dtype=f8) for k, v in part.items()}
-                      for label, part in p_init.items() if isinstance(part, dict)}
-        else:
-            p_init = {k: reader.array(v, f"state.params_init.{k}", dtype=f8) for k, v in p_init.items()}
-    model.params_init = p_init
+
+    def read_params(K: int) -> dict:
+        raw = state["params"]
+        if not (isinstance(raw, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in raw)):
+            raise invalid("state.params must be a list of [name, array] pairs")
+        names = [p[0] for p in raw]
+        if names != list(fam.param_names):
+            raise invalid(f"state.params names {names} are not the family's {list(fam.param_names)}")
+        params = {k: reader.array(v, f"state.params.{k}", dtype=f8) for k, v in raw}
+        try:
+            return fam.validate_params(params, K)
+        except (EmixError, TypeError, ValueError) as exc:
+            raise invalid(f"state.params: {exc}") from exc
+
     issues = state["issues"]
     if not (isinstance(issues, list) and all(isinstance(m, str) for m in issues)):
         raise invalid("state.issues must be a list of strings")
-    try:
-        model._check_parameters()
-    except EmixError as exc:
-        raise invalid(f"params: {exc}") from exc
-    model.family_ = fam
-    model._columns_used = np.asarray(cols, dtype=np.intp)
-    model._summary = summary
-    model._dtype = dtype
-    model._store(weights, params)
-    model._issues = tuple(issues)
+    return dtype, fam, cols, summary, read_params, list(issues)
 
 
 def mixture_model_codec(cls: type):
