@@ -321,6 +321,29 @@ class StreamingBackend:
                     total[name] += v
         return total
 
+    def sequence_pass(self, X: SourceData, lengths, fn):
+        """``fn`` on every group of whole sequences (one read of the source; a sequence
+        cut by a block is carried over to the next, see
+        :func:`emix.data._sequences.sequence_groups`); the results added.
+
+        Parameters
+        ----------
+        X : SourceData of shape (T, D)
+        lengths : ndarray of int of shape (S,), summing to T
+        fn : callable ``(inner, Xg, lengths_g, row0, seq0) -> value``
+            Called with the in-memory backend, the group's rows (rows_g, D), the lengths
+            of its sequences, its first row and its first sequence's number; the values
+            must support ``+``.
+        """
+        from ._sequences import sequence_groups
+
+        total = None
+        for Xg, lg, row0, seq0 in sequence_groups(X.source.blocks(), lengths, X.source.label):
+            Xd, _ = self._device(Xg, None)
+            value = fn(self.inner, Xd, lg, row0, seq0)
+            total = value if total is None else total + value
+        return total
+
     def map_rows(self, X: SourceData, kernel, *, block_size=None, width=None, out_dtype=None):
         """``kernel.rows`` over every block, gathered (N, n_out) on the host."""
         out = np.empty((X.shape[0], kernel.n_out), dtype=X.dtype if out_dtype is None else out_dtype)

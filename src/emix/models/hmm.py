@@ -32,7 +32,13 @@ import numpy as np
 from .._validation import check_float, check_int
 from ..backends import resolve_backend
 from ..data._dask import is_dask
-from ..data._stream import initial_family_stats, resolve_data_backend
+from ..data import is_source_like
+from ..data._stream import (
+    check_support_blocks,
+    initial_family_stats,
+    is_streaming,
+    resolve_data_backend,
+)
 from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
 from ..exceptions import DegenerateComponentError, InputError
 from ..families._base import Family, MixtureStats, permute_params
@@ -647,8 +653,9 @@ class HMM(MixtureEstimator):
         fixed = self._fixed_set()
         K = int(self.n_states)
         # A dask X stays on the workers: each row block of whole sequences runs its
-        # E-step there (emix.data._dask); X_host is then never formed.
-        if is_dask(X):
+        # E-step there (emix.data._dask); a path or source is read once per iteration
+        # in groups of whole sequences (emix.data._sequences). X_host is then never formed.
+        if is_dask(X) or is_source_like(X):
             backend = resolve_data_backend(X, self.device)
         else:
             backend = resolve_backend(X, self.device)
@@ -660,9 +667,9 @@ class HMM(MixtureEstimator):
         cols, family = self._resolve_family(names, D_in)
         Xs = self._take(Xv, cols, D_in)
         D = len(cols)
-        if hasattr(backend, "check_support_blocks"):
+        if hasattr(backend, "check_support_blocks") or is_streaming(Xs):
             X_host = None
-            backend.check_support_blocks(Xs, family, self._labels(names, cols))
+            check_support_blocks(backend, Xs, family, self._labels(names, cols))
         else:
             X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
             family.check_support(X_host, self._labels(names, cols))
@@ -740,7 +747,8 @@ class HMM(MixtureEstimator):
         if T < K:
             raise InputError(f"X has {T} rows but n_states={K}: need at least as many rows as states")
         if X_host is None:
-            # Dask: the same seeded draws as in memory, rows read through the backend.
+            # Dask or a source: the same seeded draws as in memory, rows read through
+            # the backend.
             stats = initial_family_stats(problem, summary, None, rng, method, K)
         elif method == "random":
             resp = rng.random((T, K))
