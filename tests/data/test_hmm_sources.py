@@ -142,3 +142,12 @@ def test_lengths_not_matching_the_file_are_refused(data):
     X, _, lengths, d = data
     with pytest.raises(InputError, match="lengths sum to"):
         emix.HMM(3, **GAUSS).fit(source(d / "x.npy", block_rows=BLOCK), lengths[:-1])
+
+
+def test_inference_on_a_file_is_refused_clearly(data):
+    X, _, lengths, d = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix.ConvergenceWarning)
+        model = emix.HMM(3, **{**GAUSS, "max_iter": 2}).fit(X, lengths)
+    with pytest.raises(InputError, match=r"HMM\.\w+ does not read files or sources yet"):
+        model.predict(str(d / "x.npy"), lengths)

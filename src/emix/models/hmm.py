@@ -630,7 +630,10 @@ class HMM(MixtureEstimator):
             The rows of all sequences, one after another; 1-D input is one column. A
             dask array (or DataFrame) stays on the workers: its row blocks are rechunked
             on sequence boundaries and each block's E-step runs where it lives, the
-            statistics tree-added (one ``compute`` per iteration).
+            statistics tree-added (one ``compute`` per iteration). A path or
+            :func:`emix.data.source` is read once per iteration in groups of whole
+            sequences (a sequence cut by a block is carried over to the next block, so
+            memory is a block plus the longest sequence).
         lengths : array-like of int of shape (S,), optional
             The lengths of the S sequences (summing to T); default one sequence.
 
@@ -847,6 +850,11 @@ class HMM(MixtureEstimator):
     def _prepare(self, X, lengths, method):
         """``(log_B (T, K), startprob, transmat, lengths (S,))`` for X."""
         self._check_is_fitted(method)
+        if is_source_like(X):
+            raise InputError(
+                f"HMM.{method} does not read files or sources yet (fit does); load the "
+                "rows, or a group of whole sequences, into an array"
+            )
         backend = resolve_backend(X, self.device)
         D = self.n_features_in_
         Xv, names = backend.validate(
