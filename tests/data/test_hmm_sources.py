@@ -144,10 +144,19 @@ def test_lengths_not_matching_the_file_are_refused(data):
         emix.HMM(3, **GAUSS).fit(source(d / "x.npy", block_rows=BLOCK), lengths[:-1])
 
 
-def test_inference_on_a_file_is_refused_clearly(data):
+def test_inference_on_files_equals_inference_in_memory(data):
     X, _, lengths, d = data
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", emix.ConvergenceWarning)
         model = emix.HMM(3, **{**GAUSS, "max_iter": 2}).fit(X, lengths)
-    with pytest.raises(InputError, match=r"HMM\.\w+ does not read files or sources yet"):
-        model.predict(str(d / "x.npy"), lengths)
+    for path in (d / "x.npy", source(d / "x.npy", block_rows=BLOCK)):
+        # Blocks of 37 rows cut sequences: each group holds whole sequences only.
+        np.testing.assert_array_equal(model.predict(path, lengths), model.predict(X, lengths))
+        lp, p = model.decode(path, lengths)
+        lp_mem, p_mem = model.decode(X, lengths)
+        assert _rel(lp, lp_mem) <= 1e-12
+        np.testing.assert_array_equal(p, p_mem)
+        for method in ("predict_proba", "filter", "score_samples"):
+            np.testing.assert_allclose(getattr(model, method)(path, lengths),
+                                       getattr(model, method)(X, lengths), rtol=1e-12, atol=1e-14)
+        assert _rel(model.score(path, lengths), model.score(X, lengths)) <= 1e-12

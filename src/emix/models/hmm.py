@@ -852,8 +852,7 @@ class HMM(MixtureEstimator):
         self._check_is_fitted(method)
         if is_source_like(X):
             raise InputError(
-                f"HMM.{method} does not read files or sources yet (fit does); load the "
-                "rows, or a group of whole sequences, into an array"
+                f"HMM.{method} reads a file or source through its public methods only"
             )
         backend = resolve_backend(X, self.device)
         D = self.n_features_in_
@@ -909,6 +908,39 @@ class HMM(MixtureEstimator):
         return backend.map_sequences(Xv, lengths, _BlockInference(est, method),
                                      dtype=dtype, width=width)
 
+    def _on_source(self, X, lengths, method):
+        """``method`` of a path or :class:`emix.data.Source`, read once in groups of
+        whole sequences (a sequence cut by a block is carried over to the next), each
+        group through the in-memory method; the results joined in row order.
+
+        Returns
+        -------
+        ndarray of shape (T,) or (T, K); for ``'decode'`` the path (T,) and each row's
+        share of the log-probability (T,), as :meth:`_on_dask`.
+        """
+        from ..data._sequences import sequence_groups
+
+        self._check_is_fitted(method)
+        backend = resolve_data_backend(X, self.device)
+        D = self.n_features_in_
+        Xv, names = backend.validate(
+            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+        )
+        self._check_feature_names(names)
+        lengths = check_lengths(lengths, Xv.shape[0])
+        est = copy.copy(self)
+        est.callback = None
+        if hasattr(est, "feature_names_in_"):
+            del est.feature_names_in_  # the blocks are plain arrays; names checked above
+        run = _BlockInference(est, "decode" if method == "decode" else method)
+        parts = [run(Xg, lg, row0, seq0)
+                 for Xg, lg, row0, seq0 in sequence_groups(Xv.source.blocks(), lengths,
+                                                           Xv.source.label)]
+        out = np.concatenate(parts, axis=0)
+        if method == "decode":
+            return out[:, 0].astype(np.intp), out[:, 1]
+        return out
+
     def predict(self, X, lengths=None) -> np.ndarray:
         """The most likely state path (Viterbi), shape (T,); a lazy dask array for a
         dask X."""
@@ -933,6 +965,9 @@ class HMM(MixtureEstimator):
         if is_dask(X):
             path, logprob = self._on_dask(X, lengths, "decode")
             return float(logprob.sum().compute()), np.asarray(path.compute(), dtype=np.intp)
+        if is_source_like(X):
+            path, logprob = self._on_source(X, lengths, "decode")
+            return float(np.sum(logprob)), path
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "decode")
         logprob, path = viterbi(log_B, startprob, transmat, lengths)
         return float(np.sum(logprob)), np.asarray(_host(path), dtype=np.intp)
@@ -941,6 +976,8 @@ class HMM(MixtureEstimator):
         """Smoothed state probabilities ``p(z_t = k | whole sequence)``, shape (T, K)."""
         if is_dask(X):
             return self._on_dask(X, lengths, "predict_proba")
+        if is_source_like(X):
+            return self._on_source(X, lengths, "predict_proba")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "predict_proba")
         fb = forward_backward(log_B, startprob, transmat, lengths)
         if not np.all(np.isfinite(fb.loglik)):
@@ -955,6 +992,8 @@ class HMM(MixtureEstimator):
         """
         if is_dask(X):
             return self._on_dask(X, lengths, "filter")
+        if is_source_like(X):
+            return self._on_source(X, lengths, "filter")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "filter")
         fr = forward(log_B, startprob, transmat, lengths)
         if not np.all(np.isfinite(fr.loglik)):
@@ -968,6 +1007,8 @@ class HMM(MixtureEstimator):
         """
         if is_dask(X):
             return self._on_dask(X, lengths, "score_samples")
+        if is_source_like(X):
+            return self._on_source(X, lengths, "score_samples")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "score_samples")
         return _host(forward(log_B, startprob, transmat, lengths).step_loglik)
 
