@@ -49,9 +49,15 @@ class MixtureEstimator(EstimatorBase):
     """Shared behaviour of :class:`emix.GaussianMixture` and :class:`emix.MixtureModel`."""
 
     # ------------------------------------------------------------------ checks
-    def _check_common_parameters(self, init_params: tuple) -> None:
-        """The parameters every mixture estimator has, checked with named errors."""
-        check_int(self.n_components, "n_components", low=1)
+    def _check_common_parameters(
+        self, init_params: tuple, *, count: str = "n_components", label_orders=LABEL_ORDERS
+    ) -> None:
+        """The parameters every mixture estimator has, checked with named errors.
+
+        ``count`` names the number of components (an HMM's ``n_states``) and
+        ``label_orders`` the orders the estimator offers.
+        """
+        check_int(getattr(self, count), count, low=1)
         check_float(self.tol, "tol", low=0.0)
         check_int(self.max_iter, "max_iter", low=0)
         check_int(self.n_init, "n_init", low=1)
@@ -62,8 +68,8 @@ class MixtureEstimator(EstimatorBase):
             check_int(self.block_size, "block_size", low=1)
         if self.callback is not None and not callable(self.callback):
             raise InputError("callback must be callable (iteration, log_likelihood, params)")
-        if self.label_order not in LABEL_ORDERS:
-            raise InputError(f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}")
+        if self.label_order not in label_orders:
+            raise InputError(f"label_order must be one of {label_orders}; got {self.label_order!r}")
 
     @staticmethod
     def _checked_weights(backend, sample_weight, N: int, K: int):

@@ -29,22 +29,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_float, check_int
+from .._validation import check_int
 from ..backends import resolve_backend
 from ..data._dask import is_dask
 from ..data import is_source_like
 from ..data._stream import (
     check_support_blocks,
-    initial_family_stats,
     is_streaming,
     resolve_data_backend,
 )
-from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, nearest, random_rows
+from ..em.init import as_generator
 from ..exceptions import DegenerateComponentError, InputError
 from ..families._base import Family, MixtureStats, permute_params
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 from ._mixture_base import MixtureEstimator
 from .forward_backward import check_lengths, forward, forward_backward, viterbi
+from .mixture_model import column_labels, starting_stats, take_columns
 
 __all__ = ["HMM", "HMMStats"]
 
@@ -536,19 +536,7 @@ class HMM(MixtureEstimator):
         return frozenset(names)
 
     def _check_parameters(self):
-        check_int(self.n_states, "n_states", low=1)
-        check_float(self.tol, "tol", low=0.0)
-        check_int(self.max_iter, "max_iter", low=0)
-        check_int(self.n_init, "n_init", low=1)
-        if self.init_params not in INIT_PARAMS:
-            raise InputError(f"init_params must be one of {INIT_PARAMS}; got {self.init_params!r}")
-        check_int(self.verbose, "verbose", low=0)
-        if self.block_size is not None:
-            check_int(self.block_size, "block_size", low=1)
-        if self.callback is not None and not callable(self.callback):
-            raise InputError("callback must be callable (iteration, log_likelihood, params)")
-        if self.label_order not in LABEL_ORDERS:
-            raise InputError(f"label_order must be one of {LABEL_ORDERS}; got {self.label_order!r}")
+        self._check_common_parameters(INIT_PARAMS, count="n_states", label_orders=LABEL_ORDERS)
         for name in ("family_options", "emission_init"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Mapping):
@@ -668,14 +656,14 @@ class HMM(MixtureEstimator):
         if hasattr(backend, "align_to_sequences"):
             Xv = backend.align_to_sequences(Xv, lengths)
         cols, family = self._resolve_family(names, D_in)
-        Xs = self._take(Xv, cols, D_in)
+        Xs = take_columns(Xv, cols, D_in)
         D = len(cols)
         if hasattr(backend, "check_support_blocks") or is_streaming(Xs):
             X_host = None
-            check_support_blocks(backend, Xs, family, self._labels(names, cols))
+            check_support_blocks(backend, Xs, family, column_labels(names, cols))
         else:
             X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
-            family.check_support(X_host, self._labels(names, cols))
+            family.check_support(X_host, column_labels(names, cols))
         summary = backend.column_summary(Xs, None)
         fam = family.bind(summary, D)
         start0 = self._start_init(K)
@@ -749,31 +737,7 @@ class HMM(MixtureEstimator):
         method = self.init_params
         if T < K:
             raise InputError(f"X has {T} rows but n_states={K}: need at least as many rows as states")
-        if X_host is None:
-            # Dask or a source: the same seeded draws as in memory, rows read through
-            # the backend.
-            stats = initial_family_stats(problem, summary, None, rng, method, K)
-        elif method == "random":
-            resp = rng.random((T, K))
-            resp /= resp.sum(axis=1, keepdims=True)
-            stats = problem.given_resp_stats(lambda a, b: resp[a:b])
-        else:
-            # Distances on standardised columns, so that no column's units dominate.
-            sd = np.sqrt(summary["var"])
-            sd = np.where(sd > 0, sd, 1.0)
-            Z = (X_host - summary["mean"]) / sd
-            w = np.ones(T)
-            if method == "random_from_data":
-                centers = Z[random_rows(w, K, rng)]
-            else:
-                sub = np.sort(rng.choice(T, KMEANS_MAX_ROWS, replace=False)) if T > KMEANS_MAX_ROWS else np.arange(T)
-                if method == "k-means++":
-                    centers = Z[sub][kmeans_plusplus(Z[sub], w[sub], K, rng)]
-                else:
-                    centers = kmeans(Z[sub], w[sub], K, rng)
-            labels, _ = nearest(Z, centers)
-            eye = np.eye(K)
-            stats = problem.given_resp_stats(lambda a, b: eye[labels[a:b]])
+        stats = starting_stats(problem, X_host, summary, None, rng, method, K)
         empty = np.flatnonzero(stats.nk <= _tiny(stats.weight_sum))
         if empty.size:
             raise InputError(
@@ -787,20 +751,6 @@ class HMM(MixtureEstimator):
         return fp
 
     # ------------------------------------------------------------------ state
-    @staticmethod
-    def _take(Xv, cols, D):
-        if len(cols) == D and np.array_equal(cols, np.arange(D)):
-            return Xv
-        return Xv[:, cols.tolist()]
-
-    @staticmethod
-    def _labels(names, cols):
-        if names is not None:
-            return np.asarray(names, dtype=object)[cols]
-        if np.array_equal(cols, np.arange(len(cols))):
-            return None
-        return np.asarray([int(c) for c in cols], dtype=object)
-
     def _store(self, startprob, transmat, fp) -> None:
         from ..families.product import Product
 
@@ -862,10 +812,10 @@ class HMM(MixtureEstimator):
         self._check_feature_names(names)
         lengths = check_lengths(lengths, Xv.shape[0])
         cols = self._columns_used
-        Xs = self._take(Xv, cols, D)
+        Xs = take_columns(Xv, cols, D)
         self.family_.check_support(
             np.asarray(backend.to_numpy(Xs), dtype=np.float64),
-            self._labels(getattr(self, "feature_names_in_", None), cols),
+            column_labels(getattr(self, "feature_names_in_", None), cols),
         )
         startprob, transmat, fp = self._current_params()
         kernel = LogJointKernel(self.family_, fp, np.ones(len(startprob)))

@@ -31,7 +31,7 @@ from ..families._base import Family, empty_components, empty_issues, permute_par
 from ._mixture_base import MixtureEstimator
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 
-__all__ = ["MixtureModel"]
+__all__ = ["MixtureModel", "column_labels", "starting_stats", "take_columns"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 # The attributes a delegated Gaussian fit exposes, as GaussianMixture names them.
@@ -325,20 +325,6 @@ class MixtureModel(MixtureEstimator):
             cols = list(range(D))
         return np.asarray(cols, dtype=np.intp), family
 
-    @staticmethod
-    def _take_columns(Xv, cols, D):
-        if len(cols) == D and np.array_equal(cols, np.arange(D)):
-            return Xv
-        return Xv[:, cols.tolist()]
-
-    def _column_labels(self, names, cols):
-        """Names of the used columns for messages: DataFrame names or X's positions."""
-        if names is not None:
-            return np.asarray(names, dtype=object)[cols]
-        if np.array_equal(cols, np.arange(len(cols))):
-            return None
-        return np.asarray([int(c) for c in cols], dtype=object)
-
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, sample_weight):
         self._check_parameters()
@@ -351,10 +337,10 @@ class MixtureModel(MixtureEstimator):
         Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, family = self._select_columns(family, names, D_in)
-        Xs = self._take_columns(Xv, cols, D_in)
+        Xs = take_columns(Xv, cols, D_in)
         D = len(cols)
         w = self._checked_weights(backend, sample_weight, N, K)
-        labels = self._column_labels(names, cols)
+        labels = column_labels(names, cols)
         if is_streaming(Xs):
             X_host = None
             check_support_blocks(backend, Xs, family, labels)
@@ -438,7 +424,7 @@ class MixtureModel(MixtureEstimator):
         Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, _ = self._select_columns(None, names, D_in)
-        Xs = self._take_columns(Xv, cols, D_in)
+        Xs = take_columns(Xv, cols, D_in)
         gm = getattr(self, "gaussian_mixture_", None) if hasattr(self, "_stepwise") else None
         if not isinstance(gm, GaussianMixture):
             gm = GaussianMixture(**self._gaussian_kwargs())
@@ -459,7 +445,7 @@ class MixtureModel(MixtureEstimator):
             Xv, names = backend.validate(X, name="X")
             D_in = Xv.shape[1]
             cols, family = self._select_columns(family, names, D_in)
-            labels = self._column_labels(names, cols)
+            labels = column_labels(names, cols)
         else:
             D_in = self.n_features_in_
             Xv, names = backend.validate(
@@ -468,8 +454,8 @@ class MixtureModel(MixtureEstimator):
             )
             self._check_feature_names(names)
             cols, family = self._columns_used, self.family_
-            labels = self._column_labels(getattr(self, "feature_names_in_", None), cols)
-        Xs = self._take_columns(Xv, cols, D_in)
+            labels = column_labels(getattr(self, "feature_names_in_", None), cols)
+        Xs = take_columns(Xv, cols, D_in)
         N, D = Xs.shape
         w = self._checked_weights(backend, sample_weight, N, K if first else 1)
         X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
@@ -537,34 +523,8 @@ class MixtureModel(MixtureEstimator):
     def _initial_params(self, problem, X_host, summary, w, rng):
         """``(weights, params)`` from one M-step on starting responsibilities."""
         K = self.n_components
-        N = problem.N
         method = self.init_params
-        if X_host is None:  # a source, read in blocks: the same draws, block by block
-            stats = initial_family_stats(problem, summary, w, rng, method, K)
-        elif method == "random":
-            resp = rng.random((N, K))
-            resp /= resp.sum(axis=1, keepdims=True)
-            stats = problem.given_resp_stats(lambda a, b: resp[a:b])
-        else:
-            # Distances on standardised columns, so that no column's units dominate.
-            sd = np.sqrt(summary["var"])
-            sd = np.where(sd > 0, sd, 1.0)
-            Z = (X_host - summary["mean"]) / sd
-            weights = np.ones(N) if w is None else w
-            if method == "random_from_data":
-                centers = Z[random_rows(weights, K, rng)]
-            else:
-                if N > KMEANS_MAX_ROWS:
-                    sub = np.sort(rng.choice(N, KMEANS_MAX_ROWS, replace=False))
-                else:
-                    sub = np.arange(N)
-                if method == "k-means++":
-                    centers = Z[sub][kmeans_plusplus(Z[sub], weights[sub], K, rng)]
-                else:
-                    centers = kmeans(Z[sub], weights[sub], K, rng)
-            labels, _ = nearest(Z, centers)
-            eye = np.eye(K)
-            stats = problem.given_resp_stats(lambda a, b: eye[labels[a:b]])
+        stats = starting_stats(problem, X_host, summary, w, rng, method, K)
         empty = empty_components(stats.nk, stats.weight_sum, {})
         if len(empty):
             raise InputError(
@@ -655,7 +615,7 @@ class MixtureModel(MixtureEstimator):
         Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, _ = self._select_columns(None, names, D_in)
-        Xs = self._take_columns(Xv, cols, D_in)
+        Xs = take_columns(Xv, cols, D_in)
         kw = self._gaussian_kwargs()
         gm = getattr(self, "gaussian_mixture_", None)
         if self.warm_start and isinstance(gm, GaussianMixture):
@@ -691,12 +651,12 @@ class MixtureModel(MixtureEstimator):
         )
         self._check_feature_names(names)
         cols = self._columns_used
-        Xs = self._take_columns(Xv, cols, D)
+        Xs = take_columns(Xv, cols, D)
         if self.family_ is not None:
             fitted_names = getattr(self, "feature_names_in_", None)
             self.family_.check_support(
                 np.asarray(backend.to_numpy(Xs), dtype=np.float64),
-                self._column_labels(fitted_names, cols),
+                column_labels(fitted_names, cols),
             )
         return backend, Xs
 
@@ -745,3 +705,67 @@ class MixtureModel(MixtureEstimator):
             return self.gaussian_mixture_._n_parameters()
         K = self.n_components
         return int(self.family_.n_parameters(K)) + K - 1
+
+
+def take_columns(Xv, cols, D: int):
+    """The columns ``cols`` of X (N, D) that a model reads (X itself when it reads all)."""
+    if len(cols) == D and np.array_equal(cols, np.arange(D)):
+        return Xv
+    return Xv[:, cols.tolist()]
+
+
+def column_labels(names, cols):
+    """Names of the used columns for messages: DataFrame names, X's positions, or None
+    when every column is used in order (messages then say 'column j')."""
+    if names is not None:
+        return np.asarray(names, dtype=object)[cols]
+    if np.array_equal(cols, np.arange(len(cols))):
+        return None
+    return np.asarray([int(c) for c in cols], dtype=object)
+
+
+def starting_stats(problem, X_host, summary, w, rng, method: str, K: int):
+    """Statistics of a start's responsibilities, for one M-step to turn into parameters.
+
+    ``kmeans``/``k-means++``/``random_from_data`` give hard labels (distances on
+    standardised columns, so that no column's units dominate); ``random`` soft ones.
+    With ``X_host`` None (a source or a Dask array) the same seeded draws are made
+    block by block (:func:`emix.data._stream.initial_family_stats`).
+
+    Parameters
+    ----------
+    problem : an EM problem with ``given_resp_stats(resp)``
+    X_host : ndarray of shape (N, D), float64, or None
+    summary : dict, the data's column summary
+    w : ndarray of shape (N,) or None
+    rng : numpy Generator
+
+    Returns
+    -------
+    MixtureStats
+    """
+    if X_host is None:
+        return initial_family_stats(problem, summary, w, rng, method, K)
+    N = X_host.shape[0]
+    if method == "random":
+        resp = rng.random((N, K))
+        resp /= resp.sum(axis=1, keepdims=True)
+        return problem.given_resp_stats(lambda a, b: resp[a:b])
+    sd = np.sqrt(summary["var"])
+    sd = np.where(sd > 0, sd, 1.0)
+    Z = (X_host - summary["mean"]) / sd
+    weights = np.ones(N) if w is None else w
+    if method == "random_from_data":
+        centers = Z[random_rows(weights, K, rng)]
+    else:
+        if N > KMEANS_MAX_ROWS:
+            sub = np.sort(rng.choice(N, KMEANS_MAX_ROWS, replace=False))
+        else:
+            sub = np.arange(N)
+        if method == "k-means++":
+            centers = Z[sub][kmeans_plusplus(Z[sub], weights[sub], K, rng)]
+        else:
+            centers = kmeans(Z[sub], weights[sub], K, rng)
+    labels, _ = nearest(Z, centers)
+    eye = np.eye(K)
+    return problem.given_resp_stats(lambda a, b: eye[labels[a:b]])
