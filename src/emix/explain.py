@@ -91,8 +91,55 @@ class TraceRecord:
         return self.loglik_after - self.loglik
 
 
+class _RecordArrays:
+    """Arrays read off a trace's per-iteration records (``records``, each with
+    ``loglik``, ``loglik_after``, ``increase``, ``before`` and ``after``), shared by
+    :class:`Trace` and :class:`HMMTrace`."""
+
+    # How path() stacks one parameter's values: np.vstack keeps a (K,) parameter's rows.
+    _stack = staticmethod(np.vstack)
+
+    def _empty_path(self) -> np.ndarray:
+        return np.empty(0)
+
+    @property
+    def n_iter(self) -> int:
+        """Number of EM iterations recorded."""
+        return len(self.records)
+
+    @property
+    def logliks(self) -> np.ndarray:
+        """Log-likelihood of the starting guess and after each iteration, shape (n_iter + 1,)."""
+        if not self.records:
+            return np.empty(0)
+        return np.array([self.records[0].loglik] + [r.loglik_after for r in self.records])
+
+    @property
+    def increases(self) -> np.ndarray:
+        """Gain of each iteration, shape (n_iter,)."""
+        return np.array([r.increase for r in self.records])
+
+    @property
+    def initial(self) -> dict:
+        """The starting guess: parameter name to ndarray (first axis: component or state)."""
+        return dict(self.records[0].before) if self.records else {}
+
+    @property
+    def final(self) -> dict:
+        """The parameters after the last M-step: name to ndarray."""
+        return dict(self.records[-1].after) if self.records else {}
+
+    def path(self, name: str) -> np.ndarray:
+        """One parameter from the start through every iteration, shape (n_iter + 1, ...)."""
+        if name not in self.parameter_names:
+            raise InputError(f"unknown parameter {name!r}; this trace has {self.parameter_names}")
+        if not self.records:
+            return self._empty_path()
+        return self._stack([self.records[0].before[name]] + [r.after[name] for r in self.records])
+
+
 @dataclass(frozen=True, eq=False)
-class Trace:
+class Trace(_RecordArrays):
     """The record of one EM run, printable for a learner.
 
     Attributes
@@ -135,40 +182,8 @@ class Trace:
     value_label: str = "value"
 
     # ------------------------------------------------------------ arrays for code
-    @property
-    def n_iter(self) -> int:
-        """Number of EM iterations recorded."""
-        return len(self.records)
-
-    @property
-    def logliks(self) -> np.ndarray:
-        """Log-likelihood of the starting guess and after each iteration, shape (n_iter + 1,)."""
-        if not self.records:
-            return np.empty(0)
-        return np.array([self.records[0].loglik] + [r.loglik_after for r in self.records])
-
-    @property
-    def increases(self) -> np.ndarray:
-        """Gain of each iteration, shape (n_iter,)."""
-        return np.array([r.increase for r in self.records])
-
-    @property
-    def initial(self) -> dict:
-        """The starting guess: parameter name to ndarray of shape (K,)."""
-        return dict(self.records[0].before) if self.records else {}
-
-    @property
-    def final(self) -> dict:
-        """The parameters after the last M-step: name to ndarray of shape (K,)."""
-        return dict(self.records[-1].after) if self.records else {}
-
-    def path(self, name: str) -> np.ndarray:
-        """One parameter from the start through every iteration, shape (n_iter + 1, K)."""
-        if name not in self.parameter_names:
-            raise InputError(f"unknown parameter {name!r}; this trace has {self.parameter_names}")
-        if not self.records:
-            return np.empty((0, len(self.component_names)))
-        return np.vstack([self.records[0].before[name]] + [r.after[name] for r in self.records])
+    def _empty_path(self) -> np.ndarray:
+        return np.empty((0, len(self.component_names)))
 
     # ------------------------------------------------------------ text for people
     def __str__(self) -> str:
@@ -949,7 +964,7 @@ class HMMTraceRecord:
 
 
 @dataclass(frozen=True, eq=False)
-class HMMTrace:
+class HMMTrace(_RecordArrays):
     """The record of one Baum-Welch run on die rolls, printable for a learner.
 
     Attributes
@@ -988,36 +1003,8 @@ class HMMTrace:
         """Number of rolls."""
         return int(self.rolls.shape[0])
 
-    @property
-    def n_iter(self) -> int:
-        return len(self.records)
-
-    @property
-    def logliks(self) -> np.ndarray:
-        """Log-likelihood of the start and after each iteration, shape (n_iter + 1,)."""
-        if not self.records:
-            return np.empty(0)
-        return np.array([self.records[0].loglik] + [r.loglik_after for r in self.records])
-
-    @property
-    def increases(self) -> np.ndarray:
-        return np.array([r.increase for r in self.records])
-
-    @property
-    def initial(self) -> dict:
-        return dict(self.records[0].before) if self.records else {}
-
-    @property
-    def final(self) -> dict:
-        return dict(self.records[-1].after) if self.records else {}
-
-    def path(self, name: str) -> np.ndarray:
-        """One parameter from the start through every iteration, shape (n_iter + 1, ...)."""
-        if name not in self.parameter_names:
-            raise InputError(f"unknown parameter {name!r}; this trace has {self.parameter_names}")
-        if not self.records:
-            return np.empty(0)
-        return np.stack([self.records[0].before[name]] + [r.after[name] for r in self.records])
+    # Parameters are (K,), (K, K) and (K, F): one new axis per iteration.
+    _stack = staticmethod(np.stack)
 
     def __str__(self) -> str:
         return self.to_text()
