@@ -180,6 +180,16 @@ def _add_regimes(sub) -> None:
     _common(rg)
 
 
+def _model_and_data(p) -> None:
+    """The arguments of the verbs that apply a fitted model to a file (predict, score)."""
+    p.add_argument("model", metavar="MODEL", help="model file written by emix fit")
+    p.add_argument("data", metavar="DATA", help="CSV or Parquet file")
+    p.add_argument("--columns", metavar="A,B",
+                   help="columns to read (default: those the model was fitted on)")
+    p.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
+                   help="read DATA in blocks of N rows instead of loading it (mixtures)")
+
+
 def _common(p, *, json_help="print the results as JSON"):
     p.add_argument("--json", action="store_true", help=json_help)
     p.add_argument("-q", "--quiet", action="store_true",
@@ -236,16 +246,11 @@ def _add_data_verbs(sub) -> None:
         description="Write the most probable component (state, for an HMM) of every row "
         "of DATA to a CSV file; --proba adds the probabilities.",
     )
-    pred.add_argument("model", metavar="MODEL", help="model file written by emix fit")
-    pred.add_argument("data", metavar="DATA", help="CSV or Parquet file")
+    _model_and_data(pred)
     pred.add_argument("-o", "--output", required=True, metavar="CSV",
                       help="CSV file of labels to write")
     pred.add_argument("--proba", action="store_true",
                       help="add one column of probabilities per component")
-    pred.add_argument("--columns", metavar="A,B",
-                      help="columns to read (default: those the model was fitted on)")
-    pred.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
-                      help="read DATA in blocks of N rows instead of loading it (mixtures)")
     _common(pred)
 
     sc = sub.add_parser(
@@ -253,12 +258,7 @@ def _add_data_verbs(sub) -> None:
         description="Print the log-likelihood of DATA under MODEL (total and per row), "
         "with BIC and AIC.",
     )
-    sc.add_argument("model", metavar="MODEL", help="model file written by emix fit")
-    sc.add_argument("data", metavar="DATA", help="CSV or Parquet file")
-    sc.add_argument("--columns", metavar="A,B",
-                    help="columns to read (default: those the model was fitted on)")
-    sc.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
-                    help="read DATA in blocks of N rows instead of loading it (mixtures)")
+    _model_and_data(sc)
     _common(sc)
 
     sa = sub.add_parser(
