@@ -247,6 +247,7 @@ def mixture_pass(
     block_size: int | None = None,
     resp=None,
     centers=None,
+    weight_sum: float | None = None,
 ) -> GaussianStats:
     """One pass over ``X`` on ``backend``: responsibilities, statistics, log-likelihood.
 
@@ -262,6 +263,9 @@ def mixture_pass(
         Responsibilities supplied by the caller (initialisation).
     centers : ndarray of shape (K, D), optional
         Hard responsibilities: every row belongs to its nearest centre.
+    weight_sum : float, optional
+        ``sum(sample_weight)`` when the caller knows it (it is the same on every pass,
+        and reading device weights back to the host each pass would cost a transfer).
 
     Returns
     -------
@@ -288,6 +292,8 @@ def mixture_pass(
     acc = backend.stats_pass(X, sample_weight, kernel, block_size=block_size, width=max(K, M))
     if sample_weight is None:
         wsum = float(N)
+    elif weight_sum is not None:
+        wsum = float(weight_sum)
     else:
         wsum = float(np.sum(backend.to_numpy(sample_weight), dtype=np.float64))
     return GaussianStats(

@@ -39,6 +39,8 @@ class _GaussianProblem:
         self.reg_covar = reg_covar
         self.block_size = block_size
         self.K = K
+        # The same on every pass: summed once, not read back from the device each time.
+        self.weight_sum = None if w is None else float(np.sum(backend.to_numpy(w), dtype=np.float64))
         self.last_issues: list = []
         self.last_allowance = 0.0
 
@@ -54,6 +56,7 @@ class _GaussianProblem:
             block_size=self.block_size,
             resp=resp,
             centers=centers,
+            weight_sum=self.weight_sum,
         )
 
     def e_step(self, params: G.GaussianMixtureParams) -> G.GaussianStats:
