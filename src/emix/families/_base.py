@@ -296,18 +296,19 @@ def refuse_outside_support(bad: np.ndarray, X: np.ndarray, names, rule: str) -> 
     raise InputError(f"{rule}; row {int(i)}, {col} is {float(X[i, j]):g}{more}")
 
 
-def empty_components(nk: np.ndarray, weight_sum: float, previous=None) -> np.ndarray:
+def empty_components(nk: np.ndarray, weight_sum: float, *, at_start: bool = False) -> np.ndarray:
     """Components whose responsibility total is round-off relative to the data.
 
     An empty component keeps its previous parameters with weight 0 (rather than 0/0);
-    at initialisation (``previous`` None) there is nothing to keep, which is an error.
+    at the start (``at_start``: the first M-step, with no previous parameters) there is
+    nothing to keep, which is an error.
 
     Parameters
     ----------
     nk : ndarray of shape (K,)
     weight_sum : float
-    previous : dict or None
-        The parameters before this M-step.
+    at_start : bool
+        Raise :class:`DegenerateComponentError` naming the first empty component.
 
     Returns
     -------
@@ -315,7 +316,7 @@ def empty_components(nk: np.ndarray, weight_sum: float, previous=None) -> np.nda
     """
     tiny = 10.0 * np.finfo(np.float64).eps * max(float(weight_sum), 1.0)
     empty = np.flatnonzero(np.asarray(nk, dtype=np.float64) <= tiny)
-    if empty.size and previous is None:
+    if empty.size and at_start:
         raise DegenerateComponentError(
             f"component {int(empty[0])} received no data at initialisation; use fewer "
             "components or another init_params"

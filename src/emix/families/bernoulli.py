@@ -55,7 +55,7 @@ class Bernoulli(Family):
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
         D = self.n_features
-        empty = empty_components(nk, stats.weight_sum, previous)
+        empty = empty_components(nk, stats.weight_sum, at_start=previous is None)
         safe = np.where(nk > 0, nk, 1.0)
         # Round-off can put the share of ones a hair outside [0, 1].
         p = np.clip(stats.S[:, :D] / safe[:, None], 0.0, 1.0)

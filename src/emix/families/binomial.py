@@ -384,7 +384,7 @@ class Binomial(Family):
     def m_step(self, stats: MixtureStats, previous):
         C = self.n_counts
         nk = stats.nk
-        empty = empty_components(nk, stats.weight_sum, previous)
+        empty = empty_components(nk, stats.weight_sum, at_start=previous is None)
         tiny = 10.0 * np.finfo(np.float64).eps * max(stats.weight_sum, 1.0)
         heads = stats.S[:, :C]
         trials = heads + stats.S[:, C:]

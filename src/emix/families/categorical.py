@@ -132,7 +132,7 @@ class Categorical(Family):
         return safe_log(p), np.zeros(p.shape[0])
 
     def m_step(self, stats: MixtureStats, previous):
-        empty = empty_components(stats.nk, stats.weight_sum, previous)
+        empty = empty_components(stats.nk, stats.weight_sum, at_start=previous is None)
         p = np.empty_like(stats.S)
         o = self.offsets
         for j in range(len(self.sizes)):

@@ -67,7 +67,7 @@ class Exponential(Family):
 
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
-        empty = empty_components(nk, stats.weight_sum, previous)
+        empty = empty_components(nk, stats.weight_sum, at_start=previous is None)
         safe = np.where(nk > 0, nk, 1.0)
         mean = stats.S / safe[:, None]
         floor = self._floor()

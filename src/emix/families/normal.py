@@ -235,7 +235,7 @@ class Normal(Family):
         -------
         means : (K, D), cov : regularised, raw : unregularised (data units), empty : (E,)
         """
-        empty_components(stats.nk, stats.weight_sum, previous)  # raises at initialisation
+        empty_components(stats.nk, stats.weight_sum, at_start=previous is None)
         d, raw, S2, safe_n, live, empty = self._raw(stats, su)
         ct = self.covariance_type
         D = self.n_features
@@ -270,7 +270,7 @@ class Normal(Family):
         s = self.frame.scale
         nk = np.asarray(stats.nk, dtype=np.float64)
         K = nk.shape[0]
-        empty = empty_components(nk, stats.weight_sum, {})
+        empty = empty_components(nk, stats.weight_sum)
         live = np.ones(K, dtype=bool)
         live[empty] = False
         safe_n = np.where(live, nk, 1.0)

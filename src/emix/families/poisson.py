@@ -45,7 +45,7 @@ class Poisson(Family):
 
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
-        empty = empty_components(nk, stats.weight_sum, previous)
+        empty = empty_components(nk, stats.weight_sum, at_start=previous is None)
         safe = np.where(nk > 0, nk, 1.0)
         rates = stats.S / safe[:, None]
         if empty.size:

@@ -75,7 +75,7 @@ class _FamilyProblem:
 
     def m_step(self, stats, params, iteration):
         weights = stats.nk / stats.weight_sum
-        empty = empty_components(stats.nk, stats.weight_sum, {})
+        empty = empty_components(stats.nk, stats.weight_sum)
         weights[empty] = 0.0
         fp, issues = self.family.m_step(stats, None if params is None else params[1])
         issues = list(issues)
@@ -525,7 +525,7 @@ class MixtureModel(MixtureEstimator):
         K = self.n_components
         method = self.init_params
         stats = starting_stats(problem, X_host, summary, w, rng, method, K)
-        empty = empty_components(stats.nk, stats.weight_sum, {})
+        empty = empty_components(stats.nk, stats.weight_sum)
         if len(empty):
             raise InputError(
                 f"component {int(empty[0])} starts empty: X has fewer than n_components={K} "
