@@ -89,3 +89,18 @@ def test_threaded_pass_works_in_a_forked_child(rng, monkeypatch):
         p.kill()
     assert not alive, "the forked child hung on the inherited thread pool"
     assert q.get(timeout=5) == parent.loglik
+
+
+def test_thread_count_follows_the_cores_given(monkeypatch):
+    # No ceiling below the machine: 16 cores give 16 threads on data big enough for them.
+    monkeypatch.setattr(_blas, "cpu_count", lambda: 16)
+    monkeypatch.delenv("EMIX_NUM_THREADS", raising=False)
+    assert nb._threads_for(16 * nb._MIN_ROWS_PER_THREAD, 4096) == 16
+    # ... and never more threads than blocks or than rows justify.
+    assert nb._threads_for(16 * nb._MIN_ROWS_PER_THREAD, 16 * nb._MIN_ROWS_PER_THREAD // 4) == 4
+    assert nb._threads_for(5 * nb._MIN_ROWS_PER_THREAD, 4096) == 5
+    monkeypatch.setenv("EMIX_NUM_THREADS", "4")
+    assert nb._threads_for(16 * nb._MIN_ROWS_PER_THREAD, 4096) == 4
+    monkeypatch.setenv("EMIX_NUM_THREADS", "many")
+    with pytest.raises(ValueError, match="EMIX_NUM_THREADS"):
+        nb._threads_for(16 * nb._MIN_ROWS_PER_THREAD, 4096)

@@ -88,8 +88,22 @@ _pool_size = 0
 _pool_pid = None
 
 
+def _thread_budget() -> int:
+    """Threads a pass may use: every core this process may run on, or
+    ``EMIX_NUM_THREADS`` when set (for sharing a machine with other work)."""
+    env = os.environ.get("EMIX_NUM_THREADS", "").strip()
+    if env:
+        try:
+            return max(1, int(env))
+        except ValueError:
+            raise ValueError(f"EMIX_NUM_THREADS must be a positive integer; got {env!r}") from None
+    return _blas.cpu_count()
+
+
 def _threads_for(N: int, block_size: int) -> int:
-    n = min(_blas.cpu_count(), 8, N // _MIN_ROWS_PER_THREAD, -(-N // block_size))
+    # No fixed ceiling: every thread runs single-threaded BLAS on its own contiguous rows,
+    # so the pass scales with the cores it is given (16 on the GPU machine's host).
+    n = min(_thread_budget(), N // _MIN_ROWS_PER_THREAD, -(-N // block_size))
     if n < 2 or not _blas.available():
         return 1
     return n
