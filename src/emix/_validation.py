@@ -6,6 +6,8 @@ check here does, so that a user with a million-row file can find the bad line.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
 import numbers
 
@@ -21,7 +23,23 @@ __all__ = [
     "check_int",
     "check_float",
     "check_weights_init",
+    "allow_nan",
 ]
+
+# Inside ``allow_nan()`` the finiteness checks let NaN through (missing values, see
+# emix._missing) and still refuse inf. A context variable rather than a keyword so
+# that every backend's ``validate`` honours it without a new argument.
+_NAN_ALLOWED = contextvars.ContextVar("emix_nan_allowed", default=False)
+
+
+@contextlib.contextmanager
+def allow_nan(enabled: bool = True):
+    """Let the data checks accept NaN (missing values) inside the ``with`` block."""
+    token = _NAN_ALLOWED.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _NAN_ALLOWED.reset(token)
 
 _MAX_LISTED = 5
 
@@ -207,7 +225,14 @@ def raise_nan_inf(name: str, found, names=None) -> None:
     ----------
     found : list of (what, count, rows, cols)
         ``what`` is "NaN" or "inf"; ``rows`` and ``cols`` are the indices holding it.
+        Inside :func:`allow_nan` NaN entries are ignored (and nothing is raised when
+        only NaN was found).
     """
+    if _NAN_ALLOWED.get():
+        # NaN is a missing value here; only inf is an error.
+        found = [f for f in found if f[0] != "NaN"]
+        if not found:
+            return
     parts = []
     for what, count, rows, cols in found:
         col_txt = ", ".join(_col_label(j, names) for j in cols[:_MAX_LISTED])
@@ -223,7 +248,11 @@ def _check_finite(arr: np.ndarray, names, name: str) -> None:
     if np.isfinite(arr).all():
         return
     found = []
-    for mask, what in ((np.isnan(arr), "NaN"), (np.isinf(arr), "inf")):
+    checks = ((np.isnan, "NaN"), (np.isinf, "inf"))
+    if _NAN_ALLOWED.get():
+        checks = checks[1:]
+    for test, what in checks:
+        mask = test(arr)
         if mask.any():
             found.append((what, int(mask.sum()), np.flatnonzero(mask.any(axis=1)),
                           np.flatnonzero(mask.any(axis=0))))

@@ -1,0 +1,222 @@
+"""Missing values (NaN) in the data: the checks every estimator shares.
+
+NaN in X means "missing". With ``missing="em"`` (the default) the estimators treat the
+missing cells as more hidden variables (exact EM for incomplete data, Dempster, Laird
+and Rubin 1977): a row's log-likelihood is the marginal of its observed cells and its
+statistics are the expected complete-data statistics given them. ``missing="error"``
+keeps the strict behaviour: NaN is an :class:`emix.exceptions.InputError`.
+
+inf is never a missing value: it is always an error naming the cell.
+
+This module holds what is independent of the family: the keyword's values, the check
+(:func:`check_missing`), the warning, and small helpers that work on NumPy arrays and
+torch tensors alike.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from ._validation import _col_label, allow_nan, describe_positions
+from .exceptions import InputError
+
+__all__ = [
+    "MISSING_MODES",
+    "MissingDataWarning",
+    "MissingInfo",
+    "check_missing_mode",
+    "check_missing",
+    "observed_mask",
+    "fill_missing",
+    "nan_mask",
+    "take",
+    "allow_nan",
+    "n_observed_rows",
+]
+
+MISSING_MODES = ("em", "error")
+
+
+class MissingDataWarning(UserWarning):
+    """Some rows of the data carry no information (every value missing) and were ignored."""
+
+
+def check_missing_mode(missing) -> str:
+    """Validate the estimators' ``missing`` keyword."""
+    if not isinstance(missing, str) or missing not in MISSING_MODES:
+        raise InputError(f"missing must be one of {MISSING_MODES}; got {missing!r}")
+    return missing
+
+
+@dataclass(frozen=True)
+class MissingInfo:
+    """Where the data's missing cells are, as :func:`check_missing` found them.
+
+    Attributes
+    ----------
+    any_missing : bool
+        Whether any cell is NaN.
+    all_missing : ndarray of shape (N,), bool
+        Rows whose every value is NaN.
+    n_observed_rows : int
+        Rows with at least one observed value.
+    n_missing_cells : int
+    """
+
+    any_missing: bool
+    all_missing: np.ndarray
+    n_observed_rows: int
+    n_missing_cells: int
+
+    @property
+    def any_all_missing(self) -> bool:
+        return bool(self.n_observed_rows < self.all_missing.shape[0])
+
+
+def _is_torch(X) -> bool:
+    return type(X).__module__.startswith("torch")
+
+
+def nan_mask(X) -> np.ndarray:
+    """``isnan(X)`` as a host boolean array (N, D), for a NumPy array or a tensor."""
+    if _is_torch(X):
+        import torch
+
+        return torch.isnan(X).cpu().numpy()
+    return np.isnan(np.asarray(X))
+
+
+def take(X, idx):
+    """Rows ``idx`` of X, on X's own device and in its dtype (NumPy array or tensor)."""
+    idx = np.asarray(idx, dtype=np.intp)
+    if _is_torch(X):
+        import torch
+
+        return X[torch.as_tensor(idx, dtype=torch.int64, device=X.device)]
+    return X[idx]
+
+
+def check_missing(
+    X, missing: str, *, name: str = "X", column_names=None, fitting: bool = True
+) -> MissingInfo:
+    """Check the missing cells of a validated data matrix.
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (N, D), float
+        Already through the backend's ``validate`` (inside :func:`allow_nan` when
+        ``missing="em"``).
+    missing : {'em', 'error'}
+    column_names : ndarray of str, optional
+        Names for messages.
+    fitting : bool
+        When fitting, rows whose every value is NaN are reported with one
+        :class:`MissingDataWarning` that counts them (the caller drops them). At
+        prediction time they get the model's prior, silently.
+
+    Returns
+    -------
+    MissingInfo
+
+    Raises
+    ------
+    InputError
+        On inf anywhere (naming the first cell), on NaN with ``missing="error"``, and
+        when fitting on data of which no row has an observed value.
+    """
+    check_missing_mode(missing)
+    nan = nan_mask(X)
+    N = nan.shape[0]
+    if _is_torch(X):
+        import torch
+
+        inf = torch.isinf(X).cpu().numpy()
+    else:
+        inf = np.isinf(np.asarray(X))
+    if inf.any():
+        i, j = (int(v) for v in np.argwhere(inf)[0])
+        rows = np.flatnonzero(inf.any(axis=1))
+        raise InputError(
+            f"{name} contains inf in {int(inf.sum())} cell(s): row {i}, "
+            f"{_col_label(j, column_names)} holds {'-' if _value(X, i, j) < 0 else ''}inf "
+            f"({describe_positions(rows)}). inf is not a missing value: replace it "
+            "with NaN to have it treated as missing, or remove those rows."
+        )
+    n_nan = int(nan.sum())
+    if n_nan and missing == "error":
+        rows = np.flatnonzero(nan.any(axis=1))
+        cols = np.flatnonzero(nan.any(axis=0))
+        cols_txt = ", ".join(_col_label(int(j), column_names) for j in cols[:5])
+        if len(cols) > 5:
+            cols_txt += f" and {len(cols) - 5} more"
+        raise InputError(
+            f"{name} contains NaN or inf: NaN in {n_nan} cell(s): {describe_positions(rows)}; "
+            f"{cols_txt}. Remove or impute those rows, or pass missing='em' to fit with "
+            "them (missing cells as hidden variables)."
+        )
+    all_missing = nan.all(axis=1) if n_nan else np.zeros(N, dtype=bool)
+    n_obs = int(N - all_missing.sum())
+    if fitting and n_nan:
+        if n_obs == 0:
+            raise InputError(
+                f"every value of {name} is missing (NaN): there is nothing to fit"
+            )
+        if n_obs < N:
+            n_all = N - n_obs
+            warnings.warn(
+                f"{n_all} row{'s have' if n_all != 1 else ' has'} every value missing and "
+                f"{'were' if n_all != 1 else 'was'} ignored "
+                f"({describe_positions(np.flatnonzero(all_missing))})",
+                MissingDataWarning,
+                stacklevel=3,
+            )
+        empty_cols = np.flatnonzero(nan.all(axis=0))
+        if empty_cols.size:
+            raise InputError(
+                f"{_col_label(int(empty_cols[0]), column_names)} of {name} has no observed "
+                "value: nothing can be estimated for it; drop the column"
+            )
+    return MissingInfo(bool(n_nan), all_missing, n_obs, n_nan)
+
+
+def _value(X, i: int, j: int) -> float:
+    return float(X[i, j])
+
+
+def observed_mask(ops, Xb):
+    """``isfinite(Xb)`` in the kernel's namespace: True where a cell is observed.
+
+    Data reaching a kernel hold no inf (checked first), so not finite means NaN.
+
+    Parameters
+    ----------
+    Xb : array of shape (rows, D)
+
+    Returns
+    -------
+    bool array of shape (rows, D)
+    """
+    return ops.isfinite(Xb)
+
+
+def fill_missing(ops, Xb, O, value):
+    """``Xb`` with its missing cells (where ``O`` is False) replaced by ``value``.
+
+    Parameters
+    ----------
+    Xb : array of shape (rows, D)
+    O : bool array of shape (rows, D)
+    value : scalar array or array broadcasting against (rows, D), in Xb's dtype
+    """
+    return ops.where(O, Xb, value)
+
+
+def n_observed_rows(X) -> int:
+    """Rows of an in-memory X (N, D) with at least one observed (non-NaN) value."""
+    nan = nan_mask(X)
+    if nan.ndim == 1:
+        nan = nan[:, None]
+    return int(nan.shape[0] - nan.all(axis=1).sum())
