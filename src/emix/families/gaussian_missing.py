@@ -1,0 +1,454 @@
+"""The Gaussian E-step for rows with missing cells (exact EM for incomplete data).
+
+A row ``z`` (in the frame ``z = (x - c) / s``) with observed cells ``O`` and missing
+cells ``M`` has, under component k with mean ``mu`` and precision ``P``:
+
+* log-density: the marginal ``N(z_O | mu_O, Sigma_OO)``. Its precision is the Schur
+  complement ``Lambda = Sigma_OO^-1 = P_OO - P_OM P_MM^-1 P_MO`` and
+  ``log det Sigma_OO = log det Sigma + log det P_MM``;
+* expected statistics: ``E[z_M | z_O] = mu_M + B (z_O - mu_O)`` with ``B = -P_MM^-1
+  P_MO``, and ``Cov[z_M | z_O] = C = P_MM^-1``; ``E[z z^T | z_O] = fill fill^T + C``
+  (C in the M x M block).
+
+How it stays near the cost of complete data. Rows are grouped by missingness pattern.
+With the missing cells set to 0, the complete feature map ``T(z) = [vech(z z^T), z, 1]``
+of a row has zeros in every feature that touches a missing cell, so within a pattern
+
+* the log-densities are one product ``eta_p @ T(z)`` with a pattern-specific natural
+  parameter matrix ``eta_p`` (K, M) (``Lambda`` and ``Lambda mu`` in the observed slots,
+  zeros elsewhere): the same GEMM as complete data, per pattern segment;
+* the statistics are the observed ones, ``T(z) @ R^T`` per pattern (the same second
+  GEMM), mapped on the host to expected full moments by an affine map per (pattern,
+  component): ``s1_M = B s1_O + n c``, ``S2_MO = B S2_OO + c s1_O^T``, ``S2_MM = S2_MO
+  B^T + s1_M c^T + n C`` with ``c = mu_M - B mu_O``.
+
+The per-(pattern, component) linear algebra is done on the host in float64, batched
+over all patterns with the same number of missing cells. For diagonal and spherical
+covariances the columns are independent given the component, so ``B = 0``: a missing
+cell's expected square is ``mu_d^2 + 1/p_d`` and no cross terms arise.
+
+Everything here that runs on blocks is written against the backend's ``ops``, so it runs
+on NumPy and torch alike; everything else is host NumPy float64.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "PatternGroups",
+    "group_patterns",
+    "MarginalParams",
+    "marginal_params",
+    "expected_moments",
+    "masked_features",
+    "conditional_means",
+    "conditional_draw",
+    "quad_width",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+# Patterns processed together on the host: bounds the (patterns, K, D, D) temporaries.
+_PATTERN_CHUNK = 512
+
+
+def quad_width(layout: str, D: int) -> int:
+    """Width of the quadratic part of the feature map: full (vech), diag, spherical."""
+    return {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[layout]
+
+
+# --------------------------------------------------------------------------- patterns
+@dataclass(frozen=True)
+class PatternGroups:
+    """Rows grouped by missingness pattern.
+
+    Attributes
+    ----------
+    order : ndarray of shape (n,), int
+        Row indices sorted by pattern (stable: rows keep their order within a pattern).
+    observed : ndarray of shape (P, D), bool
+        Each pattern's observed cells. Patterns are sorted by their number of missing
+        cells, so patterns with equal counts are contiguous.
+    starts : ndarray of shape (P + 1,), int
+        Pattern p holds the sorted rows ``order[starts[p]:starts[p + 1]]``.
+    n_missing : ndarray of shape (P,), int
+    """
+
+    order: np.ndarray
+    observed: np.ndarray
+    starts: np.ndarray
+    n_missing: np.ndarray
+
+    @property
+    def n_patterns(self) -> int:
+        return self.observed.shape[0]
+
+    def segments(self, start: int, stop: int):
+        """``(p, a, b)`` for every pattern overlapping sorted rows ``start:stop``, with
+        ``a:b`` the overlap relative to ``start``."""
+        s = self.starts
+        p0 = int(np.searchsorted(s, start, side="right")) - 1
+        p1 = int(np.searchsorted(s, stop, side="left"))
+        out = []
+        for p in range(max(p0, 0), min(p1, self.n_patterns)):
+            a, b = max(int(s[p]), start), min(int(s[p + 1]), stop)
+            if b > a:
+                out.append((p, a - start, b - start))
+        return out
+
+
+def group_patterns(missing: np.ndarray) -> PatternGroups:
+    """Group rows by their missing cells.
+
+    Parameters
+    ----------
+    missing : ndarray of shape (n, D), bool
+        True where a cell is missing.
+
+    Returns
+    -------
+    PatternGroups
+    """
+    missing = np.asarray(missing, dtype=bool)
+    n, D = missing.shape
+    if n == 0:
+        return PatternGroups(np.zeros(0, np.intp), np.zeros((0, D), bool),
+                             np.zeros(1, np.intp), np.zeros(0, np.intp))
+    packed = np.packbits(missing, axis=1)
+    keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    pat_missing = missing[first]  # (P, D)
+    n_miss = pat_missing.sum(axis=1)
+    # Patterns by number of missing cells (then by key): equal counts are contiguous.
+    porder = np.lexsort((np.arange(len(uniq)), n_miss))
+    rank = np.empty_like(porder)
+    rank[porder] = np.arange(len(porder))
+    row_pattern = rank[inverse]
+    order = np.argsort(row_pattern, kind="stable")
+    counts = np.bincount(row_pattern, minlength=len(porder))
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
+    return PatternGroups(order.astype(np.intp), ~pat_missing[porder], starts,
+                         n_miss[porder].astype(np.intp))
+
+
+# --------------------------------------------------------------------------- marginals
+@dataclass(frozen=True)
+class MarginalParams:
+    """Each pattern's marginal Gaussian and conditional of its missing cells, per
+    component, in the frame (float64, host).
+
+    Attributes
+    ----------
+    layout : {'full', 'diag', 'spherical'}
+    eta : ndarray of shape (P, K, Q + D)
+        The quadratic and linear natural parameters of the observed part:
+        ``eta . [quad(z), z] = -z_O^T Lambda z_O / 2 + mu_O^T Lambda z_O`` (z_M = 0).
+    mlm : ndarray of shape (P, K)
+        ``mu_O^T Lambda mu_O``.
+    logdet_mm : ndarray of shape (P, K)
+        ``log det P_MM`` in the frame (0 for a complete pattern).
+    n_missing : ndarray of shape (P,)
+    observed : ndarray of shape (P, D), bool
+    groups : list of (lo, hi, mis, B, c, C)
+        Full layout only: patterns ``lo:hi`` have ``m`` missing cells ``mis`` (hi-lo,
+        m); ``B`` (hi-lo, K, m, D) with zeros in the missing columns, ``c`` (hi-lo, K,
+        m), ``C`` (hi-lo, K, m, m): ``E[z_M | z_O] = B z + c`` and ``Cov = C``.
+    """
+
+    layout: str
+    eta: np.ndarray
+    mlm: np.ndarray
+    logdet_mm: np.ndarray
+    n_missing: np.ndarray
+    observed: np.ndarray
+    groups: list
+
+    def log_const(self, log_scale: float) -> np.ndarray:
+        """``-|O|/2 log 2 pi - 1/2 log det Sigma_OO`` relative to the complete-data
+        ``-D/2 log 2 pi - 1/2 log det Sigma`` (data units), shape (P, K)::
+
+            m/2 log 2 pi - 1/2 (log det P_MM(frame) - 2 m log s)
+        """
+        m = self.n_missing[:, None].astype(np.float64)
+        return 0.5 * m * _LOG_2PI - 0.5 * (self.logdet_mm - 2.0 * m * log_scale)
+
+
+def marginal_params(layout: str, mu: np.ndarray, prec: np.ndarray,
+                    observed: np.ndarray) -> MarginalParams:
+    """The marginal natural parameters and conditionals of every pattern.
+
+    Parameters
+    ----------
+    layout : {'full', 'diag', 'spherical'}
+    mu : ndarray of shape (K, D)
+        Means in the frame.
+    prec : ndarray
+        Precisions in the frame: (K, D, D) full, (K, D) diag, (K,) spherical.
+    observed : ndarray of shape (P, D), bool
+        The patterns, sorted by number of missing cells (as :func:`group_patterns`).
+
+    Returns
+    -------
+    MarginalParams
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    K, D = mu.shape
+    obs = np.asarray(observed, dtype=bool)
+    P = obs.shape[0]
+    n_miss = (~obs).sum(axis=1)
+    of = obs.astype(np.float64)  # (P, D)
+    if layout in ("diag", "spherical"):
+        p = np.asarray(prec, dtype=np.float64)
+        pd = p if layout == "diag" else np.repeat(p[:, None], D, axis=1)  # (K, D)
+        po = of[:, None, :] * pd[None]  # (P, K, D)
+        lin = po * mu[None]
+        quad = -0.5 * po if layout == "diag" else -0.5 * p[None, :, None] * np.ones((P, 1, 1))
+        mlm = np.sum(po * mu[None] ** 2, axis=2)
+        logdet_mm = ((1.0 - of)[:, None, :] * np.log(pd)[None]).sum(axis=2)
+        return MarginalParams(layout, np.concatenate([quad, lin], axis=2), mlm, logdet_mm,
+                              n_miss, obs, [])
+    Pm = np.asarray(prec, dtype=np.float64)  # (K, D, D)
+    iu, ju = np.triu_indices(D)
+    twice = np.where(iu == ju, 1.0, 2.0)
+    T = iu.size
+    eta = np.empty((P, K, T + D))
+    mlm = np.empty((P, K))
+    logdet_mm = np.zeros((P, K))
+    groups = []
+    lo = 0
+    while lo < P:
+        m = int(n_miss[lo])
+        hi = lo
+        while hi < P and n_miss[hi] == m and hi - lo < _PATTERN_CHUNK:
+            hi += 1
+        np_ = hi - lo
+        if m == 0:
+            Lam = np.broadcast_to(Pm, (np_, K, D, D))
+            groups.append((lo, hi, np.zeros((np_, 0), np.intp), np.zeros((np_, K, 0, D)),
+                           np.zeros((np_, K, 0)), np.zeros((np_, K, 0, 0))))
+        else:
+            mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)  # (np, m), ascending
+            PM = np.take_along_axis(
+                np.broadcast_to(Pm[None], (np_, K, D, D)),
+                mis[:, None, :, None], axis=2,
+            )  # (np, K, m, D): rows M of P
+            PMM = np.take_along_axis(PM, mis[:, None, None, :], axis=3)  # (np, K, m, m)
+            L = np.linalg.cholesky(PMM)
+            logdet_mm[lo:hi] = 2.0 * np.sum(np.log(np.diagonal(L, axis1=2, axis2=3)), axis=2)
+            eye = np.broadcast_to(np.eye(m), PMM.shape)
+            Linv = np.linalg.solve(L, eye)
+            C = np.swapaxes(Linv, 2, 3) @ Linv  # P_MM^-1 (np, K, m, m)
+            C = 0.5 * (C + np.swapaxes(C, 2, 3))
+            CPM = C @ PM  # (np, K, m, D)
+            Lam = Pm[None] - np.swapaxes(PM, 2, 3) @ CPM  # (np, K, D, D)
+            Om = of[lo:hi, None, :, None] * of[lo:hi, None, None, :]
+            Lam = Lam * Om  # exact zeros in the missing rows and columns
+            B = -CPM * of[lo:hi, None, None, :]  # zero in the missing columns
+            muM = np.take_along_axis(np.broadcast_to(mu[None], (np_, K, D)),
+                                     mis[:, None, :], axis=2)  # (np, K, m)
+            c = muM - np.einsum("pkmd,kd->pkm", B, mu)
+            groups.append((lo, hi, mis, B, c, C))
+        lin = np.einsum("pkij,kj->pki", Lam, mu)
+        eta[lo:hi, :, :T] = -0.5 * Lam[:, :, iu, ju] * twice
+        eta[lo:hi, :, T:] = lin
+        mlm[lo:hi] = np.einsum("pki,ki->pk", lin, mu)
+        lo = hi
+    return MarginalParams("full", eta, mlm, logdet_mm, n_miss, obs, groups)
+
+
+def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
+                     G: np.ndarray, n_cov: np.ndarray | None = None):
+    """Expected complete-data moments summed over patterns, from the observed ones.
+
+    Parameters
+    ----------
+    marg : MarginalParams
+    mu : ndarray of shape (K, D), frame
+    prec : precisions in the frame, as for :func:`marginal_params`
+    G : ndarray of shape (P, K, Q + D + 1)
+        Per pattern and component: ``sum_n r_nk [quad(z_n), z_n, 1]`` over the pattern's
+        rows with missing cells set to 0 (the observed statistics).
+    n_cov : ndarray of shape (P, K), optional
+        The responsibility mass multiplying the conditional covariance (default: the
+        last column of ``G``). Differs for the Student-t, whose ``G`` is weighted by the
+        latent scales ``u`` while ``E[u z_M z_M^T] = u fill fill^T + C``.
+
+    Returns
+    -------
+    ndarray of shape (K, Q + D + 1)
+        ``sum_n r_nk E[[quad(z), z, 1] | z_O, k]``.
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    K, D = mu.shape
+    layout = marg.layout
+    Q = quad_width(layout, D)
+    G = np.asarray(G, dtype=np.float64)
+    n = G[:, :, -1]  # (P, K)
+    nc = n if n_cov is None else np.asarray(n_cov, dtype=np.float64)
+    out = G.sum(axis=0)
+    if layout in ("diag", "spherical"):
+        p = np.asarray(prec, dtype=np.float64)
+        pd = p if layout == "diag" else np.repeat(p[:, None], D, axis=1)
+        return _independent_moments(out, marg, mu, pd, n, nc, layout, Q)
+    iu, ju = np.triu_indices(D)
+    S2 = np.zeros((K, D, D))
+    S1 = np.zeros((K, D))
+    for lo, hi, mis, B, c, C in marg.groups:
+        m = mis.shape[1]
+        if m == 0:
+            continue
+        Gp = G[lo:hi]
+        np_ = hi - lo
+        S2o = np.zeros((np_, K, D, D))
+        S2o[:, :, iu, ju] = Gp[:, :, :Q]
+        S2o[:, :, ju, iu] = Gp[:, :, :Q]
+        s1o = Gp[:, :, Q : Q + D]
+        nn = n[lo:hi]
+        X1 = B @ S2o + c[..., :, None] * s1o[..., None, :]  # (np, K, m, D)
+        s1M = np.einsum("pkmd,pkd->pkm", B, s1o) + nn[..., None] * c
+        MM = X1 @ np.swapaxes(B, 2, 3) + s1M[..., :, None] * c[..., None, :] \
+            + nc[lo:hi, :, None, None] * C
+        E = np.zeros((np_, m, D))
+        E[np.arange(np_)[:, None], np.arange(m)[None, :], mis] = 1.0
+        # Rows M (and, by symmetry, columns M) of the expected second moments.
+        cross = np.einsum("pmd,pkme->kde", E, X1)
+        S2 += cross + np.swapaxes(cross, 1, 2)
+        S2 += np.einsum("pmd,pkmn,pne->kde", E, MM, E)
+        S1 += np.einsum("pmd,pkm->kd", E, s1M)
+    out[:, :Q] += S2[:, iu, ju]
+    out[:, Q : Q + D] += S1
+    return out
+
+
+def _independent_moments(out, marg, mu, pd, n, nc, layout, Q):
+    """Diagonal and spherical: a missing cell's expected value is ``mu_d`` and its
+    expected square ``mu_d^2 + 1/p_d`` (the columns are independent given k)."""
+    K, D = mu.shape
+    miss = (~marg.observed).astype(np.float64)  # (P, D)
+    mass = np.einsum("pk,pd->kd", n, miss)
+    mass_c = np.einsum("pk,pd->kd", nc, miss)
+    sq = mass * mu**2 + mass_c / pd
+    if layout == "diag":
+        out[:, :D] += sq
+    else:
+        out[:, 0] += sq.sum(axis=1)
+    out[:, Q : Q + D] += mass * mu
+    return out
+
+
+def masked_features(ops, FT, Xb, center, inv_scale: float, layout: str, D: int, zero):
+    """Write ``[quad(z), z, ...]`` of a block into ``FT`` (at least Q + D rows), with
+    every missing cell's z set to 0 (so every feature touching it is 0).
+
+    Parameters
+    ----------
+    FT : array of shape (M, rows), the data's dtype
+    Xb : array of shape (rows, D), NaN where missing
+    center : array of shape (D,)
+    zero : a scalar array 0 of the data's dtype
+
+    Returns
+    -------
+    z : view of shape (D, rows)
+    """
+    Q = quad_width(layout, D)
+    z = FT[Q : Q + D]
+    ops.subtract(Xb.T, center[:, None], out=z)
+    if inv_scale != 1.0:
+        z *= inv_scale
+    z[...] = ops.where(ops.isfinite(z), z, zero)
+    if layout == "full":
+        row = 0
+        for d in range(D):
+            ops.multiply(z[d], z[d:], out=FT[row : row + D - d])
+            row += D - d
+    elif layout == "diag":
+        ops.multiply(z, z, out=FT[:D])
+    else:
+        ops.sumsq(z, axis=0, out=FT[0])
+    return z
+
+
+# --------------------------------------------------------------------------- imputation
+def conditional_means(mu: np.ndarray, cov: np.ndarray, X: np.ndarray, O: np.ndarray) -> np.ndarray:
+    """X with each row's missing cells replaced by ``E[x_M | x_O, k]``, per component.
+
+    Parameters
+    ----------
+    mu : ndarray of shape (K, D), data units
+    cov : ndarray of shape (K, D, D), data units (diagonal ones as full matrices)
+    X : ndarray of shape (N, D), NaN where missing
+    O : ndarray of shape (N, D), bool, True where observed
+
+    Returns
+    -------
+    ndarray of shape (K, N, D)
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    K, D = mu.shape
+    X = np.asarray(X, dtype=np.float64)
+    out = np.repeat(np.where(O, X, 0.0)[None], K, axis=0)
+    rows = np.flatnonzero(~O.all(axis=1))
+    if not rows.size:
+        return out
+    groups = group_patterns(~O[rows])
+    prec = np.linalg.inv(np.asarray(cov, dtype=np.float64))
+    marg = marginal_params("full", np.zeros((K, D)), prec, groups.observed)
+    for lo, hi, mis, B, c, C in marg.groups:
+        if mis.shape[1] == 0:
+            continue
+        for j, p in enumerate(range(lo, hi)):
+            idx = rows[groups.order[groups.starts[p]:groups.starts[p + 1]]]
+            ms = mis[j]
+            dz = out[:, idx, :] - np.where(O[idx], mu[:, None, :], 0.0)  # z_O - mu_O, 0 at M
+            fill = mu[:, None, ms] + np.einsum("kmd,knd->knm", B[j], dz)
+            out[:, idx[:, None], ms[None, :]] = fill
+    return out
+
+
+def conditional_draw(mu, cov, X, O, z, rng, scale_draws=None) -> np.ndarray:
+    """X with each row's missing cells drawn from ``N(E[x_M | x_O, z_n], Cov[x_M | x_O,
+    z_n])`` (divided by ``sqrt(scale_draws)`` per row when given, for scale mixtures).
+
+    Parameters
+    ----------
+    mu : (K, D), cov : (K, D, D), data units
+    X : (N, D), O : (N, D) bool, z : (N,) int components
+    rng : numpy Generator
+    scale_draws : ndarray of shape (N,), optional
+
+    Returns
+    -------
+    ndarray of shape (N, D)
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    K, D = mu.shape
+    X = np.asarray(X, dtype=np.float64)
+    out = np.where(O, X, 0.0)
+    rows = np.flatnonzero(~O.all(axis=1))
+    if not rows.size:
+        return out
+    z = np.asarray(z)
+    groups = group_patterns(~O[rows])
+    prec = np.linalg.inv(np.asarray(cov, dtype=np.float64))
+    marg = marginal_params("full", np.zeros((K, D)), prec, groups.observed)
+    for lo, hi, mis, B, c, C in marg.groups:
+        if mis.shape[1] == 0:
+            continue
+        m = mis.shape[1]
+        for j, p in enumerate(range(lo, hi)):
+            idx = rows[groups.order[groups.starts[p]:groups.starts[p + 1]]]
+            ms = mis[j]
+            kk = z[idx]
+            dz = out[idx] - np.where(O[idx], mu[kk], 0.0)
+            fill = mu[kk][:, ms] + np.einsum("nmd,nd->nm", B[j][kk], dz)
+            Lc = np.linalg.cholesky(C[j][kk])  # (n, m, m)
+            e = np.einsum("nij,nj->ni", Lc, rng.standard_normal((idx.size, m)))
+            if scale_draws is not None:
+                e = e / np.sqrt(scale_draws[idx])[:, None]
+            out[idx[:, None], ms[None, :]] = fill + e
+    return out
