@@ -211,6 +211,203 @@ class Family:
         """Device constants ``transform`` needs for the current parameters (or None)."""
         return None
 
+    # -------------------------------------------------------------- missing values
+    # NaN in X means "missing". The E-step treats missing cells as more hidden
+    # variables (exact EM for incomplete data): a row's log-likelihood is the marginal of
+    # its observed cells, and its statistics are the EXPECTED complete-data features
+    # E[T(x) | x_obs, z = k], so the M-step is unchanged. The kernels call these
+    # methods on blocks with any NaN only; complete blocks take the path above.
+    #
+    # The defaults serve families whose columns are independent given the component
+    # and whose every feature row reads one column (Bernoulli, categorical, Poisson,
+    # exponential, binomial): a missing cell drops out of the row's likelihood (its
+    # features are zeroed, its share of A and of log h removed) and contributes its
+    # component's expected features E_k[T] to the statistics. Such a family supplies the
+    # small hooks ``missing_columns``, ``column_log_partition``, ``expected_features``
+    # and, when log h is not 0, ``log_base_cells``. A family with dependent columns (a
+    # full-covariance Normal) overrides ``missing_state``, ``missing_log_joint``,
+    # ``missing_stats`` and ``missing_features`` instead.
+
+    def missing_columns(self) -> np.ndarray:
+        """The data column each feature row of ``features`` reads, shape (M,), int.
+
+        Raises :class:`emix.InputError` for a family without missing-value support.
+        """
+        raise self._no_missing_support()
+
+    def _no_missing_support(self) -> InputError:
+        return InputError(
+            f"the {self.name} family does not handle missing values (NaN) yet; remove or "
+            "impute them, or use missing='error' to have them reported"
+        )
+
+    def column_log_partition(self, params: dict) -> np.ndarray:
+        """Each column's share of the log-normaliser ``A``, shape (K, D), float64
+        (summing over columns gives ``natural(params)[1]``)."""
+        return np.zeros((self._n_components(params), self.n_features))
+
+    def expected_features(self, params: dict) -> np.ndarray:
+        """``E_k[T(x)]``: every feature row's expectation under every component, shape
+        (K, M), float64 (used for the cells that are missing)."""
+        raise self._no_missing_support()
+
+    def log_base_cells(self, ops, Xb):
+        """``log h`` split by column, shape (rows, D), or None when it is 0."""
+        return None
+
+    def missing_observed(self, ops, O):
+        """Which cells count as observed, (rows, D) bool, from the NaN mask ``O``.
+
+        The default is ``O`` itself; a family whose likelihood needs several columns
+        together (binomial ``(heads, trials)`` rows) widens a missing cell to them.
+        """
+        return O
+
+    def _n_components(self, params: dict) -> int:
+        for key in self.param_names:
+            if key not in self.shared_param_names:
+                return int(np.asarray(params[key]).shape[0])
+        raise NotImplementedError  # pragma: no cover - every family has one
+
+    def missing_features(self, ops, Xb, O):
+        """The features of a block with missing cells, and which of them are observed
+        (for statistics that use the observed cells only, as the start does).
+
+        Parameters
+        ----------
+        Xb : array of shape (rows, D), NaN where missing
+        O : bool array of shape (rows, D), True where observed
+
+        Returns
+        -------
+        F : array of shape (M, rows)
+            ``T(x)`` with every feature that touches a missing cell set to 0.
+        Fobs : array of shape (M, rows), the data's dtype
+            1 where the feature is observed, 0 where it touches a missing cell.
+        """
+        F, Fobs, _, _ = self._masked_block(ops, Xb, O)
+        return F, Fobs
+
+    def _masked_block(self, ops, Xb, O):
+        """``(F, Fobs, Oc, Xf)``: :meth:`missing_features`, the observed cells ``Oc``
+        (rows, D) as 0/1 in the data's dtype, and X with missing cells set to 0."""
+        cols = self._missing_cols_index(ops)
+        Oe = self.missing_observed(ops, O)
+        # Missing cells are set to 0 (inside every built-in family's support) so that
+        # the feature map stays finite; their features are then zeroed.
+        Xf = ops.where(Oe, Xb, 0.0)
+        Oc = ops.cast(Oe)
+        Fobs = ops.take(Oc.T, cols, axis=0)
+        F = self.features(ops, Xf) * Fobs
+        return F, Fobs, Oc, Xf
+
+    def _missing_cols_index(self, ops):
+        return ops.asarray(np.asarray(self.missing_columns(), dtype=np.int64), dtype=np.int64)
+
+    def missing_state(self, ops, params: dict):
+        """Device constants the missing-value E-step needs for ``params`` (or None)."""
+        cols = self._missing_cols_index(ops)  # first: refuses a family without support
+        eta, _ = self.natural(params)
+        return {
+            "eta": ops.asarray(np.asarray(eta, dtype=np.float64)),
+            "A_cols": ops.asarray(np.asarray(self.column_log_partition(params), dtype=np.float64)),
+            "ET": ops.asarray(np.asarray(self.expected_features(params), dtype=np.float64), dtype=ops.f64),
+            "cols": cols,
+        }
+
+    def missing_log_joint(self, ops, mstate, Xb, O):
+        """``log p(x_obs | k)`` of every row of a block with missing cells.
+
+        Parameters
+        ----------
+        mstate : the value of :meth:`missing_state`
+        Xb : array of shape (rows, D), NaN where missing
+        O : bool array of shape (rows, D), True where observed
+
+        Returns
+        -------
+        L : array of shape (K, rows)
+            The log-density of each row's observed cells under each component,
+            including their ``log h`` (a row with no observed cell has 0).
+        ctx : whatever :meth:`missing_stats` needs
+        """
+        F, _, Oc, Xf = self._masked_block(ops, Xb, O)
+        L = ops.matmul(mstate["eta"], F)
+        L -= ops.matmul(mstate["A_cols"], Oc.T)
+        h = self.log_base_cells(ops, Xf)
+        if h is not None:
+            L += ops.sum(h * Oc, axis=1)[None, :]
+        return L, (F, Oc)
+
+    def missing_stats(self, ops, mstate, ctx, R):
+        """Expected statistics of a block with missing cells.
+
+        Parameters
+        ----------
+        ctx : from :meth:`missing_log_joint`
+        R : array of shape (K, rows)
+            Responsibilities, already multiplied by the sample weights.
+
+        Returns
+        -------
+        S : array of shape (K, M), float64 on the device
+            ``sum_n R_kn E[T(x_n) | x_n,obs, z = k]``.
+        extra : dict of name -> (K,) float64 array
+            The family's ``extra_stats`` (empty for exponential families).
+        """
+        F, Oc = ctx
+        S = ops.cast(ops.weighted_stats(R, F), ops.f64)
+        # Responsibility mass of the rows missing each column, (K, D): a missing cell
+        # adds its component's expected features.
+        mass = ops.cast(ops.matmul(R, 1.0 - Oc), ops.f64)
+        S = S + mstate["ET"] * ops.take(mass, mstate["cols"], axis=1)
+        return S, {}
+
+    # Imputation (host, float64) -------------------------------------------
+    def conditional_means(self, params: dict, X: np.ndarray, O: np.ndarray) -> np.ndarray:
+        """X with each row's missing cells replaced by ``E[x_miss | x_obs, k]``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, D), float64 (NaN where missing)
+        O : ndarray of bool of shape (N, D), True where observed
+
+        Returns
+        -------
+        ndarray of shape (K, N, D): observed cells unchanged in every component
+        """
+        means = np.asarray(self.component_means(params), dtype=np.float64)  # (K, D)
+        # Independent columns: a missing cell's conditional mean is its marginal one.
+        return np.where(O[None, :, :], X[None, :, :], means[:, None, :])
+
+    def conditional_draw(self, params: dict, X: np.ndarray, O: np.ndarray, z: np.ndarray,
+                         rng: np.random.Generator) -> np.ndarray:
+        """X with each row's missing cells drawn from ``p(x_miss | x_obs, z_n)``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (N, D), float64 (NaN where missing)
+        O : ndarray of bool of shape (N, D)
+        z : ndarray of int of shape (N,), each row's component
+        rng : numpy Generator
+
+        Returns
+        -------
+        ndarray of shape (N, D): observed cells unchanged
+        """
+        out = np.array(X, dtype=np.float64, copy=True)
+        for k in np.unique(z):
+            rows = np.flatnonzero((z == k) & ~O.all(axis=1))
+            if not rows.size:
+                continue
+            # Independent columns: draw whole rows, keep only their missing cells.
+            draw = np.asarray(self.sample(params, int(k), rows.size, rng), dtype=np.float64)
+            block = out[rows]
+            miss = ~O[rows]
+            block[miss] = draw.reshape(rows.size, -1)[miss]
+            out[rows] = block
+        return out
+
     # -------------------------------------------------------------- M-step
     def m_step(self, stats: MixtureStats, previous: dict | None) -> tuple[dict, list]:
         """Maximum-likelihood component parameters from statistics alone.

@@ -52,6 +52,16 @@ class Bernoulli(Family):
         eta = np.concatenate([safe_log(p), safe_log(1.0 - p)], axis=1)  # (K, 2D)
         return eta, np.zeros(p.shape[0])
 
+    # Missing cells (see Family): feature rows d and D + d read column d.
+    def missing_columns(self):
+        D = self.n_features
+        return np.concatenate([np.arange(D), np.arange(D)])
+
+    def expected_features(self, params):
+        """``E_k[x, 1 - x] = [p, 1 - p]``, shape (K, 2D)."""
+        p = np.asarray(params["probabilities"], dtype=np.float64)
+        return np.concatenate([p, 1.0 - p], axis=1)
+
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
         D = self.n_features

@@ -381,6 +381,68 @@ class Binomial(Family):
         eta = np.concatenate([safe_log(p), safe_log(1.0 - p)], axis=1)  # (K, 2C)
         return eta, np.zeros(p.shape[0])
 
+    # Missing cells (see Family). With ``n_trials`` every column is its own binomial
+    # count: feature rows c and C + c read column c, and a missing count adds its
+    # expectation ``n [p, 1 - p]``. For ``(heads, trials)`` rows a missing heads or
+    # trials leaves the row without binomial information (trials are a covariate the
+    # model does not describe): both features count as missing, with expectation 0,
+    # and since the M-step is ``p = H / (H + T)`` (not divided by ``n_k``) that is the
+    # exact maximiser for the observed rows.
+    def missing_columns(self):
+        C = self.n_counts
+        if self.n_trials is None:
+            return np.array([0, 0])
+        return np.concatenate([np.arange(C), np.arange(C)])
+
+    def missing_observed(self, ops, O):
+        if self.n_trials is None:
+            both = O[:, 0:1] & O[:, 1:2]
+            return ops.concat([both, both], axis=1)
+        return O
+
+    def expected_features(self, params):
+        p = np.asarray(params["probabilities"], dtype=np.float64)
+        if self.n_trials is None:
+            return np.zeros((p.shape[0], 2))
+        return float(self.n_trials) * np.concatenate([p, 1.0 - p], axis=1)
+
+    def log_base_cells(self, ops, Xb):
+        """``log C(n, h)`` per cell (rows, C); for ``(heads, trials)`` rows in the first
+        column, 0 in the second."""
+        if self.n_trials is None:
+            lc = self.log_base(ops, Xb)[:, None]
+            return ops.concat([lc, lc * 0.0], axis=1)
+        n = float(self.n_trials)
+        return float(gammaln(n + 1.0)) - ops.lgamma(Xb + 1.0) - ops.lgamma(n - Xb + 1.0)
+
+    def _pair_trials(self, X, O):
+        """Trials of ``(heads, trials)`` rows with a missing count filled: the data's
+        mean number of trials, at least the heads (float64, (N,))."""
+        n_mean = 1.0 if self.mean_trials is None else float(self.mean_trials)
+        h = np.where(O[:, 0], X[:, 0], 0.0)
+        return np.where(O[:, 1], X[:, 1], np.maximum(h, n_mean))
+
+    def conditional_means(self, params, X, O):
+        if self.n_trials is not None:
+            return super().conditional_means(params, X, O)
+        p = np.asarray(params["probabilities"], dtype=np.float64)[:, 0]  # (K,)
+        n = self._pair_trials(X, O)
+        out = np.repeat(np.asarray(X, dtype=np.float64)[None], p.shape[0], axis=0)
+        out[:, :, 1] = n[None, :]
+        out[:, :, 0] = np.where(O[None, :, 0], X[None, :, 0], n[None, :] * p[:, None])
+        return out
+
+    def conditional_draw(self, params, X, O, z, rng):
+        if self.n_trials is not None:
+            return super().conditional_draw(params, X, O, z, rng)
+        p = np.asarray(params["probabilities"], dtype=np.float64)[:, 0]
+        out = np.array(X, dtype=np.float64, copy=True)
+        n = np.rint(self._pair_trials(X, O))
+        out[:, 1] = n
+        miss = ~O[:, 0]
+        out[miss, 0] = rng.binomial(n[miss].astype(np.int64), p[z[miss]])
+        return out
+
     def m_step(self, stats: MixtureStats, previous):
         C = self.n_counts
         nk = stats.nk

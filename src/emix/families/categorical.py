@@ -131,6 +131,14 @@ class Categorical(Family):
         p = params["probabilities"]
         return safe_log(p), np.zeros(p.shape[0])
 
+    # Missing cells (see Family): a missing code makes every one-hot feature of its
+    # column missing; their expectations are the column's probabilities.
+    def missing_columns(self):
+        return np.repeat(np.arange(len(self.sizes)), self.sizes)
+
+    def expected_features(self, params):
+        return np.asarray(params["probabilities"], dtype=np.float64)
+
     def m_step(self, stats: MixtureStats, previous):
         empty = empty_components(stats.nk, stats.weight_sum, at_start=previous is None)
         p = np.empty_like(stats.S)

@@ -59,6 +59,19 @@ class Exponential(Family):
         with np.errstate(divide="ignore"):
             return -rates, -np.log(rates).sum(axis=1)
 
+    # Missing cells (see Family): feature row d reads column d.
+    def missing_columns(self):
+        return np.arange(self.n_features)
+
+    def column_log_partition(self, params):
+        """``A`` per column: ``-log lambda``, shape (K, D)."""
+        with np.errstate(divide="ignore"):
+            return -np.log(np.asarray(params["rates"], dtype=np.float64))
+
+    def expected_features(self, params):
+        """The means ``1 / lambda``, shape (K, D)."""
+        return 1.0 / np.asarray(params["rates"], dtype=np.float64)
+
     def _floor(self) -> np.ndarray:
         """Smallest component mean per column that is not a collapse, shape (D,)."""
         scale = np.ones(self.n_features) if self.data_mean is None else self.data_mean

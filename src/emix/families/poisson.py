@@ -43,6 +43,21 @@ class Poisson(Family):
         rates = params["rates"]
         return safe_log(rates), rates.sum(axis=1)
 
+    # Missing cells (see Family): feature row d reads column d.
+    def missing_columns(self):
+        return np.arange(self.n_features)
+
+    def column_log_partition(self, params):
+        """``A`` per column: the rates, shape (K, D)."""
+        return np.asarray(params["rates"], dtype=np.float64)
+
+    def expected_features(self, params):
+        return np.asarray(params["rates"], dtype=np.float64)
+
+    def log_base_cells(self, ops, Xb):
+        """``-log x!`` per cell, shape (rows, D)."""
+        return -ops.lgamma(Xb + 1.0)
+
     def m_step(self, stats: MixtureStats, previous):
         nk = stats.nk
         empty = empty_components(nk, stats.weight_sum, at_start=previous is None)

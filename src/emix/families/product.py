@@ -232,6 +232,53 @@ class Product(Family):
             A = A + np.asarray(a, dtype=np.float64)
         return np.concatenate(etas, axis=1), A
 
+    # -------------------------------------------------------------- missing values
+    # The parts are independent, so the observed part's log-density is the sum of the
+    # parts' and the expected statistics stack: each part handles its own columns
+    # through its own hooks (a full-covariance Normal part included).
+    def missing_state(self, ops, params):
+        return [fam.missing_state(ops, self.part_params(params, i))
+                for i, (fam, _) in enumerate(self.parts)]
+
+    def missing_log_joint(self, ops, mstate, Xb, O):
+        L, ctx = None, []
+        for (fam, _), ix, st in zip(self.parts, self._index, mstate):
+            Lp, cp = fam.missing_log_joint(ops, st, Xb[:, ix], O[:, ix])
+            L = Lp if L is None else L + Lp
+            ctx.append(cp)
+        return L, ctx
+
+    def missing_stats(self, ops, mstate, ctx, R):
+        blocks = [fam.missing_stats(ops, st, cp, R)[0]
+                  for (fam, _), st, cp in zip(self.parts, mstate, ctx)]
+        return (blocks[0] if len(blocks) == 1 else ops.concat(blocks, axis=1)), {}
+
+    def missing_features(self, ops, Xb, O):
+        pairs = [fam.missing_features(ops, Xb[:, ix], O[:, ix])
+                 for (fam, _), ix in zip(self.parts, self._index)]
+        if len(pairs) == 1:
+            return pairs[0]
+        return (ops.concat([p[0] for p in pairs], axis=0),
+                ops.concat([p[1] for p in pairs], axis=0))
+
+    def conditional_means(self, params, X, O):
+        out = None
+        for i, (fam, cols) in enumerate(self.parts):
+            idx = np.asarray(cols, dtype=np.intp)
+            part = fam.conditional_means(self.part_params(params, i), X[:, idx], O[:, idx])
+            if out is None:
+                out = np.empty((part.shape[0],) + X.shape)
+            out[:, :, idx] = part
+        return out
+
+    def conditional_draw(self, params, X, O, z, rng):
+        out = np.array(X, dtype=np.float64, copy=True)
+        for i, (fam, cols) in enumerate(self.parts):
+            idx = np.asarray(cols, dtype=np.intp)
+            out[:, idx] = fam.conditional_draw(self.part_params(params, i), X[:, idx],
+                                               O[:, idx], z, rng)
+        return out
+
     # -------------------------------------------------------------- parameters
     def part_params(self, params: dict, i: int) -> dict:
         """Part ``i``'s own parameter dict from the flat one."""

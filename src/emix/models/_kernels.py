@@ -5,6 +5,13 @@ the family for the feature map and its natural parameters, takes the log-emissio
 one product ``eta @ T(X)``, turns them into responsibilities with a soft-max and adds
 the weighted statistics ``R @ T(X)^T`` (a second product). Neither the backend nor the
 family knows the other.
+
+Missing values (NaN). A block with any NaN goes through the family's missing-value
+protocol (``Family.missing_state``, ``missing_log_joint``, ``missing_stats``; see
+:mod:`emix.families._base`): the log-emissions are those of each row's observed cells
+and the statistics are expected complete-data features, so the M-step is unchanged.
+Blocks without NaN take the complete-data path, unchanged bit for bit. A kernel built
+with ``missing=False`` (the model knows X has no NaN) skips the per-block check.
 """
 
 from __future__ import annotations
@@ -21,13 +28,37 @@ def _log_weights(weights: np.ndarray) -> np.ndarray:
         return np.log(np.asarray(weights, dtype=np.float64))
 
 
+def missing_mask(ops, Xb):
+    """Where a block is observed, (rows, D) bool, or None when it has no NaN.
+
+    inf is refused before any pass, so every non-finite cell is a NaN.
+    """
+    O = ops.isfinite(Xb)
+    if bool(O.all()):
+        return None
+    return O
+
+
 class _Base:
-    def __init__(self, family, K: int):
+    def __init__(self, family, K: int, missing: bool = True):
         self.family = family
         self.K = K
         self.M = family.feature_width()
+        self.missing = bool(missing)
         self.acc_shapes = {"S": (K, self.M), "nk": (K,), "loglik": (), "wsum": ()}
         self.acc_shapes.update({name: (K,) for name in family.extra_stats})
+
+    def _mask(self, ops, Xb):
+        return missing_mask(ops, Xb) if self.missing else None
+
+    def _weigh(self, ops, R, wb, acc):
+        """Multiply R (K, rows) by the sample weights in place; add the counts."""
+        if wb is not None:
+            R *= wb
+            acc["wsum"] += ops.sum64(wb)
+        else:
+            acc["wsum"] += R.shape[1]
+        acc["nk"] += ops.sum64(R, axis=1)
 
     def _accumulate(self, ops, F, R, wb, acc, U, extra):
         """Add the statistics of one block: responsibilities R (K, rows), weighted."""
@@ -55,11 +86,12 @@ class MixtureKernel(_Base):
     weights : ndarray of shape (K,)
     """
 
-    def __init__(self, family, params: dict, weights: np.ndarray):
-        super().__init__(family, len(weights))
+    def __init__(self, family, params: dict, weights: np.ndarray, missing: bool = True):
+        super().__init__(family, len(weights), missing)
         eta, A = family.natural(params)
         self.eta = np.ascontiguousarray(eta, dtype=np.float64)  # (K, M)
-        self.const = _log_weights(weights) - A  # (K,)
+        self.log_w = _log_weights(weights)  # (K,)
+        self.const = self.log_w - A  # (K,)
         self.dead = np.flatnonzero(np.isneginf(self.const))
         self.params = params
 
@@ -70,6 +102,28 @@ class MixtureKernel(_Base):
             "transform": self.family.transform_state(ops, self.params),
         }
 
+    def missing_log_joint(self, ops, st, Xb, O):
+        """``(L, ctx)``: ``log w_k + log p(x_obs | k)`` (K, rows) of a block with NaN
+        (``log h`` of the observed cells included) and the family's context."""
+        if "missing" not in st:
+            # Built on the first block with NaN only: a family without missing-value
+            # support raises here, and complete data never pay for it.
+            st["missing"] = self.family.missing_state(ops, self.params)
+            st["log_w"] = ops.asarray(self.log_w[:, None])
+        L, ctx = self.family.missing_log_joint(ops, st["missing"], Xb, O)
+        L += st["log_w"]
+        return L, ctx
+
+    def _missing_block(self, ops, st, Xb, O, wb, acc):
+        L, ctx = self.missing_log_joint(ops, st, Xb, O)
+        lse = ops.softmax_cols_(L, self.dead)  # L now holds responsibilities
+        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
+        self._weigh(ops, L, wb, acc)
+        S, extra = self.family.missing_stats(ops, st["missing"], ctx, L)
+        acc["S"] += S
+        for name, value in extra.items():
+            acc[name] += value
+
     def log_joint(self, ops, st, Xb):
         """``(F, L, U, extra)``: features (M, rows), log-joint (K, rows) and weights."""
         F = self.family.features(ops, Xb)
@@ -79,6 +133,9 @@ class MixtureKernel(_Base):
         return F, L, U, extra
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
+        O = self._mask(ops, Xb)
+        if O is not None:
+            return self._missing_block(ops, st, Xb, O, wb, acc)
         F, L, U, extra = self.log_joint(ops, st, Xb)
         lse = ops.softmax_cols_(L, self.dead)  # L now holds responsibilities
         h = self.family.log_base(ops, Xb)
@@ -91,6 +148,13 @@ class MixtureKernel(_Base):
 class GivenRespKernel(_Base):
     """Statistics from responsibilities given by the caller (initialisation).
 
+    With missing cells there are no parameters yet to take expectations under, so the
+    start uses the observed cells only: each component's statistic of a feature is its
+    responsibility-weighted mean over the rows that observe the feature, times the
+    component's count (accumulated as the observed sums ``S`` and the mass of rows
+    missing each feature, ``S_miss``; :func:`stats_from_acc` combines them). For
+    column-wise features that is the per-column weighted mean of the observed values.
+
     Parameters
     ----------
     family : bound Family
@@ -98,21 +162,29 @@ class GivenRespKernel(_Base):
     K : int
     """
 
-    def __init__(self, family, resp, K: int, params=None):
-        super().__init__(family, K)
+    def __init__(self, family, resp, K: int, params=None, missing: bool = True):
+        super().__init__(family, K, missing)
         self.resp = resp
         self.params = params
+        if self.missing:
+            self.acc_shapes["S_miss"] = (K, self.M)
 
     def setup(self, ops):
         # Latent-scale families weight initial statistics by their own start values.
         return {"transform": None}
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
-        F = self.family.features(ops, Xb)
+        O = self._mask(ops, Xb)
+        if O is None:
+            F = self.family.features(ops, Xb)
+        else:
+            F, Fobs = self.family.missing_features(ops, Xb, O)
         # A copy: the caller's array must not be weighted in place.
         R = ops.asarray(np.array(np.asarray(self.resp(start, stop)).T, dtype=np.float64, order="C"))
         extra = self.family.initial_extra(ops, R) if self.family.extra_stats else {}
         self._accumulate(ops, F, R, wb, acc, None, extra)
+        if O is not None:  # R is weighted now
+            acc["S_miss"] += ops.cast(ops.weighted_stats(R, 1.0 - Fobs), ops.f64)
 
 
 class LogJointKernel:
@@ -121,14 +193,19 @@ class LogJointKernel:
     Returns rows of shape (rows, K) in the data's dtype.
     """
 
-    def __init__(self, family, params: dict, weights: np.ndarray):
-        self.inner = MixtureKernel(family, params, weights)
+    def __init__(self, family, params: dict, weights: np.ndarray, missing: bool = True):
+        self.inner = MixtureKernel(family, params, weights, missing)
         self.n_out = self.inner.K
 
     def setup(self, ops):
         return self.inner.setup(ops)
 
     def rows(self, ops, st, Xb):
+        O = self.inner._mask(ops, Xb)
+        if O is not None:
+            # A row with no observed cell gets log w_k: the prior.
+            L, _ = self.inner.missing_log_joint(ops, st, Xb, O)
+            return L.T
         _, L, _, _ = self.inner.log_joint(ops, st, Xb)
         h = self.inner.family.log_base(ops, Xb)
         if h is not None:
@@ -138,11 +215,40 @@ class LogJointKernel:
 
 def stats_from_acc(acc: dict, n_rows: int, family) -> MixtureStats:
     """The accumulators of a pass as :class:`MixtureStats`."""
+    S = acc["S"]
+    miss = acc.get("S_miss")
+    if miss is not None and np.any(miss):
+        S = _fill_start_stats(S, acc["nk"], miss)
     return MixtureStats(
-        S=acc["S"],
+        S=S,
         nk=acc["nk"],
         loglik=float(acc["loglik"]),
         weight_sum=float(acc["wsum"]),
         n_rows=int(n_rows),
         extra={name: acc[name] for name in family.extra_stats},
     )
+
+
+def _fill_start_stats(S_obs: np.ndarray, nk: np.ndarray, miss: np.ndarray) -> np.ndarray:
+    """Starting statistics with missing features at the observed weighted means.
+
+    Parameters
+    ----------
+    S_obs : ndarray of shape (K, M), sums over the observed features
+    nk : ndarray of shape (K,)
+    miss : ndarray of shape (K, M), responsibility mass of the rows missing each feature
+
+    Returns
+    -------
+    ndarray of shape (K, M): ``S_obs + miss * S_obs / (nk - miss)``; where a component
+    observes a feature in no row, the mean over all components' observed rows (0 when
+    no row observes it).
+    """
+    W_obs = np.maximum(nk[:, None] - miss, 0.0)
+    pooled_w = W_obs.sum(axis=0)
+    pooled = np.divide(S_obs.sum(axis=0), pooled_w, out=np.zeros(S_obs.shape[1]),
+                       where=pooled_w > 0)
+    tiny = 10.0 * np.finfo(np.float64).eps * max(float(nk.sum()), 1.0)
+    own = W_obs > tiny
+    mean = np.where(own, S_obs / np.where(own, W_obs, 1.0), pooled[None, :])
+    return S_obs + miss * mean
