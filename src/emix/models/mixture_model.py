@@ -16,8 +16,11 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .._validation import check_weights_init
+from .._missing import check_missing, check_missing_mode
+from .._validation import allow_nan, check_weights_init
 from ..backends import resolve_backend
+from ..data import is_source_like
+from ..data._dask import is_dask
 from ..data._stream import (
     check_support_blocks,
     initial_family_stats,
@@ -28,10 +31,12 @@ from ..em.init import KMEANS_MAX_ROWS, as_generator, kmeans, kmeans_plusplus, ne
 from ..exceptions import InputError
 from ..families import FAMILY_NAMES, family_class
 from ..families._base import Family, empty_components, empty_issues, permute_params
-from ._mixture_base import MixtureEstimator
+from ._mixture_base import MixtureEstimator, logsumexp_rows
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 
-__all__ = ["MixtureModel", "column_labels", "starting_stats", "take_columns"]
+__all__ = [
+    "MixtureModel", "column_labels", "observed_summary", "starting_stats", "take_columns",
+]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 # The attributes a delegated Gaussian fit exposes, as GaussianMixture names them.
@@ -49,13 +54,15 @@ class _FamilyProblem:
     Parameters are ``(weights (K,), family params dict)``, float64.
     """
 
-    def __init__(self, backend, X, w, family, K, block_size):
+    def __init__(self, backend, X, w, family, K, block_size, missing: bool = True):
         self.backend = backend
         self.X = X
         self.w = w
         self.family = family
         self.K = K
         self.block_size = block_size
+        # Whether X may hold NaN: kernels check each block for it only then.
+        self.missing = bool(missing)
         self.N = int(X.shape[0])
         self.last_issues: list = []
         self.last_allowance = 0.0
@@ -68,10 +75,10 @@ class _FamilyProblem:
 
     def e_step(self, params):
         weights, fp = params
-        return self._pass(MixtureKernel(self.family, fp, weights))
+        return self._pass(MixtureKernel(self.family, fp, weights, missing=self.missing))
 
     def given_resp_stats(self, resp):
-        return self._pass(GivenRespKernel(self.family, resp, self.K))
+        return self._pass(GivenRespKernel(self.family, resp, self.K, missing=self.missing))
 
     def m_step(self, stats, params, iteration):
         weights = stats.nk / stats.weight_sum
@@ -141,6 +148,18 @@ class MixtureModel(MixtureEstimator):
     columns : list of str or int, optional
         The columns of X the model reads (all by default; for a product, the columns
         its parts name).
+    missing : {'em', 'error'}, default='em'
+        What NaN in X means. ``'em'``: a missing value, a hidden variable of the EM
+        (exact EM for incomplete data): a row's likelihood is the marginal of its
+        observed cells, and its statistics are the expected complete-data ones, so
+        every family's M-step is unchanged. Rows whose every used value is missing
+        carry no information: ``fit`` ignores them with one
+        :class:`emix.MissingDataWarning` that counts them; at prediction they get the
+        prior (``predict_proba`` = ``weights_``, ``score_samples`` = 0). ``'error'``:
+        NaN is an :class:`emix.InputError`. inf is always an error. With no NaN in X
+        the results are those of complete data, bit for bit. In-memory data only:
+        paths, sources and Dask arrays must be free of NaN for now, and so must
+        ``partial_fit`` batches.
 
     Attributes
     ----------
@@ -188,6 +207,7 @@ class MixtureModel(MixtureEstimator):
         label_order=None,
         family_options=None,
         columns=None,
+        missing="em",
     ):
         self.family = family
         self.n_components = n_components
@@ -207,10 +227,12 @@ class MixtureModel(MixtureEstimator):
         self.label_order = label_order
         self.family_options = family_options
         self.columns = columns
+        self.missing = missing
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
         self._check_common_parameters(INIT_PARAMS)
+        check_missing_mode(self.missing)
         if self.family_options is not None and not isinstance(self.family_options, Mapping):
             raise InputError(
                 f"family_options must be a dict of constructor keywords; got "
@@ -334,28 +356,47 @@ class MixtureModel(MixtureEstimator):
         family = self._make_family()
         # A path or emix.data Source is read in blocks (see emix.data).
         backend = resolve_data_backend(X, self.device)
-        Xv, names = backend.validate(X, name="X")
+        in_memory = not (is_source_like(X) or is_dask(X))
+        with allow_nan(in_memory and self.missing == "em"):
+            Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, family = self._select_columns(family, names, D_in)
         Xs = take_columns(Xv, cols, D_in)
         D = len(cols)
-        w = self._checked_weights(backend, sample_weight, N, K)
         labels = column_labels(names, cols)
+        any_missing = False
+        if in_memory and self.missing == "em":
+            info = check_missing(Xs, self.missing, name="X", column_names=labels)
+            any_missing = info.any_missing
+            if info.any_all_missing:
+                # Rows with no observed value carry no information about anything.
+                keep = np.flatnonzero(~info.all_missing)
+                Xs = _take_rows(Xs, keep)
+                if sample_weight is not None:
+                    sample_weight = np.asarray(backend.to_numpy(sample_weight)).reshape(-1)
+                    if sample_weight.shape[0] == N:
+                        sample_weight = sample_weight[keep]
+                N = Xs.shape[0]
+        w = self._checked_weights(backend, sample_weight, N, K)
         if is_streaming(Xs):
             X_host = None
             check_support_blocks(backend, Xs, family, labels)
         else:
             X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
-            family.check_support(X_host, labels)
+            family.check_support(_zero_missing(X_host) if any_missing else X_host, labels)
         w_dev = None if w is None else backend.asarray_like(w, Xs)
-        summary = backend.column_summary(Xs, w_dev)
+        if any_missing:
+            summary = observed_summary(X_host, w)
+        else:
+            summary = backend.column_summary(Xs, w_dev)
         fam = family.bind(summary, D)
         w_init = None if self.weights_init is None else check_weights_init(self.weights_init, K)
         p_init = None
         if self.params_init is not None:
             p_init = fam.validate_params(dict(self.params_init), K)
 
-        problem = _FamilyProblem(backend, Xs, w_dev, fam, K, self.block_size)
+        problem = _FamilyProblem(backend, Xs, w_dev, fam, K, self.block_size,
+                                 missing=any_missing)
         warm = (
             self.warm_start
             and hasattr(self, "_params")
@@ -605,14 +646,26 @@ class MixtureModel(MixtureEstimator):
             device=self.device,
             callback=self.callback,
             label_order=self.label_order,
+            **self._gaussian_missing_kwarg(),
             **options,
         )
+
+    def _gaussian_missing_kwarg(self) -> dict:
+        """``{"missing": ...}`` when GaussianMixture takes the keyword."""
+        from .mixture import GaussianMixture
+
+        if "missing" in inspect.signature(GaussianMixture.__init__).parameters:
+            return {"missing": self.missing}
+        return {}
 
     def _fit_gaussian(self, X, sample_weight):
         from .mixture import GaussianMixture
 
         backend = resolve_data_backend(X, self.device)
-        Xv, names = backend.validate(X, name="X")
+        in_memory = not (is_source_like(X) or is_dask(X))
+        with allow_nan(in_memory and bool(self._gaussian_missing_kwarg())
+                       and self.missing == "em"):
+            Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, _ = self._select_columns(None, names, D_in)
         Xs = take_columns(Xv, cols, D_in)
@@ -641,32 +694,50 @@ class MixtureModel(MixtureEstimator):
         self._issues = tuple(gm._issue_messages())
 
     # ------------------------------------------------------------------ prediction
-    def _prepare(self, X, method):
-        """X validated, its used columns taken, and checked against the support."""
+    def _missing_mode(self) -> str:
+        # Models saved before missing values existed have no ``missing`` attribute.
+        return getattr(self, "missing", "error")
+
+    def _prepare(self, X, method, *, with_mask: bool = False):
+        """X validated, its used columns taken, and checked against the support.
+
+        Returns ``(backend, Xs)``, and with ``with_mask`` also whether Xs has NaN.
+        """
         self._check_is_fitted(method)
         backend = resolve_backend(X, self.device)
         D = self.n_features_in_
-        Xv, names = backend.validate(
-            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
-        )
+        em = self._missing_mode() == "em"
+        with allow_nan(em):
+            Xv, names = backend.validate(
+                X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+            )
         self._check_feature_names(names)
         cols = self._columns_used
         Xs = take_columns(Xv, cols, D)
+        fitted_names = getattr(self, "feature_names_in_", None)
+        any_missing = False
+        if em:
+            any_missing = check_missing(
+                Xs, "em", name="X", column_names=column_labels(fitted_names, cols), fitting=False
+            ).any_missing
         if self.family_ is not None:
-            fitted_names = getattr(self, "feature_names_in_", None)
+            X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
             self.family_.check_support(
-                np.asarray(backend.to_numpy(Xs), dtype=np.float64),
+                _zero_missing(X_host) if any_missing else X_host,
                 column_labels(fitted_names, cols),
             )
+        if with_mask:
+            return backend, Xs, any_missing
         return backend, Xs
 
     def _log_joint(self, X, method) -> np.ndarray:
-        """``log w_k + log p(x | k)`` of every row, shape (N, K), on the host."""
-        backend, Xs = self._prepare(X, method)
+        """``log w_k + log p(x | k)`` of every row, shape (N, K), on the host (a row with
+        missing cells: of its observed cells; with none: ``log w_k``)."""
+        backend, Xs, any_missing = self._prepare(X, method, with_mask=True)
         if self.family_ is None:  # a Gaussian fit held by gaussian_mixture_
             return self.gaussian_mixture_._log_joint(Xs, method)
         weights, fp = self._current_params()
-        kernel = LogJointKernel(self.family_, fp, weights)
+        kernel = LogJointKernel(self.family_, fp, weights, missing=any_missing)
         L = backend.map_rows(Xs, kernel, block_size=self.block_size, width=self.family_.feature_width())
         return np.asarray(backend.to_numpy(L), dtype=np.float64)
 
@@ -699,12 +770,131 @@ class MixtureModel(MixtureEstimator):
         y = np.repeat(np.arange(len(counts)), counts)
         return X, y
 
+    def impute(self, X, n_draws=None, random_state=None):
+        """Fill the missing values (NaN) of X from the fitted mixture.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, n_features_in_) or (N,), DataFrame or tensor
+        n_draws : int, optional
+            None: the conditional mean ``sum_k r_k(x_obs) E[x_miss | x_obs, k]``, with
+            ``r_k(x_obs)`` the responsibilities given the observed cells. ``m``: ``m``
+            multiple imputations, each row's component drawn from its responsibilities
+            and its missing cells from that component's conditional distribution.
+        random_state : int, numpy Generator or RandomState, optional
+            For the draws (default: the model's ``random_state``).
+
+        Returns
+        -------
+        ndarray of shape (N, n_features_in_), or (n_draws, N, n_features_in_)
+            Observed cells unchanged; the missing cells of the columns the model reads
+            (``columns_``) filled; other columns as given. A row with no observed value
+            gets the mixture's mean (draws: a draw from the mixture). Categorical codes
+            are filled with their conditional mean code (draws are codes).
+        """
+        self._check_is_fitted("impute")
+        if self._delegated("impute"):
+            return self.gaussian_mixture_.impute(X, n_draws=n_draws, random_state=random_state)
+        L = self._log_joint(X, "impute")
+        backend = resolve_backend(X, self.device)
+        D = self.n_features_in_
+        with allow_nan(True):
+            Xv, _ = backend.validate(X, name="X", n_features=D, allow_1d=(D == 1),
+                                     estimator_name=type(self).__name__)
+        X_all = np.array(backend.to_numpy(Xv), dtype=np.float64)
+        _, fp = self._current_params()
+        resp = np.exp(L - logsumexp_rows(L)[:, None])
+        return impute_columns(self.family_, fp, X_all, self._columns_used, resp, n_draws,
+                              self.random_state if random_state is None else random_state,
+                              self._dtype)
+
     # ------------------------------------------------------------------ selection
     def _n_parameters(self) -> int:
         if self._delegated("_n_parameters"):
             return self.gaussian_mixture_._n_parameters()
         K = self.n_components
         return int(self.family_.n_parameters(K)) + K - 1
+
+
+def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtype):
+    """Missing cells of the used columns filled given each row's latent-class weights.
+
+    Parameters
+    ----------
+    family : bound Family
+    fp : dict, the family's parameters
+    X_all : ndarray of shape (N, D_in), float64 with NaN
+    cols : ndarray of int of shape (D,), the columns the family reads
+    weights : ndarray of shape (N, K)
+        ``p(z_n = k | data)``: a mixture's responsibilities or an HMM's smoothed
+        state probabilities.
+    n_draws : int or None
+    random_state : seed for the draws
+    dtype : the output's dtype
+
+    Returns
+    -------
+    ndarray of shape (N, D_in) or (n_draws, N, D_in)
+    """
+    from .._validation import check_int
+
+    Xu = X_all[:, cols]
+    O = ~np.isnan(Xu)
+    if n_draws is None:
+        cm = family.conditional_means(fp, Xu, O)  # (K, N, D)
+        filled = np.einsum("nk,knd->nd", weights, cm)
+        out = X_all.copy()
+        # Exactly the observed values (a weighted sum of copies rounds).
+        out[:, cols] = np.where(O, Xu, filled)
+        return out.astype(dtype, copy=False)
+    n_draws = check_int(n_draws, "n_draws", low=1)
+    rng = as_generator(random_state)
+    cum = np.cumsum(weights, axis=1)
+    cum /= cum[:, -1:]
+    outs = np.empty((n_draws,) + X_all.shape)
+    for m in range(n_draws):
+        u = rng.random(weights.shape[0])
+        z = np.minimum((u[:, None] > cum).sum(axis=1), weights.shape[1] - 1)
+        outs[m] = X_all
+        outs[m][:, cols] = family.conditional_draw(fp, Xu, O, z, rng)
+    return outs.astype(dtype, copy=False)
+
+
+def observed_summary(X: np.ndarray, w: np.ndarray | None) -> dict:
+    """The column summary of data with missing cells, from the observed values.
+
+    Parameters
+    ----------
+    X : ndarray of shape (N, D), float64, NaN where missing
+    w : ndarray of shape (N,) or None, sample weights
+
+    Returns
+    -------
+    dict with ``mean``, ``var``, ``min``, ``max`` (each (D,), float64, over each column's
+    observed values, weighted) and ``n`` (N)
+    """
+    O = ~np.isnan(X)
+    W = O * (1.0 if w is None else np.asarray(w, dtype=np.float64)[:, None])
+    tot = W.sum(axis=0)
+    safe = np.where(tot > 0, tot, 1.0)
+    Xz = np.where(O, X, 0.0)
+    mean = (W * Xz).sum(axis=0) / safe
+    var = (W * np.where(O, X - mean, 0.0) ** 2).sum(axis=0) / safe
+    lo = np.where(O, X, np.inf).min(axis=0)
+    hi = np.where(O, X, -np.inf).max(axis=0)
+    return {"mean": mean, "var": var, "min": lo, "max": hi, "n": int(X.shape[0])}
+
+
+def _zero_missing(X: np.ndarray) -> np.ndarray:
+    """X with NaN set to 0 (in every built-in family's support), for support checks."""
+    return np.where(np.isnan(X), 0.0, X)
+
+
+def _take_rows(X, idx):
+    """Rows ``idx`` of an in-memory X (NumPy array or tensor), on its device."""
+    from .._missing import take
+
+    return take(X, idx)
 
 
 def take_columns(Xv, cols, D: int):
@@ -754,6 +944,10 @@ def starting_stats(problem, X_host, summary, w, rng, method: str, K: int):
     sd = np.sqrt(summary["var"])
     sd = np.where(sd > 0, sd, 1.0)
     Z = (X_host - summary["mean"]) / sd
+    if np.isnan(Z).any():
+        # Missing cells at their column's mean (0 in standardised units): the distances
+        # then come from the observed cells, and the start needs nothing better.
+        Z = np.where(np.isnan(Z), 0.0, Z)
     weights = np.ones(N) if w is None else w
     if method == "random_from_data":
         centers = Z[random_rows(weights, K, rng)]
