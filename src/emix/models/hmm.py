@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._validation import check_int
+from .._missing import check_missing, check_missing_mode
+from .._validation import allow_nan, check_int
 from ..backends import resolve_backend
 from ..data._dask import is_dask
 from ..data import is_source_like
@@ -44,7 +45,14 @@ from ..families._base import Family, MixtureStats, permute_params
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 from ._mixture_base import MixtureEstimator
 from .forward_backward import check_lengths, forward, forward_backward, viterbi
-from .mixture_model import column_labels, starting_stats, take_columns
+from .mixture_model import (
+    _zero_missing,
+    column_labels,
+    impute_columns,
+    observed_summary,
+    starting_stats,
+    take_columns,
+)
 
 __all__ = ["HMM", "HMMStats"]
 
@@ -142,13 +150,33 @@ class _PosteriorKernel(MixtureKernel):
     resp : callable ``(start, stop) -> ndarray of shape (stop - start, K)``
     """
 
-    def __init__(self, family, params: dict, resp, K: int):
-        super().__init__(family, params, np.ones(K))
+    def __init__(self, family, params: dict, resp, K: int, missing: bool = True):
+        super().__init__(family, params, np.ones(K), missing)
         self.resp = resp
         # An exponential family's statistics need only T(x): skip the product eta @ T.
         self.plain = type(family).transform is Family.transform and not family.extra_stats
 
+    def _posteriors(self, ops, start, stop):
+        r = self.resp(start, stop)
+        if isinstance(r, np.ndarray):
+            r = np.array(r.T, dtype=np.float64, order="C")
+        else:  # posteriors left on the device by the batched torch recursions
+            r = r.T.contiguous()
+        return ops.asarray(r)
+
     def block(self, ops, st, Xb, wb, acc, start, stop):
+        O = self._mask(ops, Xb)
+        if O is not None:
+            # Expected statistics given each row's observed cells (and, for latent-scale
+            # families, the scales' expectations given them).
+            _, ctx = self.missing_log_joint(ops, st, Xb, O)
+            R = self._posteriors(ops, start, stop)
+            self._weigh(ops, R, wb, acc)
+            S, extra = self.family.missing_stats(ops, st["missing"], ctx, R)
+            acc["S"] += S
+            for name, value in extra.items():
+                acc[name] += value
+            return
         if self.plain:
             F, U, extra = self.family.features(ops, Xb), None, {}
         else:
@@ -166,8 +194,9 @@ class _HMMProblem:
     """Baum-Welch as an engine problem; parameters are ``(startprob (K,), transmat (K,
     K), family params dict)``, float64 on the host."""
 
-    def __init__(self, backend, X, family, K, lengths, block_size, fixed):
+    def __init__(self, backend, X, family, K, lengths, block_size, fixed, missing=True):
         self.backend = backend
+        self.missing = bool(missing)
         self.X = X
         self.family = family
         self.K = K
@@ -183,7 +212,7 @@ class _HMMProblem:
     def log_emissions(self, fp):
         """``log p(x_t | k)``, shape (T, K), float64 on the host (a tensor on the device
         when the recursions run there)."""
-        kernel = LogJointKernel(self.family, fp, np.ones(self.K))
+        kernel = LogJointKernel(self.family, fp, np.ones(self.K), missing=self.missing)
         return _log_emissions(self.backend, self.X, kernel, self.block_size,
                               self.family.feature_width(), self.on_device)
 
@@ -195,7 +224,7 @@ class _HMMProblem:
 
     def given_resp_stats(self, resp) -> MixtureStats:
         """Statistics of starting responsibilities (latent scales at 1)."""
-        return self._pass(GivenRespKernel(self.family, resp, self.K))
+        return self._pass(GivenRespKernel(self.family, resp, self.K, missing=self.missing))
 
     # -------------------------------------------------------------- EM
     def e_step(self, params) -> HMMStats:
@@ -206,7 +235,8 @@ class _HMMProblem:
                 _BlockEStep(self.family, self.K, self.block_size, self.fixed, params),
             )
         return baum_welch_stats(self.backend, self.X, self.family, self.K, self.lengths,
-                                self.block_size, self.fixed, params, self.on_device)
+                                self.block_size, self.fixed, params, self.on_device,
+                                missing=self.missing)
 
     @property
     def N(self) -> int:
@@ -258,16 +288,17 @@ class _HMMProblem:
 
 
 def baum_welch_stats(backend, X, family, K, lengths, block_size, fixed, params, on_device,
-                     row0=0, seq0=0) -> HMMStats:
+                     row0=0, seq0=0, missing=True) -> HMMStats:
     """One Baum-Welch E-step over the sequences of ``X`` (T, D): the log-emissions, the
     forward-backward recursions and the emission statistics under the posteriors.
 
     ``row0`` and ``seq0`` number the first row and sequence of ``X`` in the whole data
-    (a Dask block's), for the error naming an impossible row.
+    (a Dask block's), for the error naming an impossible row. ``missing=False`` says X
+    has no NaN (the kernels then skip the per-block check).
     """
     startprob, transmat, fp = params
-    log_B = _log_emissions(backend, X, LogJointKernel(family, fp, np.ones(K)), block_size,
-                           family.feature_width(), on_device)
+    log_B = _log_emissions(backend, X, LogJointKernel(family, fp, np.ones(K), missing=missing),
+                           block_size, family.feature_width(), on_device)
     fb = forward_backward(log_B, startprob, transmat, lengths)
     loglik = float(np.sum(fb.loglik))
     if not math.isfinite(loglik):
@@ -276,7 +307,7 @@ def baum_welch_stats(backend, X, family, K, lengths, block_size, fixed, params, 
     T = int(X.shape[0])
     emission = None
     if "emission" not in fixed:
-        kernel = _PosteriorKernel(family, fp, lambda a, b: post[a:b], K)
+        kernel = _PosteriorKernel(family, fp, lambda a, b: post[a:b], K, missing=missing)
         acc = backend.stats_pass(X, None, kernel, block_size=block_size,
                                  width=family.feature_width())
         emission = stats_from_acc(acc, T, family)
@@ -430,6 +461,15 @@ class HMM(MixtureEstimator):
     family_options : dict, optional
         Constructor keywords of the emission family given by name (e.g.
         ``{"reg_covar": 1e-4}``, ``{"n_trials": 10}``, ``{"df": 5}``).
+    missing : {'em', 'error'}, default='em'
+        What NaN in X means. ``'em'``: a missing emission value, a hidden variable of
+        Baum-Welch: a row's emission probability is that of its observed cells and its
+        statistics are the expected complete-data ones. A row with every value missing
+        is still a time step (it is *not* dropped, unlike in a mixture): its emission
+        probability is 1 under every state, so the chain just propagates through it
+        (``score_samples`` is 0 there, ``filter`` the one-step prediction). ``'error'``:
+        NaN is an :class:`emix.InputError`. inf is always an error. In-memory data
+        only: paths, sources and Dask arrays must be free of NaN for now.
 
     Attributes
     ----------
@@ -492,6 +532,7 @@ class HMM(MixtureEstimator):
         callback=None,
         label_order=None,
         family_options=None,
+        missing="em",
     ):
         self.n_states = n_states
         self.emission = emission
@@ -514,6 +555,7 @@ class HMM(MixtureEstimator):
         self.callback = callback
         self.label_order = label_order
         self.family_options = family_options
+        self.missing = missing
 
     # ------------------------------------------------------------------ checks
     def _fixed_set(self) -> frozenset:
@@ -537,6 +579,7 @@ class HMM(MixtureEstimator):
 
     def _check_parameters(self):
         self._check_common_parameters(INIT_PARAMS, count="n_states", label_orders=LABEL_ORDERS)
+        check_missing_mode(self.missing)
         for name in ("family_options", "emission_init"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Mapping):
@@ -646,11 +689,13 @@ class HMM(MixtureEstimator):
         # A dask X stays on the workers: each row block of whole sequences runs its
         # E-step there (emix.data._dask); a path or source is read once per iteration
         # in groups of whole sequences (emix.data._sequences). X_host is then never formed.
-        if is_dask(X) or is_source_like(X):
+        in_memory = not (is_dask(X) or is_source_like(X))
+        if not in_memory:
             backend = resolve_data_backend(X, self.device)
         else:
             backend = resolve_backend(X, self.device)
-        Xv, names = backend.validate(X, name="X")
+        with allow_nan(in_memory and self.missing == "em"):
+            Xv, names = backend.validate(X, name="X")
         T, D_in = Xv.shape
         lengths = check_lengths(lengths, T)
         if hasattr(backend, "align_to_sequences"):
@@ -658,13 +703,20 @@ class HMM(MixtureEstimator):
         cols, family = self._resolve_family(names, D_in)
         Xs = take_columns(Xv, cols, D_in)
         D = len(cols)
+        any_missing = False
+        if in_memory and self.missing == "em":
+            any_missing = _check_hmm_missing(Xs, column_labels(names, cols))
         if hasattr(backend, "check_support_blocks") or is_streaming(Xs):
             X_host = None
             check_support_blocks(backend, Xs, family, column_labels(names, cols))
         else:
             X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
-            family.check_support(X_host, column_labels(names, cols))
-        summary = backend.column_summary(Xs, None)
+            family.check_support(_zero_missing(X_host) if any_missing else X_host,
+                                 column_labels(names, cols))
+        if any_missing:
+            summary = observed_summary(X_host, None)
+        else:
+            summary = backend.column_summary(Xs, None)
         fam = family.bind(summary, D)
         start0 = self._start_init(K)
         trans0 = self._trans_init(K)
@@ -673,7 +725,8 @@ class HMM(MixtureEstimator):
             raise InputError("emission_init is not supported for a product emission yet")
         complete = given and (set(fam.param_names) <= set(given) or _completes(fam, given, K))
 
-        problem = _HMMProblem(backend, Xs, fam, K, lengths, self.block_size, fixed)
+        problem = _HMMProblem(backend, Xs, fam, K, lengths, self.block_size, fixed,
+                              missing=any_missing if in_memory else True)
         warm = (
             self.warm_start
             and hasattr(self, "_params")
@@ -806,19 +859,23 @@ class HMM(MixtureEstimator):
             )
         backend = resolve_backend(X, self.device)
         D = self.n_features_in_
-        Xv, names = backend.validate(
-            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
-        )
+        # Models saved before missing values existed have no ``missing`` attribute.
+        em = getattr(self, "missing", "error") == "em"
+        with allow_nan(em):
+            Xv, names = backend.validate(
+                X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+            )
         self._check_feature_names(names)
         lengths = check_lengths(lengths, Xv.shape[0])
         cols = self._columns_used
         Xs = take_columns(Xv, cols, D)
-        self.family_.check_support(
-            np.asarray(backend.to_numpy(Xs), dtype=np.float64),
-            column_labels(getattr(self, "feature_names_in_", None), cols),
-        )
+        labels = column_labels(getattr(self, "feature_names_in_", None), cols)
+        any_missing = em and check_missing(Xs, "em", name="X", column_names=labels,
+                                           fitting=False).any_missing
+        X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
+        self.family_.check_support(_zero_missing(X_host) if any_missing else X_host, labels)
         startprob, transmat, fp = self._current_params()
-        kernel = LogJointKernel(self.family_, fp, np.ones(len(startprob)))
+        kernel = LogJointKernel(self.family_, fp, np.ones(len(startprob)), missing=any_missing)
         log_B = _log_emissions(backend, Xs, kernel, self.block_size, self.family_.feature_width(),
                                _device_recursions(backend, lengths))
         return log_B, startprob, transmat, lengths
@@ -962,6 +1019,53 @@ class HMM(MixtureEstimator):
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "score_samples")
         return _host(forward(log_B, startprob, transmat, lengths).step_loglik)
 
+    def impute(self, X, lengths=None, n_draws=None, random_state=None):
+        """Fill the missing values (NaN) of X from the fitted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (T, n_features_in_) or (T,), DataFrame or tensor
+        lengths : array-like of int of shape (S,), optional
+        n_draws : int, optional
+            None: the conditional mean ``sum_k p(z_t = k | x_obs) E[x_miss | x_obs, k]``
+            with the smoothed state probabilities (the whole sequence's observed cells).
+            ``m``: ``m`` multiple imputations, each drawing a whole state path from its
+            posterior (forward filtering, backward sampling) and then every row's
+            missing cells from its state's conditional distribution.
+        random_state : int, numpy Generator or RandomState, optional
+            For the draws (default: the model's ``random_state``).
+
+        Returns
+        -------
+        ndarray of shape (T, n_features_in_), or (n_draws, T, n_features_in_)
+            Observed cells unchanged; the missing cells of the columns the model reads
+            (``columns_``) filled; other columns as given.
+        """
+        log_B, startprob, transmat, lengths = self._prepare(X, lengths, "impute")
+        log_B = _host(log_B)
+        backend = resolve_backend(X, self.device)
+        D = self.n_features_in_
+        with allow_nan(True):
+            Xv, _ = backend.validate(X, name="X", n_features=D, allow_1d=(D == 1),
+                                     estimator_name=type(self).__name__)
+        X_all = np.array(backend.to_numpy(Xv), dtype=np.float64)
+        fp = self._current_params()[2]
+        rs = self.random_state if random_state is None else random_state
+        if n_draws is None:
+            fb = forward_backward(log_B, startprob, transmat, lengths)
+            if not np.all(np.isfinite(fb.loglik)):
+                raise impossible_row(log_B, startprob, transmat, lengths)
+            return impute_columns(self.family_, fp, X_all, self._columns_used,
+                                  _host(fb.posteriors), None, rs, self._dtype)
+        fr = forward(log_B, startprob, transmat, lengths)
+        if not np.all(np.isfinite(fr.loglik)):
+            raise impossible_row(log_B, startprob, transmat, lengths)
+        filtered = _host(fr.filtered)
+        return impute_columns(
+            self.family_, fp, X_all, self._columns_used, filtered, n_draws, rs, self._dtype,
+            draw_states=lambda rng: sample_paths(filtered, transmat, lengths, rng),
+        )
+
     def score(self, X, lengths=None) -> float:
         """Mean log-likelihood per row, ``sum over sequences of log p(x) / T``.
 
@@ -1031,6 +1135,61 @@ class HMM(MixtureEstimator):
         """Akaike information criterion, ``-2 log L + 2 p``; lower is better."""
         s = self.score_samples(X, lengths)
         return -2.0 * float(np.sum(s)) + 2.0 * self._n_parameters()
+
+
+def sample_paths(filtered: np.ndarray, transmat: np.ndarray, lengths, rng) -> np.ndarray:
+    """One state path per sequence drawn from its posterior given the data (forward
+    filtering, backward sampling).
+
+    Parameters
+    ----------
+    filtered : ndarray of shape (T, K), ``p(z_t | x_1..x_t)``
+    transmat : ndarray of shape (K, K)
+    lengths : ndarray of int of shape (S,)
+    rng : numpy Generator
+
+    Returns
+    -------
+    ndarray of int of shape (T,)
+    """
+    T, K = filtered.shape
+    z = np.empty(T, dtype=np.intp)
+    u = rng.random(T)
+
+    def pick(p, v):
+        c = np.cumsum(p)
+        return min(int(np.searchsorted(c, v * c[-1], side="right")), K - 1)
+
+    stop = 0
+    for n in np.asarray(lengths, dtype=np.int64):
+        start, stop = stop, stop + int(n)
+        z[stop - 1] = pick(filtered[stop - 1], u[stop - 1])
+        for t in range(stop - 2, start - 1, -1):
+            # p(z_t | z_{t+1}, x_1..x_t) is proportional to p(z_t | x_1..x_t) A[z_t, z_{t+1}].
+            z[t] = pick(filtered[t] * transmat[:, z[t + 1]], u[t])
+    return z
+
+
+def _check_hmm_missing(Xs, labels) -> bool:
+    """Whether the HMM's data have NaN; inf, all-missing data and a column with no
+    observed value are errors. Rows with every value missing stay: they are time steps.
+    """
+    info = check_missing(Xs, "em", name="X", column_names=labels, fitting=False)
+    if not info.any_missing:
+        return False
+    if info.n_observed_rows == 0:
+        raise InputError("every value of X is missing (NaN): there is nothing to fit")
+    from .._missing import nan_mask
+
+    empty = np.flatnonzero(nan_mask(Xs).all(axis=0))
+    if empty.size:
+        j = int(empty[0])
+        col = f"column {labels[j]!r}" if labels is not None else f"column {j}"
+        raise InputError(
+            f"{col} of X has no observed value: nothing can be estimated for it; drop the "
+            "column"
+        )
+    return True
 
 
 def emission_variances(fam, fp: dict) -> np.ndarray:

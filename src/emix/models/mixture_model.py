@@ -816,7 +816,8 @@ class MixtureModel(MixtureEstimator):
         return int(self.family_.n_parameters(K)) + K - 1
 
 
-def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtype):
+def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtype,
+                   draw_states=None):
     """Missing cells of the used columns filled given each row's latent-class weights.
 
     Parameters
@@ -831,6 +832,9 @@ def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtyp
     n_draws : int or None
     random_state : seed for the draws
     dtype : the output's dtype
+    draw_states : callable ``rng -> ndarray of int of shape (N,)``, optional
+        Draws every row's latent class jointly (an HMM's state path); by default each
+        row's is drawn independently from ``weights``.
 
     Returns
     -------
@@ -853,8 +857,11 @@ def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtyp
     cum /= cum[:, -1:]
     outs = np.empty((n_draws,) + X_all.shape)
     for m in range(n_draws):
-        u = rng.random(weights.shape[0])
-        z = np.minimum((u[:, None] > cum).sum(axis=1), weights.shape[1] - 1)
+        if draw_states is not None:
+            z = draw_states(rng)
+        else:
+            u = rng.random(weights.shape[0])
+            z = np.minimum((u[:, None] > cum).sum(axis=1), weights.shape[1] - 1)
         outs[m] = X_all
         outs[m][:, cols] = family.conditional_draw(fp, Xu, O, z, rng)
     return outs.astype(dtype, copy=False)
