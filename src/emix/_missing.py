@@ -100,7 +100,8 @@ def take(X, idx):
 
 
 def check_missing(
-    X, missing: str, *, name: str = "X", column_names=None, fitting: bool = True
+    X, missing: str, *, name: str = "X", column_names=None, fitting: bool = True,
+    stacklevel: int = 3,
 ) -> MissingInfo:
     """Check the missing cells of a validated data matrix.
 
@@ -128,8 +129,10 @@ def check_missing(
         when fitting on data of which no row has an observed value.
     """
     check_missing_mode(missing)
+    N = X.shape[0]
+    if _all_finite(X):
+        return MissingInfo(False, np.zeros(N, dtype=bool), N, 0)
     nan = nan_mask(X)
-    N = nan.shape[0]
     if _is_torch(X):
         import torch
 
@@ -171,7 +174,7 @@ def check_missing(
                 f"{'were' if n_all != 1 else 'was'} ignored "
                 f"({describe_positions(np.flatnonzero(all_missing))})",
                 MissingDataWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )
         empty_cols = np.flatnonzero(nan.all(axis=0))
         if empty_cols.size:
@@ -180,6 +183,14 @@ def check_missing(
                 "value: nothing can be estimated for it; drop the column"
             )
     return MissingInfo(bool(n_nan), all_missing, n_obs, n_nan)
+
+
+def _all_finite(X) -> bool:
+    if _is_torch(X):
+        import torch
+
+        return bool(torch.isfinite(X).all())
+    return bool(np.isfinite(np.asarray(X)).all())
 
 
 def _value(X, i: int, j: int) -> float:
@@ -220,3 +231,52 @@ def n_observed_rows(X) -> int:
     if nan.ndim == 1:
         nan = nan[:, None]
     return int(nan.shape[0] - nan.all(axis=1).sum())
+
+
+def nan_column_summary(X, w=None, block: int = 65536) -> dict:
+    """Column summary over each column's observed (non-NaN) values.
+
+    The frame of the Gaussian families is centred and scaled by the observed values.
+
+    Parameters
+    ----------
+    X : ndarray or tensor of shape (N, D), NaN where missing
+    w : ndarray of shape (N,) or None, host sample weights
+
+    Returns
+    -------
+    dict with ``mean``, ``var``, ``min``, ``max`` (each (D,), float64), ``n`` (rows) and
+    ``n_observed`` (D,): the weight of the observed values per column.
+    """
+    N, D = X.shape
+    s0 = np.zeros(D)
+    s1 = np.zeros(D)
+    lo = np.full(D, np.inf)
+    hi = np.full(D, -np.inf)
+    blocks = []
+    for a in range(0, N, block):
+        Xb = _host(X[a : a + block])
+        wb = np.ones(Xb.shape[0]) if w is None else np.asarray(w[a : a + block], dtype=np.float64)
+        O = ~np.isnan(Xb)
+        Z = np.where(O, Xb, 0.0)
+        s0 += wb @ O
+        s1 += wb @ Z
+        with np.errstate(invalid="ignore"):
+            lo = np.fmin(lo, np.nanmin(np.where(O, Xb, np.inf), axis=0))
+            hi = np.fmax(hi, np.nanmax(np.where(O, Xb, -np.inf), axis=0))
+        blocks.append(a)
+    mean = s1 / np.where(s0 > 0, s0, 1.0)
+    s2 = np.zeros(D)
+    for a in blocks:
+        Xb = _host(X[a : a + block])
+        wb = np.ones(Xb.shape[0]) if w is None else np.asarray(w[a : a + block], dtype=np.float64)
+        dz = np.where(np.isnan(Xb), 0.0, Xb - mean)
+        s2 += wb @ (dz * dz)
+    var = s2 / np.where(s0 > 0, s0, 1.0)
+    return {"mean": mean, "var": var, "min": lo, "max": hi, "n": N, "n_observed": s0}
+
+
+def _host(Xb) -> np.ndarray:
+    if _is_torch(Xb):
+        return Xb.detach().cpu().numpy().astype(np.float64)
+    return np.asarray(Xb, dtype=np.float64)

@@ -452,3 +452,165 @@ def conditional_draw(mu, cov, X, O, z, rng, scale_draws=None) -> np.ndarray:
                 e = e / np.sqrt(scale_draws[idx])[:, None]
             out[idx[:, None], ms[None, :]] = fill + e
     return out
+
+
+# --------------------------------------------------------------------------- GaussianMixture pass
+def _layout(covariance_type: str) -> str:
+    return "full" if covariance_type in ("full", "tied") else covariance_type
+
+
+def plan_marginals(plan, groups: PatternGroups):
+    """``(marg, mu, prec, eta)`` of an :class:`emix.families.gaussian.EStepPlan` for the
+    patterns of ``groups``: ``eta`` (P, K, M) is the full natural-parameter matrix of
+    each pattern in the GaussianMixture feature layout ``[quad, z, 1]`` (log weights
+    and normalisers in the last column), so that ``eta[p] @ T(z)`` is ``log w_k + log
+    N(x_O | k)`` for a row of pattern p."""
+    ct = plan.covariance_type
+    mu = np.asarray(plan.anchors, dtype=np.float64)
+    K, D = mu.shape
+    if ct == "full":
+        U = np.asarray(plan.prec, dtype=np.float64)
+        prec = U @ np.swapaxes(U, 1, 2)
+    elif ct == "tied":
+        U = np.asarray(plan.prec, dtype=np.float64)
+        prec = np.broadcast_to(U @ U.T, (K, D, D))
+    else:
+        prec = np.asarray(plan.prec, dtype=np.float64)
+    layout = _layout(ct)
+    marg = marginal_params(layout, mu, prec, groups.observed)
+    with np.errstate(invalid="ignore"):
+        const = plan.const[None, :] + marg.log_const(math.log(plan.frame.scale)) - 0.5 * marg.mlm
+    eta = np.concatenate([marg.eta, const[:, :, None]], axis=2)
+    return marg, mu, prec, eta
+
+
+class _PatternKernel:
+    """One pass over rows with missing cells, sorted by pattern: log-likelihood and
+    observed statistics per (pattern, component); or (``rows``) the log-joint."""
+
+    def __init__(self, groups, eta, frame, layout, K, D, np_dtype, dead, f64=False):
+        self.groups, self.eta, self.frame, self.layout = groups, eta, frame, layout
+        self.K, self.D = K, D
+        self.np_dtype = np.dtype(np.float64 if f64 else np_dtype)
+        self.M = eta.shape[2]
+        self.dead = dead
+        self.acc_shapes = {"obs": (groups.n_patterns, K, self.M), "loglik": ()}
+
+    def setup(self, ops):
+        return {
+            "inv_scale": float(self.np_dtype.type(1.0 / self.frame.scale)),
+            "center": ops.asarray(self.frame.center, dtype=self.np_dtype),
+            "eta": ops.asarray(np.ascontiguousarray(self.eta), dtype=self.np_dtype),
+            "zero": ops.zeros((), dtype=self.np_dtype),
+        }
+
+    def _log_joint(self, ops, st, Xb, start, stop):
+        rows = stop - start
+        if self.np_dtype != ops.dtype:
+            Xb = ops.cast(Xb, self.np_dtype)
+        FT = ops.scratch("mFT", (self.M, rows), dtype=self.np_dtype)
+        FT[-1] = 1.0
+        masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
+                        st["zero"])
+        LT = ops.scratch("mLT", (self.K, rows), dtype=self.np_dtype)
+        segs = self.groups.segments(start, stop)
+        eta = st["eta"]
+        for p, a, b in segs:
+            LT[:, a:b] = ops.matmul(eta[p], FT[:, a:b])
+        return FT, LT, segs
+
+    def block(self, ops, st, Xb, wb, acc, start, stop):
+        FT, LT, segs = self._log_joint(ops, st, Xb, start, stop)
+        lse = ops.softmax_cols_(LT, self.dead)
+        if wb is not None and self.np_dtype != ops.dtype:
+            wb = ops.cast(wb, self.np_dtype)
+        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
+        if wb is not None:
+            LT *= wb
+        obs = acc["obs"]
+        for p, a, b in segs:
+            obs[p] += ops.cast(ops.weighted_stats(LT[:, a:b], FT[:, a:b]), ops.f64)
+
+
+def _stats_from_layout(ct, frame, out, loglik, weight_sum, n_rows, D):
+    from .gaussian import GaussianStats, unpack_upper
+
+    if ct == "tied":
+        T = D * (D + 1) // 2
+        scatter = unpack_upper(out[:, :T], D).sum(axis=0)
+        return GaussianStats(ct, frame, np.ascontiguousarray(out[:, T:]), scatter, loglik,
+                             weight_sum, n_rows, None)
+    return GaussianStats(ct, frame, np.ascontiguousarray(out), None, loglik, weight_sum,
+                         n_rows, None)
+
+
+def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=None,
+                 weight_sum: float | None = None):
+    """The E-step over rows with missing cells, sorted by pattern.
+
+    Parameters
+    ----------
+    backend : NumpyBackend or TorchBackend
+    Xs : array of shape (n, D) of the backend, rows sorted as ``groups.order``
+    ws : array of shape (n,) or None, the sample weights in the same order
+    groups : PatternGroups (patterns of ``Xs``, with ``order`` the identity on it)
+    plan : EStepPlan
+
+    Returns
+    -------
+    GaussianStats
+        Expected complete-data statistics about the frame's origin (no anchors).
+    """
+    ct = plan.covariance_type
+    n, D = Xs.shape
+    K = plan.n_components
+    np_dtype = backend.numpy_dtype(Xs)
+    marg, mu, prec, eta = plan_marginals(plan, groups)
+    dead = np.flatnonzero(np.isneginf(plan.const))
+    # Components whose expansion would cancel in the data's dtype (see
+    # EStepPlan.needs_anchors) are computed in float64 here.
+    f64 = plan.needs_anchors(np_dtype)
+    kernel = _PatternKernel(groups, eta, plan.frame, _layout(ct), K, D, np_dtype, dead, f64)
+    acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size, width=max(K, kernel.M))
+    out = expected_moments(marg, mu, prec, acc["obs"])
+    if ws is None:
+        wsum = float(n)
+    elif weight_sum is not None:
+        wsum = float(weight_sum)
+    else:
+        wsum = float(np.sum(backend.to_numpy(ws), dtype=np.float64))
+    return _stats_from_layout(ct, plan.frame, out, float(acc["loglik"]), wsum, n, D)
+
+
+class _LogJointPass:
+    """Gathers the log-joint of sorted rows through ``stats_pass`` (positions known)."""
+
+    def __init__(self, kernel, n):
+        self.kernel = kernel
+        self.acc_shapes = {"L": (n, kernel.K)}
+
+    def setup(self, ops):
+        return self.kernel.setup(ops)
+
+    def block(self, ops, st, Xb, wb, acc, start, stop):
+        _, LT, _ = self.kernel._log_joint(ops, st, Xb, start, stop)
+        acc["L"][start:stop] += ops.cast(LT.T, ops.f64)
+
+
+def log_joint_missing(backend, Xs, groups: PatternGroups, plan, *, block_size=None) -> np.ndarray:
+    """``log w_k + log N(x_O | k)`` of rows with missing cells sorted by pattern.
+
+    Returns
+    -------
+    ndarray of shape (n, K), float64, in the sorted order
+    """
+    n, D = Xs.shape
+    K = plan.n_components
+    np_dtype = backend.numpy_dtype(Xs)
+    _, _, _, eta = plan_marginals(plan, groups)
+    dead = np.flatnonzero(np.isneginf(plan.const))
+    kernel = _PatternKernel(groups, eta, plan.frame, _layout(plan.covariance_type), K, D,
+                            np_dtype, dead, plan.needs_anchors(np_dtype))
+    acc = backend.stats_pass(Xs, None, _LogJointPass(kernel, n), block_size=block_size,
+                             width=max(K, kernel.M))
+    return acc["L"]

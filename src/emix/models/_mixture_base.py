@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from .._missing import allow_nan, check_missing, check_missing_mode, nan_mask
 from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
 from ..data import is_source_like
@@ -70,6 +71,33 @@ class MixtureEstimator(EstimatorBase):
             raise InputError("callback must be callable (iteration, log_likelihood, params)")
         if self.label_order not in label_orders:
             raise InputError(f"label_order must be one of {label_orders}; got {self.label_order!r}")
+        if hasattr(self, "missing"):
+            check_missing_mode(self.missing)
+
+    def _validate_missing(self, backend, X, *, name: str = "X", fitting: bool = True, **kwargs):
+        """``backend.validate`` with the estimator's ``missing`` rule.
+
+        With ``missing="em"`` on an in-memory backend (NumPy, torch) NaN passes the
+        checks and :func:`emix._missing.check_missing` reports where it is (when
+        fitting, rows with every value missing are warned about once; the caller drops
+        them). With ``"error"``, or data read from files or Dask, NaN stays an error.
+
+        Returns
+        -------
+        X : the validated array (N, D), NaN where missing
+        names : column names or None
+        info : emix._missing.MissingInfo or None (None: NaN was refused)
+        """
+        em = getattr(self, "missing", "error") == "em" and getattr(backend, "name", None) in (
+            "numpy", "torch")
+        with allow_nan(em):
+            Xv, names = backend.validate(X, name=name, **kwargs)
+        if not em:
+            return Xv, names, None
+        # The warning points at the caller of fit (check_missing, this, _fit, fit).
+        info = check_missing(Xv, "em", name=name, column_names=names, fitting=fitting,
+                             stacklevel=5)
+        return Xv, names, info
 
     @staticmethod
     def _checked_weights(backend, sample_weight, N: int, K: int):
@@ -363,14 +391,44 @@ class MixtureEstimator(EstimatorBase):
         return rng.multinomial(n_samples, weights / weights.sum())
 
     # ------------------------------------------------------------------ selection
-    def bic(self, X) -> float:
-        """Bayesian information criterion on X; lower is better."""
-        self._check_is_fitted("bic")
+    def _loglik_and_n(self, X) -> tuple[float, int]:
+        """Total log-likelihood of X and its number of observations.
+
+        With missing values (``missing="em"``) the observations are the rows with at
+        least one observed value, and the log-likelihood is that of the observed cells.
+        """
+        if getattr(self, "missing", "error") == "em" and not is_source_like(X) and not is_dask(X):
+            nan = _nan_mask_or_none(X)
+            if nan is not None and nan.any():
+                s = self.score_samples(X)
+                n_obs = int(nan.shape[0] - nan.reshape(nan.shape[0], -1).all(axis=1).sum())
+                return float(np.sum(s, dtype=np.float64)), n_obs
         n = n_rows_of(X)
-        return -2.0 * self.score(X) * n + self._n_parameters() * math.log(n)
+        return self.score(X) * n, n
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion on X; lower is better.
+
+        With missing values, ``n`` is the number of rows with an observed value.
+        """
+        self._check_is_fitted("bic")
+        ll, n = self._loglik_and_n(X)
+        return -2.0 * ll + self._n_parameters() * math.log(n)
 
     def aic(self, X) -> float:
         """Akaike information criterion on X; lower is better."""
         self._check_is_fitted("aic")
-        n = n_rows_of(X)
-        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
+        ll, n = self._loglik_and_n(X)
+        return -2.0 * ll + 2.0 * self._n_parameters()
+
+
+def _nan_mask_or_none(X):
+    """``isnan(X)`` on the host for in-memory data, or None when X cannot be read as
+    numbers (the prediction methods then give their own error)."""
+    if type(X).__module__.startswith("torch"):
+        return nan_mask(X)
+    try:
+        arr = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return np.isnan(arr)

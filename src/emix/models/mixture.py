@@ -6,6 +6,15 @@ import warnings
 
 import numpy as np
 
+from dataclasses import replace as _replace
+
+from .._missing import (
+    allow_nan,
+    check_missing,
+    nan_column_summary,
+    nan_mask,
+    take,
+)
 from .._validation import check_float, check_int, check_weights_init
 from ..backends import resolve_backend
 from ..data._stream import is_streaming, random_resp, resolve_data_backend
@@ -20,6 +29,7 @@ from ..em.init import (
 from ..exceptions import DataScaleWarning, InputError
 from ..families import gaussian as G
 from ..families import gaussian_kernel as GK
+from ..families import gaussian_missing as GM
 from ._mixture_base import MixtureEstimator
 
 __all__ = ["GaussianMixture"]
@@ -73,6 +83,31 @@ class _GaussianProblem:
         return params
 
 
+class _MissingGaussianProblem(_GaussianProblem):
+    """The EM problem for data with missing cells (exact EM for incomplete data).
+
+    Complete rows ``X`` take the ordinary pass; rows with missing cells ``Xs``, sorted
+    by missingness pattern once per fit, take :func:`emix.families.gaussian_missing.
+    missing_pass`, whose statistics are the expected complete-data ones. The two add up
+    (moved to the same anchors), so the M-step is unchanged.
+    """
+
+    def __init__(self, backend, Xc, wc, Xs, ws, groups, covariance_type, frame, reg_covar,
+                 block_size, K):
+        super().__init__(backend, Xc, wc, covariance_type, frame, reg_covar, block_size, K)
+        self.Xs, self.ws, self.groups = Xs, ws, groups
+        self.ws_sum = None if ws is None else float(np.sum(backend.to_numpy(ws), dtype=np.float64))
+
+    def e_step(self, params: G.GaussianMixtureParams) -> G.GaussianStats:
+        plan = G.estep_plan(params, self.frame)
+        stats = GM.missing_pass(self.backend, self.Xs, self.ws, self.groups, plan,
+                                block_size=self.block_size, weight_sum=self.ws_sum)
+        if self.X.shape[0]:
+            complete = self.pass_(plan=plan)
+            stats = complete + stats.reanchor(complete.anchors)
+        return stats
+
+
 class GaussianMixture(MixtureEstimator):
     """Gaussian mixture model fitted by EM on additive sufficient statistics.
 
@@ -121,6 +156,16 @@ class GaussianMixture(MixtureEstimator):
         the same solution give the same labels. ``'mean'``: ascending means, compared on
         the first feature, then the second...; ``'weight'``: descending weights (ties by
         mean). ``None`` keeps EM's own order, which is scikit-learn's.
+    missing : {'em', 'error'}, default='em'
+        What NaN in X means. ``'em'``: a missing value. The fit is the exact EM for
+        incomplete data: a row's likelihood is the marginal of its observed cells and
+        the M-step reads the expected statistics of the missing ones given them (rows
+        are grouped by missingness pattern, so the cost stays near that of complete
+        data). Rows with every value missing are ignored with a
+        :class:`emix._missing.MissingDataWarning`; at prediction time they get the
+        prior (``predict_proba`` = ``weights_``, ``score_samples`` = 0). See
+        :meth:`impute`. ``'error'``: NaN is an :class:`emix.InputError`. inf is always
+        an error. Data read from files or Dask arrays must be complete.
 
     Attributes
     ----------
@@ -166,6 +211,7 @@ class GaussianMixture(MixtureEstimator):
         device=None,
         callback=None,
         label_order=None,
+        missing="em",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -185,6 +231,7 @@ class GaussianMixture(MixtureEstimator):
         self.device = device
         self.callback = callback
         self.label_order = label_order
+        self.missing = missing
 
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
@@ -234,18 +281,24 @@ class GaussianMixture(MixtureEstimator):
         # A path or emix.data Source is read in blocks (see emix.data).
         backend = resolve_data_backend(X, self.device)
         K = self.n_components
-        Xv, names = backend.validate(X, name="X")
+        Xv, names, info = self._validate_missing(backend, X, name="X")
         N, D = Xv.shape
         w = self._checked_weights(backend, sample_weight, N, K)
         w_init, m_init, p_init = self._check_initial(D)
-        w_dev = None if w is None else backend.asarray_like(w, Xv)
-        summary = backend.column_summary(Xv, w_dev)
-        self._screen_data(summary, names, K)
-        frame = G.Frame.from_data(summary["mean"], summary["var"])
-        problem = _GaussianProblem(
-            backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
-            self.block_size, K,
-        )
+        if info is not None and info.any_missing:
+            problem, init_problem, Xv, w, frame = self._missing_problems(
+                backend, Xv, w, info, names
+            )
+        else:
+            w_dev = None if w is None else backend.asarray_like(w, Xv)
+            summary = backend.column_summary(Xv, w_dev)
+            self._screen_data(summary, names, K)
+            frame = G.Frame.from_data(summary["mean"], summary["var"])
+            problem = _GaussianProblem(
+                backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
+                self.block_size, K,
+            )
+            init_problem = problem
         warm = self.warm_start and hasattr(self, "converged_") and self.n_features_in_ == D
         rng = as_generator(self.random_state)
         n_init = 1 if warm else self.n_init
@@ -260,7 +313,7 @@ class GaussianMixture(MixtureEstimator):
             method = self.init_params
             if method == "ward" and i > 0:
                 method = "kmeans"  # Ward has no randomness: a second run would repeat it.
-            params = self._initial_params(problem, Xv, w, rng, method)
+            params = self._initial_params(init_problem, Xv, w, rng, method)
             return self._override(params, w_init, m_init, p_init)
 
         result = self._run_em(
@@ -279,6 +332,51 @@ class GaussianMixture(MixtureEstimator):
         self.n_features_in_ = D
         self._record_run(result)
         return self
+
+    def _missing_problems(self, backend, Xv, w, info, names):
+        """The EM problem for data with missing cells, and the one its start runs on.
+
+        Rows with every value missing are dropped (``check_missing`` warned). The frame
+        is centred and scaled by each column's observed values. Starts (k-means,
+        random...) run on the data with each missing cell set to its column's observed
+        mean: only the starting point depends on that; EM then uses the observed cells
+        alone.
+
+        Returns
+        -------
+        problem, init_problem, X_init (n, D), w (n,) or None, frame
+        """
+        K = self.n_components
+        if info.any_all_missing:
+            keep = np.flatnonzero(~info.all_missing)
+            Xv = take(Xv, keep)
+            w = None if w is None else w[keep]
+            self._checked_weights(backend, w, Xv.shape[0], K)
+        summary = nan_column_summary(Xv, w)
+        self._screen_data(summary, names, K)
+        frame = G.Frame.from_data(summary["mean"], summary["var"])
+        miss = nan_mask(Xv)
+        has = miss.any(axis=1)
+        comp = np.flatnonzero(~has)
+        inc = np.flatnonzero(has)
+        groups = GM.group_patterns(miss[inc])
+        order = inc[groups.order]
+        groups = _replace(groups, order=np.arange(order.size))
+
+        def dev(idx):
+            return None if w is None else backend.asarray_like(w[idx], Xv)
+
+        problem = _MissingGaussianProblem(
+            backend, take(Xv, comp), dev(comp), take(Xv, order), dev(order), groups,
+            self.covariance_type, frame, float(self.reg_covar), self.block_size, K,
+        )
+        X_init = _fill_columns(Xv, frame.center)
+        w_dev = None if w is None else backend.asarray_like(w, Xv)
+        init_problem = _GaussianProblem(
+            backend, X_init, w_dev, self.covariance_type, frame, float(self.reg_covar),
+            self.block_size, K,
+        )
+        return problem, init_problem, X_init, w, frame
 
     # ------------------------------------------------------------------ stepwise EM
     def _stepwise_batch(self, X, sample_weight, first: bool):
@@ -490,8 +588,9 @@ class GaussianMixture(MixtureEstimator):
         self._check_is_fitted(method)
         backend = resolve_backend(X, self.device)
         D = self.n_features_in_
-        Xv, names = backend.validate(
-            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+        Xv, names, info = self._validate_missing(
+            backend, X, name="X", n_features=D, allow_1d=(D == 1),
+            estimator_name=type(self).__name__, fitting=False,
         )
         self._check_feature_names(names)
         params = self._current_params()
@@ -500,7 +599,85 @@ class GaussianMixture(MixtureEstimator):
         # unpickled models from before it existed are both fine.
         frame = getattr(self, "_frame", None) or G.Frame(params.means.mean(axis=0), 1.0)
         plan = G.estep_plan(params, frame)
+        if info is not None and info.any_missing:
+            return self._log_joint_missing(backend, Xv, plan, info, params)
         return GK.log_joint(backend, Xv, plan, block_size=self.block_size)
+
+    def _log_joint_missing(self, backend, Xv, plan, info, params) -> np.ndarray:
+        """``log w_k + log p(x_obs | k)`` (N, K) of data with missing cells: complete
+        rows by the ordinary pass, the others by pattern, rows with nothing observed
+        the log weights (the prior)."""
+        miss = nan_mask(Xv)
+        N, K = miss.shape[0], self.n_components
+        L = np.empty((N, K), dtype=np.float64)
+        has = miss.any(axis=1)
+        comp = np.flatnonzero(~has)
+        if comp.size:
+            L[comp] = GK.log_joint(backend, take(Xv, comp), plan, block_size=self.block_size)
+        inc = np.flatnonzero(has & ~info.all_missing)
+        if inc.size:
+            groups = GM.group_patterns(miss[inc])
+            order = inc[groups.order]
+            groups = _replace(groups, order=np.arange(order.size))
+            L[order] = GM.log_joint_missing(backend, take(Xv, order), groups, plan,
+                                            block_size=self.block_size)
+        allm = np.flatnonzero(info.all_missing)
+        if allm.size:
+            with np.errstate(divide="ignore"):
+                L[allm] = np.log(params.weights)
+        return L.astype(backend.numpy_dtype(Xv), copy=False)
+
+    def impute(self, X, n_draws=None, random_state=None):
+        """X with its missing values (NaN) filled in under the fitted model.
+
+        Parameters
+        ----------
+        X : array-like of shape (N, D), NaN where missing
+        n_draws : int, optional
+            None: each missing cell becomes its conditional mean given the row's
+            observed cells, ``sum_k r_k(x_obs) E[x_miss | x_obs, k]`` with ``r`` the
+            posterior probabilities of the components (a row with nothing observed gets
+            the mixture's mean). An integer m: m multiple imputations, each drawing the
+            row's component from its posterior and then the missing cells from their
+            conditional normal distribution given the observed ones.
+        random_state : int, numpy Generator or RandomState, optional
+            For the draws.
+
+        Returns
+        -------
+        ndarray of shape (N, D), or (n_draws, N, D); observed cells are unchanged.
+        """
+        self._check_is_fitted("impute")
+        backend = resolve_backend(X, None)
+        D = self.n_features_in_
+        with allow_nan():
+            Xv, names = backend.validate(
+                X, name="X", n_features=D, allow_1d=(D == 1),
+                estimator_name=type(self).__name__,
+            )
+        self._check_feature_names(names)
+        check_missing(Xv, "em", column_names=names, fitting=False)
+        dtype = backend.numpy_dtype(Xv)
+        Xh = np.asarray(backend.to_numpy(Xv), dtype=np.float64)
+        O = ~np.isnan(Xh)
+        params = self._current_params()
+        covs = _full_covariances(params, D)
+        resp = np.asarray(self.predict_proba(Xh), dtype=np.float64)
+        if n_draws is None:
+            cm = GM.conditional_means(params.means, covs, Xh, O)
+            out = np.einsum("nk,knd->nd", resp, cm)
+            out[O] = Xh[O]
+            return out.astype(dtype, copy=False)
+        n_draws = check_int(n_draws, "n_draws", low=1)
+        rng = as_generator(random_state)
+        out = np.empty((n_draws,) + Xh.shape)
+        cum = np.cumsum(resp, axis=1)
+        cum /= cum[:, -1:]
+        for i in range(n_draws):
+            u = rng.random(Xh.shape[0])
+            z = np.minimum((cum < u[:, None]).sum(axis=1), self.n_components - 1)
+            out[i] = GM.conditional_draw(params.means, covs, Xh, O, z, rng)
+        return out.astype(dtype, copy=False)
 
     def _current_params(self) -> G.GaussianMixtureParams:
         """Parameters from the public attributes, so that edits to them are honoured."""
@@ -543,6 +720,29 @@ class GaussianMixture(MixtureEstimator):
     # ------------------------------------------------------------------ selection
     def _n_parameters(self) -> int:
         return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
+
+
+def _full_covariances(params: G.GaussianMixtureParams, D: int) -> np.ndarray:
+    """Every component's covariance as a (K, D, D) matrix, whatever the type."""
+    ct, K = params.covariance_type, params.n_components
+    cov = np.asarray(params.covariances, dtype=np.float64)
+    if ct == "full":
+        return cov
+    if ct == "tied":
+        return np.broadcast_to(cov, (K, D, D)).copy()
+    if ct == "diag":
+        return np.einsum("kd,de->kde", cov, np.eye(D))
+    return cov[:, None, None] * np.eye(D)
+
+
+def _fill_columns(X, values: np.ndarray):
+    """X (array or tensor) with each NaN replaced by its column's ``values`` (D,)."""
+    if type(X).__module__.startswith("torch"):
+        import torch
+
+        v = torch.as_tensor(values, dtype=X.dtype, device=X.device)
+        return torch.where(torch.isnan(X), v, X)
+    return np.where(np.isnan(X), np.asarray(values, dtype=X.dtype), X)
 
 
 def _column_label(names, j: int) -> str:
