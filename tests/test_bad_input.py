@@ -87,7 +87,7 @@ def test_nan_and_inf_name_rows_and_columns(X):
     X[3, 1] = np.nan
     X[7, 0] = np.inf
     with raises(emix.InputError) as info:
-        GaussianMixture().fit(X)
+        GaussianMixture(missing="error").fit(X)
     msg = str(info.value)
     assert re.search(r"NaN.*\brows? 3\b.*column 1\b", msg), msg
     assert re.search(r"inf.*\brows? 7\b.*column 0\b", msg), msg
@@ -98,7 +98,7 @@ def test_nan_in_dataframe_names_the_column_name(X):
     df = pd.DataFrame(X, columns=["height", "weight"])
     df.loc[4, "weight"] = np.nan
     with raises(emix.InputError, match=r"NaN.*rows? 4.*'weight'"):
-        GaussianMixture().fit(df)
+        GaussianMixture(missing="error").fit(df)
 
 
 def test_non_numeric_object_array_names_row_and_column(X):
@@ -296,6 +296,7 @@ def test_predict_with_wrong_number_of_features_names_both(fitted, rng):
 def test_predict_with_nan_names_the_row(fitted, X):
     X = X.copy()
     X[2, 0] = np.nan
+    fitted.set_params(missing="error")
     with raises(emix.InputError, match=r"NaN.*\brows? 2\b.*column 0"):
         fitted.predict(X)
 

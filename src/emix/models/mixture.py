@@ -233,6 +233,12 @@ class GaussianMixture(MixtureEstimator):
         self.label_order = label_order
         self.missing = missing
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN is a missing value (fitted by EM) unless missing="error".
+        tags.input_tags.allow_nan = getattr(self, "missing", "em") == "em"
+        return tags
+
     # ------------------------------------------------------------------ checks
     def _check_parameters(self):
         self._check_common_parameters(INIT_PARAMS)
