@@ -20,6 +20,14 @@ batched (:mod:`emix.models._fb_torch`): the results of length T (posteriors,
 filtered probabilities, step log-likelihoods, the path) are then tensors on that device,
 float64 (int64 for the path), while the per-sequence log-likelihoods and the expected
 start and transition counts are NumPy float64 on the host, as for NumPy input.
+
+One or a few long sequences on a GPU run instead by a parallel scan
+(:mod:`emix.models._fb_scan`, O(T) work in ``log2 T`` levels of batched tensor
+operations): see :func:`use_scan` for when, and the module flag :data:`SCAN` to force it
+(or forbid it) for any torch tensor, e.g. on torch's CPU build in tests. The scan keeps
+the log-emissions' dtype (float32 or float64) for its results of length T. Viterbi has
+no scan yet: where the scan would run, the path is computed by the compiled host loop
+and returned as a tensor on the log-emissions' device.
 """
 
 from __future__ import annotations
@@ -31,7 +39,19 @@ import numpy as np
 from ..backends import is_torch_tensor
 from ..exceptions import InputError
 
-__all__ = ["ForwardResult", "FBResult", "forward", "forward_backward", "viterbi", "check_lengths"]
+__all__ = ["ForwardResult", "FBResult", "forward", "forward_backward", "viterbi", "check_lengths",
+           "use_scan", "SCAN"]
+
+# None: the device decides (use_scan); True: every torch tensor runs the scan (tests on
+# torch's CPU build); False: never the scan (the batched recursions, as before it).
+SCAN: bool | None = None
+# On a GPU the scan replaces the batched time loop when the longest sequence has at least
+# SCAN_MIN_LENGTH steps (the batched loop's cost grows with it, some 20 kernel launches a
+# step, while the scan's grows with log2 T), and there are at least SCAN_MIN_ROWS rows
+# (below that the compiled host loop takes milliseconds, less than the scan's ~1,500
+# launches).
+SCAN_MIN_ROWS = 65_536
+SCAN_MIN_LENGTH = 1_024
 
 
 @dataclass(frozen=True)
@@ -110,11 +130,27 @@ def _kernels():
     return _KERNELS
 
 
+def use_scan(device, lengths) -> bool:
+    """Whether torch log-emissions on ``device`` with sequences of ``lengths`` (S,) run
+    the parallel scan rather than the batched time loop (or, for an HMM, the host loop).
+
+    :data:`SCAN` decides when it is not None; otherwise the scan runs on a GPU (any
+    non-CPU device) for at least :data:`SCAN_MIN_ROWS` rows whose longest sequence has
+    at least :data:`SCAN_MIN_LENGTH` steps.
+    """
+    if SCAN is not None:
+        return bool(SCAN)
+    if getattr(device, "type", "cpu") == "cpu":
+        return False
+    lengths = np.asarray(lengths)
+    return int(lengths.sum()) >= SCAN_MIN_ROWS and int(lengths.max()) >= SCAN_MIN_LENGTH
+
+
 def _torch_kernels(log_B, startprob, transmat, lengths):
-    """The torch recursions and checked inputs, or None for host (NumPy) input."""
+    """The torch recursions (the scan's or the batched ones) and checked inputs, or None
+    for host (NumPy) input."""
     if not is_torch_tensor(log_B):
         return None
-    from . import _fb_torch
 
     if log_B.ndim != 2:
         raise InputError(f"log-emissions must be (T, K); got shape {tuple(log_B.shape)}")
@@ -125,7 +161,12 @@ def _torch_kernels(log_B, startprob, transmat, lengths):
         raise InputError(
             f"startprob must be ({K},) and transmat ({K}, {K}); got {pi.shape} and {A.shape}"
         )
-    return _fb_torch, (log_B, pi, A, check_lengths(lengths, T))
+    lengths = check_lengths(lengths, T)
+    if use_scan(log_B.device, lengths):
+        from . import _fb_scan as module
+    else:
+        from . import _fb_torch as module
+    return module, (log_B, pi, A, lengths)
 
 
 def _prepare(log_B, startprob, transmat, lengths):
@@ -206,7 +247,13 @@ def viterbi(log_B, startprob, transmat, lengths=None) -> tuple[np.ndarray, np.nd
     """
     dev = _torch_kernels(log_B, startprob, transmat, lengths)
     if dev is not None:
-        return dev[0].viterbi(*dev[1])
+        if hasattr(dev[0], "viterbi"):
+            return dev[0].viterbi(*dev[1])
+        # The scan's case: the compiled host loop, the path moved back to the device.
+        import torch
+
+        logprob, path = viterbi(dev[1][0].to(torch.float64).cpu().numpy(), *dev[1][1:])
+        return logprob, torch.as_tensor(path, device=dev[1][0].device)
     log_B, pi, A, lengths = _prepare(log_B, startprob, transmat, lengths)
     T, K = log_B.shape
     with np.errstate(divide="ignore"):

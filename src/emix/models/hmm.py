@@ -44,7 +44,7 @@ from ..exceptions import DegenerateComponentError, InputError
 from ..families._base import Family, MixtureStats, permute_params
 from ._kernels import GivenRespKernel, LogJointKernel, MixtureKernel, stats_from_acc
 from ._mixture_base import MixtureEstimator
-from .forward_backward import check_lengths, forward, forward_backward, viterbi
+from .forward_backward import check_lengths, forward, forward_backward, use_scan, viterbi
 from .mixture_model import (
     _zero_missing,
     column_labels,
@@ -360,6 +360,8 @@ def _device_recursions(backend, lengths) -> bool:
     (:data:`DEVICE_FB_MIN_BATCH`). On torch's CPU the host loop is faster and reads the
     same memory."""
     device = getattr(backend, "device", None)
+    if getattr(backend, "name", None) == "torch" and device is not None and use_scan(device, lengths):
+        return True  # one or a few long sequences on a GPU: forward_backward's parallel scan
     if getattr(backend, "name", None) != "torch" or device is None or device.type == "cpu":
         return False
     return int(np.sum(lengths)) >= DEVICE_FB_MIN_BATCH * int(np.max(lengths))
