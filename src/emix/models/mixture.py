@@ -676,14 +676,15 @@ class GaussianMixture(MixtureEstimator):
             return out.astype(dtype, copy=False)
         n_draws = check_int(n_draws, "n_draws", low=1)
         rng = as_generator(random_state)
-        out = np.empty((n_draws,) + Xh.shape)
+        N = Xh.shape[0]
         cum = np.cumsum(resp, axis=1)
         cum /= cum[:, -1:]
-        for i in range(n_draws):
-            u = rng.random(Xh.shape[0])
-            z = np.minimum((cum < u[:, None]).sum(axis=1), self.n_components - 1)
-            out[i] = GM.conditional_draw(params.means, covs, Xh, O, z, rng)
-        return out.astype(dtype, copy=False)
+        # All draws in one call: the rows repeated n_draws times, draw-major.
+        u = rng.random((n_draws, N))
+        z = np.minimum((cum[None, :, :] < u[:, :, None]).sum(axis=2), self.n_components - 1)
+        out = GM.conditional_draw(params.means, covs, np.tile(Xh, (n_draws, 1)),
+                                  np.tile(O, (n_draws, 1)), z.ravel(), rng)
+        return out.reshape((n_draws,) + Xh.shape).astype(dtype, copy=False)
 
     def _current_params(self) -> G.GaussianMixtureParams:
         """Parameters from the public attributes, so that edits to them are honoured."""
