@@ -291,13 +291,24 @@ def test_read_only_input_is_accepted_without_copy_or_warning(rng):
     assert wt.dtype == torch.float64
 
 
-def test_cuda_block_size_is_large():
-    from emix.backends.torch_backend import cuda_block_size
+def test_block_rows_from_device_memory():
+    from emix.backends.torch_backend import block_rows
 
-    M = G.n_features_of("full", 32)
-    rows = cuda_block_size(1_000_000, 16, M, 4)
-    assert 100_000 < rows < 140_000  # FT of ~256 MiB: nine blocks for a million rows
-    assert cuda_block_size(5000, 16, M, 4) == 5000
+    K, D = 16, 32
+    M = G.n_features_of("full", D)
+    kern = GK._Kernel(None, G.Frame.identity(D), "full", K, D, np.float32, None, None, None)
+    per_row = kern.row_bytes(4, True)
+    assert per_row > (2 * M - 2 * D) * 4  # features and the triangle gather
+    # A large card: case (b), a million rows, is one block in float32 and two in float64.
+    assert block_rows(1_000_000, per_row, 139 << 30) == 1_000_000
+    assert block_rows(1_000_000, kern.row_bytes(8, True), 139 << 30) == 500_000
+    # The budget is half the free memory and at most 8 GiB; blocks are evened out.
+    rows = block_rows(10_000_000, per_row, 139 << 30)
+    assert rows * per_row <= 8 << 30
+    assert -(-10_000_000 // rows) == -(-10_000_000 // ((8 << 30) // per_row))
+    # A tiny budget still makes blocks of about 1024 rows (ten even blocks here).
+    assert block_rows(10_000, per_row, 4 << 20) == 1000
+    assert block_rows(0, per_row, 1 << 30) == 1
 
 
 # --------------------------------------------------------------------------- float32
@@ -468,7 +479,7 @@ def test_nan_in_tensor_names_the_row(rng):
     X = torch.from_numpy(_data(rng, np.float64, n=200))
     X[17, 1] = float("nan")
     with pytest.raises(emix.InputError, match=r"NaN in 1 cell\(s\): rows 17; column 1"):
-        emix.GaussianMixture(2).fit(X)
+        emix.GaussianMixture(2, missing="error").fit(X)
 
 
 def test_wrong_feature_count_on_tensor(rng):
@@ -625,6 +636,7 @@ def test_cuda_pass_does_not_synchronise_per_block(rng):
                 torch.cuda.set_sync_debug_mode("default")
         return sum("synchroniz" in str(w.message) for w in caught)
 
+    syncs(2000)  # warm-up: lazy initialisation (cuBLAS handles, allocator) may sync once
     few, many = syncs(2000), syncs(50)
     assert many == few, (few, many)
     assert few <= 6  # parameter uploads and the one download of the statistics

@@ -11,9 +11,14 @@ when the host waits for it:
   (no ``.item()``, no ``.cpu()``, no boolean-mask indexing inside it).
 * Kernels reuse block temporaries (``TorchOps.scratch``) and write with ``out=`` or in
   place.
-* On CUDA the default block is large (the widest temporary about 256 MiB: ~120k rows at
-  D=32 in float32) so that a million-row pass is a handful of big kernels; on CPU it is
-  NumPy's cache-sized default.
+* On CUDA blocks are sized from the device's free memory (:func:`block_rows`): a pass
+  over a million rows of 32 columns is one block on a large card, so an iteration is a
+  few dozen kernel launches whatever N is; on CPU it is NumPy's cache-sized default.
+  The Gaussian feature map is then built in a few gathers rather than one product per
+  column (see :mod:`emix.families.gaussian_kernel`).
+* Data that do not fit on the GPU stay on the host, pinned, and stream to it block by
+  block, the copy of the next block overlapping the work on this one
+  (:mod:`emix.backends._torch_stream`); data that fit are moved once.
 * Responsibilities below eps^3 of a row's largest are exactly 0 (see ``_exp_floor``):
   it keeps CPU kernels off x86's subnormal slow path and changes no statistic.
 
@@ -57,20 +62,62 @@ try:  # pragma: no cover - exercised through a subprocess test without torch
 except ImportError:  # pragma: no cover
     torch = None
 
-__all__ = ["TorchBackend", "cuda_block_size"]
+__all__ = ["TorchBackend", "block_rows", "device_free_bytes"]
 
-# On CUDA the feature block F is sized to about this many bytes: big enough that a
-# pass over a million rows is a few large kernels, small enough to leave room on a GPU.
-_CUDA_BLOCK_BYTES = 256 << 20
-# column_summary's float64 temporaries on CUDA, in elements (256 MiB).
-_CUDA_SUMMARY_ELEMENTS = 1 << 25
+# Block temporaries on a GPU take at most this share of the free device memory, and at
+# most _BLOCK_CAP_BYTES: beyond a few hundred thousand rows a block's kernels are long
+# enough that launches cost nothing, and the rest of the memory is headroom for the
+# caller (and for other processes on a shared card).
+_BLOCK_SHARE = 0.5
+_BLOCK_CAP_BYTES = 8 << 30
+# Data are moved to the device when they take at most this share of its free memory;
+# larger data stay on the host and stream (the rest is for the block temporaries).
+_DATA_SHARE = 0.6
+# The fewest rows a memory-sized block gets (tiny budgets still make progress).
+_MIN_BLOCK_ROWS = 1024
 
 
-def cuda_block_size(n_rows: int, n_components: int, n_feature_cols: int, itemsize: int) -> int:
-    """Rows per block on a GPU so that the widest block temporary is ~256 MiB."""
-    width = max(n_components, n_feature_cols, 1)
-    rows = max(1024, _CUDA_BLOCK_BYTES // (width * itemsize))
-    return int(min(n_rows, rows)) if n_rows > 0 else 1
+def device_free_bytes(device) -> int | None:
+    """Bytes a pass may use on ``device``: free memory plus what torch's caching
+    allocator holds unused; None on a CPU (no budget: NumPy's block sizes apply).
+
+    Tests replace this function to run the GPU sizing and streaming logic on a CPU.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return int(free + max(cached, 0))
+
+
+def block_rows(n_rows: int, row_bytes: int, free_bytes: int) -> int:
+    """Rows per block when a block's temporaries take ``row_bytes`` per row and the
+    device has ``free_bytes`` to spare.
+
+    The budget is ``min(0.5 * free_bytes, 8 GiB)``; blocks are then evened out, so that
+    N rows make ``ceil(N / max_rows)`` blocks of nearly equal size (no short last block
+    wasting a launch sequence, and one scratch size for all).
+
+    Parameters
+    ----------
+    n_rows : int
+    row_bytes : int
+        Bytes of block temporaries per row (the kernel's estimate).
+    free_bytes : int
+
+    Returns
+    -------
+    int, between 1 and ``max(n_rows, 1)``
+    """
+    if n_rows <= 0:
+        return 1
+    budget = min(int(_BLOCK_SHARE * free_bytes), _BLOCK_CAP_BYTES)
+    most = max(_MIN_BLOCK_ROWS, budget // max(int(row_bytes), 1))
+    if most >= n_rows:
+        return int(n_rows)
+    n_blocks = -(-n_rows // most)
+    return int(-(-n_rows // n_blocks))
 
 
 # --------------------------------------------------------------------------- precision
@@ -140,20 +187,29 @@ def _exp_floor(dtype) -> float:
     return 3.0 * float(np.log(torch.finfo(dtype).eps))
 
 
-def _softmax_cols_(LT, floor: float):
+def _softmax_cols_(LT, floor: float, gpu_form: bool = False):
     """Turn a log-joint block (K, rows) into responsibilities in place.
 
-    Returns log p(x) of every row, shape (rows,). No host synchronisation: non-finite
-    maxima are masked with ``masked_fill`` rather than boolean indexing.
+    Returns log p(x) of every row, shape (rows,). No host synchronisation (no boolean
+    indexing). ``gpu_form``: entries below the floor become ``-inf`` before ``exp``
+    (one kernel fewer); on a CPU, whose ``exp(-inf)`` is 2.5x slower than that of a
+    normal number, they are clamped to the floor and zeroed after.
     """
-    m = LT.amax(dim=0, keepdim=True)
-    # A row with zero density under every component has m = -inf; keep the arithmetic
-    # finite and let its log-likelihood (-inf, from m itself) tell the caller.
-    LT.sub_(m.masked_fill(~torch.isfinite(m), 0.0))
+    big = torch.finfo(LT.dtype).max
+    # A row with zero density under every component has m = -inf; clamped to the most
+    # negative finite number it keeps the subtraction defined (-inf - m stays -inf), and
+    # the row's log-likelihood is still -inf (log 0 + m).
+    m = LT.amax(dim=0, keepdim=True).clamp_(min=-big, max=big)
+    LT.sub_(m)
+    # exp never sees the underflow range; what it would have underflowed is exactly 0.
     far = LT < floor
-    LT.clamp_(min=floor)  # exp never sees the underflow range ...
-    LT.exp_()
-    LT.masked_fill_(far, 0.0)  # ... and what it would have underflowed is exactly 0
+    if gpu_form:
+        LT.masked_fill_(far, float("-inf"))
+        LT.exp_()
+    else:
+        LT.clamp_(min=floor)
+        LT.exp_()
+        LT.masked_fill_(far, 0.0)
     s = LT.sum(dim=0, keepdim=True)
     LT.div_(s)
     return s.log_().add_(m)[0]
@@ -166,6 +222,12 @@ class TorchBackend:
     ----------
     device : str or torch.device
         ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+    memory : int, optional
+        Bytes of device memory the backend may plan with. By default it asks the device
+        (:func:`device_free_bytes`; a CPU has no budget and keeps NumPy's block sizes).
+        Given, blocks are sized from it, data larger than ``0.6 * memory`` stay on the
+        host and stream, and the Gaussian kernels take their GPU form: this runs the
+        GPU's logic on a CPU (tests, launch counts).
 
     Raises
     ------
@@ -175,7 +237,7 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, device="cpu"):
+    def __init__(self, device="cpu", *, memory: int | None = None):
         if torch is None:
             raise InputError(f"device={str(device)!r} needs PyTorch: pip install 'emix[torch]'")
         try:
@@ -209,9 +271,37 @@ class TorchBackend:
                 f"{dev.type!r} may not provide); use device='cpu' or None"
             )
         self.device = dev
+        self.memory = None if memory is None else int(memory)
 
     def __repr__(self) -> str:
         return f"TorchBackend(device={str(self.device)!r})"
+
+    # ------------------------------------------------------------------ placement
+    def free_bytes(self) -> int | None:
+        """Device memory to plan with: ``memory`` if given, else the device's figure."""
+        return self.memory if self.memory is not None else device_free_bytes(self.device)
+
+    def is_host_held(self, X) -> bool:
+        """Whether ``X`` stays on the host and streams to the device block by block."""
+        if X.device != self.device:
+            return X.device.type == "cpu"
+        return getattr(X, "_emix_streamed", False)
+
+    def _place(self, X):
+        """``X`` (a tensor anywhere) on the device, or held on the host when it does not
+        fit there (pinned on a CUDA machine; see :mod:`emix.backends._torch_stream`)."""
+        free = self.free_bytes()
+        nbytes = X.element_size() * X.numel()
+        if free is None or nbytes <= _DATA_SHARE * free or X.device.type != "cpu":
+            return X.to(self.device)
+        from . import _torch_stream
+
+        X = _torch_stream.pin(X) if self.device.type == "cuda" else X.view(X.shape)
+        if self.device.type == "cpu":
+            # A CPU "device" with a budget (tests): mark the tensor so that passes take
+            # the streaming path all the same.
+            X._emix_streamed = True
+        return X
 
     # ------------------------------------------------------------------ arrays
     def validate(
@@ -247,7 +337,7 @@ class TorchBackend:
             n_features=n_features,
             estimator_name=estimator_name,
         )
-        return _from_numpy(arr).to(self.device), names
+        return self._place(_from_numpy(arr)), names
 
     def _validate_tensor(self, X, name, min_rows, allow_1d, n_features, estimator_name):
         X = X.detach()
@@ -269,9 +359,9 @@ class TorchBackend:
             X.shape, name=name, min_rows=min_rows, n_features=n_features,
             estimator_name=estimator_name, one_d=one_d,
         )
-        X = X.to(device=self.device, dtype=target)
+        X = X.to(dtype=target)
         _check_finite_tensor(X, name)
-        return X
+        return self._place(X)
 
     def to_numpy(self, X) -> np.ndarray:
         """A host NumPy array of ``X`` (tensors from any device; others via asarray)."""
@@ -294,6 +384,7 @@ class TorchBackend:
             t = _from_numpy(np.asarray(a))
         if not t.dtype.is_floating_point:
             t = t.to(torch.float64)
+        # Next to X: on the host when X is host-held (the weights stream with it).
         return t.to(X.device)
 
     def numpy_dtype(self, X) -> np.dtype:
@@ -307,38 +398,38 @@ class TorchBackend:
     def column_summary(self, X, w, block: int | None = None) -> dict:
         """Weighted column means, variances, minima and maxima in one blocked pass.
 
-        Computed on X's device, returned in one transfer.
+        Computed on the device (host-held data stream through it), returned in one
+        transfer.
 
         Returns
         -------
         dict with ``mean``, ``var``, ``min``, ``max`` (each (D,), float64 ndarrays) and ``n``.
         """
         N, D = X.shape
-        dev = X.device
+        dev = self.device if self.is_host_held(X) else X.device
         if w is not None and not isinstance(w, torch.Tensor):
             w = self.asarray_like(w, X)
-        if w is not None:
-            w = w.to(device=dev, dtype=torch.float64)
-        if block is None:
-            block = 65536
-            if dev.type == "cuda":
-                block = max(block, _CUDA_SUMMARY_ELEMENTS // max(D, 1))
         f64 = torch.float64
+        if block is None:
+            free = self.free_bytes()
+            if free is None:
+                block = 65536
+            else:
+                # float64 copy, its square and the streamed block.
+                block = block_rows(N, D * (3 * 8 + 2 * X.element_size()) + 16, free)
         with torch.no_grad():
             # A first block's mean as shift keeps the one-pass variance from cancelling.
-            shift = X[: min(N, 1024)].mean(dim=0, dtype=f64)
+            shift = X[: min(N, 1024)].to(device=dev).mean(dim=0, dtype=f64)
             s1 = torch.zeros(D, dtype=f64, device=dev)
             s2 = torch.zeros(D, dtype=f64, device=dev)
             lo = torch.full((D,), float("inf"), dtype=f64, device=dev)
             hi = torch.full((D,), float("-inf"), dtype=f64, device=dev)
-            for a in range(0, N, block):
-                Xb = X[a : a + block]
+            for _, _, Xb, wb in self._blocks(X, w, block, f64):
                 Z = Xb.to(f64) - shift
-                if w is None:
+                if wb is None:
                     s1 += Z.sum(dim=0)
                     s2 += (Z * Z).sum(dim=0)
                 else:
-                    wb = w[a : a + block]
                     s1 += wb @ Z
                     s2 += wb @ (Z * Z)
                 torch.minimum(lo, Xb.amin(dim=0).to(f64), out=lo)
@@ -346,7 +437,7 @@ class TorchBackend:
             if w is None:
                 W = torch.full((1,), float(N), dtype=f64, device=dev)
             else:
-                W = w.sum().reshape(1)
+                W = w.to(f64).sum().reshape(1).to(dev)
             host = torch.cat([s1, s2, lo, hi, shift, W]).cpu().numpy()  # one transfer
         s1, s2, lo, hi, shift = (host[i * D : (i + 1) * D].copy() for i in range(5))
         Wf = float(host[5 * D])
@@ -355,48 +446,74 @@ class TorchBackend:
         return {"mean": m + shift, "var": var, "min": lo, "max": hi, "n": N}
 
     # ------------------------------------------------------------------ helpers
-    @staticmethod
-    def _block_size(block_size, N, K, M, dtype, device) -> int:
-        if block_size is None:
-            if device.type == "cpu":
-                block_size = default_block_size(N, K, M, dtype.itemsize)
-            else:
-                block_size = cuda_block_size(N, K, M, dtype.itemsize)
-        return max(1, min(int(block_size), max(N, 1)))
+    def _rows(self, block_size, X, kernel, width, streamed: bool, k: int = 1) -> int:
+        """Rows per block: the caller's, NumPy's default on a CPU, or from the device's
+        free memory and the kernel's bytes per row."""
+        N, D = X.shape
+        if block_size is not None:
+            return max(1, min(int(block_size), max(N, 1)))
+        free = self.free_bytes()
+        itemsize = X.element_size()
+        if free is None:
+            return max(1, min(default_block_size(N, k, width, itemsize), max(N, 1)))
+        row_bytes = getattr(kernel, "row_bytes", None)
+        per_row = row_bytes(itemsize, True) if callable(row_bytes) else 4 * width * itemsize
+        if streamed:
+            per_row += 2 * (D * itemsize + 8)  # the two streaming buffers (rows and weights)
+        return block_rows(N, per_row, free)
+
+    def _blocks(self, X, w, rows, wdtype=None):
+        """``(start, stop, Xb, wb)`` on the device: slices of a device-resident ``X``, or
+        host-held blocks streamed (double-buffered) to the device."""
+        N = X.shape[0]
+        if self.is_host_held(X):
+            from ._torch_stream import host_blocks
+
+            yield from host_blocks(X, w, rows, self.device, wdtype)
+            return
+        if w is not None and wdtype is not None and w.dtype != wdtype:
+            w = w.to(wdtype)  # once per pass, not per block
+        for start in range(0, N, rows):
+            stop = min(start + rows, N)
+            yield start, stop, X[start:stop], None if w is None else w[start:stop]
 
     def _as_device_tensor(self, X):
         if isinstance(X, torch.Tensor):
-            return X if X.device == self.device else X.to(self.device)
-        return _from_numpy(np.asarray(X)).to(self.device)
+            if X.device == self.device or self.is_host_held(X):
+                return X
+            return X.to(self.device)
+        return self._place(_from_numpy(np.asarray(X)))
 
     # ------------------------------------------------------------------ passes
     def ops(self, dtype) -> "TorchOps":
         """The array namespace kernels compute with, for data of ``dtype``."""
-        return TorchOps(dtype, self.device)
+        return TorchOps(dtype, self.device, gpu_form=self.free_bytes() is not None)
 
     def stats_pass(self, X, sample_weight, kernel, *, block_size=None, width=None):
         """One pass of ``kernel`` over ``X`` on the device; accumulators come back in one
         transfer. See :mod:`emix.backends._generic` and ``NumpyBackend.stats_pass``.
+
+        ``X`` on the device is sliced; host-held ``X`` streams to the device block by
+        block. Block sizes come from ``block_size``, or the device's free memory and the
+        kernel's ``row_bytes(itemsize, gpu_form)`` when it has one.
 
         Returns
         -------
         dict of name -> float64 ndarray
         """
         X = self._as_device_tensor(X)
-        N = X.shape[0]
-        bs = self._block_size(block_size, N, 1, width or X.shape[1], X.dtype, X.device)
+        streamed = self.is_host_held(X)
+        bs = self._rows(block_size, X, kernel, width or X.shape[1], streamed)
         with torch.no_grad(), _ieee_fp32():
-            ops = TorchOps(X.dtype, X.device)
+            ops = self.ops(X.dtype)
             w = None
             if sample_weight is not None:
-                w = self.asarray_like(sample_weight, X).to(X.dtype)
-            acc = {k: torch.zeros(shape, dtype=torch.float64, device=X.device)
+                w = self.asarray_like(sample_weight, X)
+            acc = {k: torch.zeros(shape, dtype=torch.float64, device=self.device)
                    for k, shape in kernel.acc_shapes.items()}
             state = kernel.setup(ops)
-            for start in range(0, N, bs):
-                stop = min(start + bs, N)
-                wb = None if w is None else w[start:stop]
-                kernel.block(ops, state, X[start:stop], wb, acc, start, stop)
+            for start, stop, Xb, wb in self._blocks(X, w, bs, X.dtype):
+                kernel.block(ops, state, Xb, wb, acc, start, stop)
             names = list(acc)
             host = torch.cat([acc[k].reshape(-1) for k in names]).cpu().numpy()  # one transfer
         out, pos = {}, 0
@@ -407,13 +524,13 @@ class TorchBackend:
             pos += size
         return out
 
-
     def map_rows(self, X, kernel, *, block_size=None, width=None, out_dtype=None,
                  on_device=False):
         """``kernel.rows`` over every block, gathered on the device, one transfer.
 
         ``on_device=True`` skips the transfer and returns the tensor on the device (for
-        a caller whose next step runs there too).
+        a caller whose next step runs there too). For host-held ``X`` the rows are
+        gathered on the host instead (unless ``on_device``).
 
         Returns
         -------
@@ -421,15 +538,22 @@ class TorchBackend:
         """
         X = self._as_device_tensor(X)
         N = X.shape[0]
-        bs = self._block_size(block_size, N, kernel.n_out, width or X.shape[1], X.dtype, X.device)
+        streamed = self.is_host_held(X)
+        bs = self._rows(block_size, X, kernel, width or X.shape[1], streamed, kernel.n_out)
         with torch.no_grad(), _ieee_fp32():
-            ops = TorchOps(X.dtype, X.device)
+            ops = self.ops(X.dtype)
             dt = X.dtype if out_dtype is None else _torch_dtype(out_dtype)
-            out = torch.empty((N, kernel.n_out), dtype=dt, device=X.device)
+            to_host = streamed and not on_device and self.device.type == "cuda"
+            out = torch.empty((N, kernel.n_out), dtype=dt,
+                              device="cpu" if to_host else self.device,
+                              pin_memory=to_host)
             state = kernel.setup(ops)
-            for start in range(0, N, bs):
-                stop = min(start + bs, N)
-                out[start:stop].copy_(kernel.rows(ops, state, X[start:stop]))
+            for start, stop, Xb, _ in self._blocks(X, None, bs):
+                # Stream-ordered before the next block overwrites the kernel's scratch.
+                out[start:stop].copy_(kernel.rows(ops, state, Xb), non_blocking=to_host)
+            if to_host:
+                torch.cuda.current_stream(self.device).synchronize()
+                return out.numpy()
             return out if on_device else out.cpu().numpy()
 
 
@@ -479,11 +603,14 @@ class TorchOps:
     name = "torch"
     f64 = torch.float64 if torch is not None else None
 
-    def __init__(self, dtype, device):
+    def __init__(self, dtype, device, gpu_form: bool | None = None):
         self.dtype = _torch_dtype(dtype)
         self.device = device
         self.floor = _exp_floor(self.dtype)
         self.on_gpu = torch.device(device).type == "cuda"
+        # Kernels that have a form for large blocks on a GPU (few, large kernels) take it
+        # when this is True: on CUDA, or on a CPU backend given a device-memory figure.
+        self.gpu_form = self.on_gpu if gpu_form is None else bool(gpu_form)
         self._scratch: dict = {}
         self.xp = torch
 
@@ -491,10 +618,14 @@ class TorchOps:
         return self.dtype if dtype is None else _torch_dtype(dtype)
 
     def asarray(self, a, dtype=None):
+        # non_blocking: an upload from pageable memory returns once the driver has staged
+        # it (the source may then be freed), without a stream synchronisation.
         if isinstance(a, torch.Tensor):
-            return a.to(device=self.device, dtype=self._dt(dtype))
+            return a.to(device=self.device, dtype=self._dt(dtype), non_blocking=self.on_gpu)
         a = np.asarray(a)
-        return _from_numpy(np.ascontiguousarray(a)).to(device=self.device, dtype=self._dt(dtype))
+        return _from_numpy(np.ascontiguousarray(a)).to(
+            device=self.device, dtype=self._dt(dtype), non_blocking=self.on_gpu
+        )
 
     def cast(self, a, dtype=None):
         return a.to(self._dt(dtype))
@@ -509,12 +640,21 @@ class TorchOps:
         return torch.empty(shape, dtype=self._dt(dtype), device=self.device)
 
     def scratch(self, key, shape, dtype=None):
+        """A reused contiguous buffer of ``shape`` per ``key``.
+
+        One flat allocation per key, grown when a larger shape is asked for; a smaller
+        block (the last one) gets a view of its front, so blocks of different sizes do
+        not each hold a buffer.
+        """
         dt = self._dt(dtype)
+        n = 1
+        for d in shape:
+            n *= int(d)
         buf = self._scratch.get(key)
-        if buf is None or tuple(buf.shape) != tuple(shape) or buf.dtype != dt:
-            buf = torch.empty(tuple(shape), dtype=dt, device=self.device)
+        if buf is None or buf.numel() < n or buf.dtype != dt:
+            buf = torch.empty(n, dtype=dt, device=self.device)
             self._scratch[key] = buf
-        return buf
+        return buf[:n].view(tuple(shape))
 
     def arange(self, n, dtype=None):
         return torch.arange(n, dtype=self._dt(dtype), device=self.device)
@@ -601,4 +741,4 @@ class TorchOps:
 
     def softmax_cols_(self, LT, dead=None):
         # Dead components have a -inf log-joint, which the floor turns into exactly 0.
-        return _softmax_cols_(LT, self.floor)
+        return _softmax_cols_(LT, self.floor, self.gpu_form)

@@ -34,14 +34,21 @@ def _anchored_rows(K: int, D: int, itemsize: int, on_gpu: bool) -> int:
     return max(256, budget // per_row)
 
 
-def _build_features(ops, FT, Xb, center, inv_scale: float, ct: str, D: int):
+def _build_features(ops, FT, Xb, center, inv_scale: float, ct: str, D: int, tri=None):
     """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
 
     Features are rows of ``FT``, so every elementwise kernel reads and writes contiguous
     memory (vector units on a CPU, coalesced accesses on a GPU) and both products take
-    ``FT`` as it is. The packed upper triangle of ``z z^T`` is written one triangle row
-    at a time, D broadcast products straight into slices of ``FT``: no (D^2 x rows)
-    temporary, and measured 3-5x faster on a CPU than gathering with triangle indices.
+    ``FT`` as it is. The packed upper triangle of ``z z^T``:
+
+    * on a CPU, one triangle row at a time, D broadcast products straight into slices of
+      ``FT``: no (D^2 x rows) temporary, and measured 3-5x faster on a CPU than
+      gathering with triangle indices;
+    * in the GPU form (``tri`` = the triangle's row and column indices on the device,
+      given when ``ops.gpu_form``), as ``z[iu] * z[ju]``: two gathers and one product,
+      three kernel launches instead of D, whatever the block size. On a GPU a block is
+      a million rows and the kernels are memory-bound at the same bytes either way; the
+      launches are what the per-row loop cost (about 300 per iteration at D=32).
 
     Returns the view ``z`` (D, rows).
     """
@@ -50,7 +57,15 @@ def _build_features(ops, FT, Xb, center, inv_scale: float, ct: str, D: int):
     ops.subtract(Xb.T, center[:, None], out=z)
     if inv_scale != 1.0:
         z *= inv_scale
-    if ct == "full":
+    if ct == "full" and tri is not None:
+        iu, ju = tri
+        rows = FT.shape[1]
+        xp = ops.xp
+        xp.index_select(z, 0, iu, out=FT[:off])
+        other = ops.scratch("tri", (off, rows))
+        xp.index_select(z, 0, ju, out=other)
+        FT[:off] *= other
+    elif ct == "full":
         row = 0
         for d in range(D):
             ops.multiply(z[d], z[d:], out=FT[row : row + D - d])
@@ -80,6 +95,13 @@ class _Kernel:
             self.acc_shapes["scatter"] = (D, D)
         self.dead = None if plan is None else np.flatnonzero(np.isneginf(plan.const))
 
+    def row_bytes(self, itemsize: int, gpu_form: bool) -> int:
+        """Bytes of block temporaries per row (for backends that size blocks by memory):
+        the feature block, the triangle gather of the GPU form, the log-joint and
+        responsibilities, and per-row vectors."""
+        tri = self.M - 2 * self.D - 1 if (gpu_form and self.ct == "full") else 0
+        return (self.M + tri + 2 * self.K + self.D + 4) * itemsize + 16
+
     # ------------------------------------------------------------------ set-up
     def setup(self, ops):
         st = {"inv_scale": float(self.np_dtype.type(1.0 / self.frame.scale))}
@@ -87,7 +109,8 @@ class _Kernel:
         if self.anchors is not None:
             st["anchors"] = ops.asarray(self.anchors, dtype=np.float64)
             st["center64"] = ops.asarray(self.frame.center, dtype=np.float64)
-            st["rows_cap"] = _anchored_rows(self.K, self.D, self.np_dtype.itemsize, ops.on_gpu)
+            st["rows_cap"] = _anchored_rows(self.K, self.D, self.np_dtype.itemsize,
+                                            getattr(ops, "gpu_form", ops.on_gpu))
             if self.ct == "full":
                 iu, ju = np.triu_indices(self.D)
                 st["iu"] = ops.asarray(iu, dtype=np.int64)
@@ -101,6 +124,10 @@ class _Kernel:
             st["etaT"] = ops.asarray(np.ascontiguousarray(eta.T))
             if self.ct == "tied":
                 st["tcT"] = ops.asarray(np.ascontiguousarray(tied_chol.T))
+        st["tri"] = None
+        if self.ct == "full" and self.anchors is None and getattr(ops, "gpu_form", False):
+            iu, ju = np.triu_indices(self.D)
+            st["tri"] = (ops.asarray(iu, dtype=np.int64), ops.asarray(ju, dtype=np.int64))
         if self.cz is not None:
             st["cz"] = ops.asarray(self.cz, dtype=np.float64)
             st["cz_sq"] = ops.sum(st["cz"] * st["cz"], axis=1)
@@ -166,7 +193,8 @@ class _Kernel:
         rows = stop - start
         FT = ops.scratch("FT", (self.M, rows))
         FT[-1] = 1.0
-        z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], self.ct, self.D)
+        z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], self.ct, self.D,
+                            st["tri"])
         if self.plan is not None:
             LT = ops.scratch("LT", (self.K, rows))
             self.expanded_log_joint(ops, st, FT, z, LT)
@@ -176,11 +204,12 @@ class _Kernel:
                              ops.cast(z.T, ops.f64))
         if wb is not None:
             LT *= wb
-        acc["acc"] += ops.cast(ops.weighted_stats(LT, FT), ops.f64)
+        # Added into the float64 accumulators with promotion (no separate cast kernel).
+        acc["acc"] += ops.weighted_stats(LT, FT)
         if self.ct == "tied":
             # sqrt(w) on both sides keeps the scatter exactly symmetric.
             zs = z if wb is None else z * ops.sqrt(wb)
-            acc["scatter"] += ops.cast(ops.matmul(zs, zs.T), ops.f64)
+            acc["scatter"] += ops.matmul(zs, zs.T)
 
     def _anchored_block(self, ops, st, Xb, wb, acc, start, stop):
         ct, D = self.ct, self.D
@@ -309,6 +338,9 @@ def mixture_pass(
 
 
 class _LogJoint:
+    def row_bytes(self, itemsize: int, gpu_form: bool) -> int:
+        return self.kernel.row_bytes(itemsize, gpu_form) + self.n_out * itemsize
+
     def __init__(self, plan, D, np_dtype, anchored):
         self.kernel = _Kernel(
             plan, plan.frame, plan.covariance_type, plan.n_components, D, np_dtype,
@@ -327,7 +359,7 @@ class _LogJoint:
         rows = Xb.shape[0]
         FT = ops.scratch("FT", (k.M, rows))
         FT[-1] = 1.0
-        z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], k.ct, k.D)
+        z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], k.ct, k.D, st["tri"])
         LT = ops.scratch("LT", (k.K, rows))
         k.expanded_log_joint(ops, st, FT, z, LT)
         return LT.T
