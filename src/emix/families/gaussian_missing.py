@@ -215,6 +215,9 @@ def marginal_params(layout: str, mu: np.ndarray, prec: np.ndarray,
     iu, ju = np.triu_indices(D)
     twice = np.where(iu == ju, 1.0, 2.0)
     T = iu.size
+    quad_full = -0.5 * Pm[:, iu, ju] * twice  # (K, T)
+    vech = iu * D + ju
+    Pmu = (Pm @ mu[:, :, None])[..., 0]  # (K, D)
     eta = np.empty((P, K, T + D))
     mlm = np.empty((P, K))
     logdet_mm = np.zeros((P, K))
@@ -226,16 +229,15 @@ def marginal_params(layout: str, mu: np.ndarray, prec: np.ndarray,
         while hi < P and n_miss[hi] == m and hi - lo < _PATTERN_CHUNK:
             hi += 1
         np_ = hi - lo
+        ofc = of[lo:hi]
         if m == 0:
-            Lam = np.broadcast_to(Pm, (np_, K, D, D))
+            eta[lo:hi, :, :T] = quad_full[None]
+            lin = np.broadcast_to(Pmu[None], (np_, K, D))
             groups.append((lo, hi, np.zeros((np_, 0), np.intp), np.zeros((np_, K, 0, D)),
                            np.zeros((np_, K, 0)), np.zeros((np_, K, 0, 0))))
         else:
             mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)  # (np, m), ascending
-            PM = np.take_along_axis(
-                np.broadcast_to(Pm[None], (np_, K, D, D)),
-                mis[:, None, :, None], axis=2,
-            )  # (np, K, m, D): rows M of P
+            PM = np.moveaxis(Pm[:, mis, :], 0, 1)  # (np, K, m, D): rows M of P
             PMM = np.take_along_axis(PM, mis[:, None, None, :], axis=3)  # (np, K, m, m)
             L = np.linalg.cholesky(PMM)
             logdet_mm[lo:hi] = 2.0 * np.sum(np.log(np.diagonal(L, axis1=2, axis2=3)), axis=2)
@@ -244,18 +246,20 @@ def marginal_params(layout: str, mu: np.ndarray, prec: np.ndarray,
             C = np.swapaxes(Linv, 2, 3) @ Linv  # P_MM^-1 (np, K, m, m)
             C = 0.5 * (C + np.swapaxes(C, 2, 3))
             CPM = C @ PM  # (np, K, m, D)
-            Lam = Pm[None] - np.swapaxes(PM, 2, 3) @ CPM  # (np, K, D, D)
-            Om = of[lo:hi, None, :, None] * of[lo:hi, None, None, :]
-            Lam = Lam * Om  # exact zeros in the missing rows and columns
-            B = -CPM * of[lo:hi, None, None, :]  # zero in the missing columns
-            muM = np.take_along_axis(np.broadcast_to(mu[None], (np_, K, D)),
-                                     mis[:, None, :], axis=2)  # (np, K, m)
-            c = muM - np.einsum("pkmd,kd->pkm", B, mu)
+            # Lambda = P - PM^T C PM: its M rows and columns vanish (exactly, after the
+            # mask); only its upper triangle and Lambda mu are needed.
+            corr = (np.swapaxes(PM, 2, 3) @ CPM).reshape(np_, K, D * D)[..., vech]
+            pair = (ofc[:, iu] * ofc[:, ju])[:, None, :]  # (np, 1, T)
+            eta[lo:hi, :, :T] = (quad_full[None] + 0.5 * corr * twice) * pair
+            v = np.sum(CPM * mu[None, :, None, :], axis=3)  # (np, K, m)
+            lin = Pmu[None] - np.sum(PM * v[..., None], axis=2)
+            lin = lin * ofc[:, None, :]
+            B = -CPM * ofc[:, None, None, :]  # zero in the missing columns
+            muM = np.moveaxis(mu[:, mis], 0, 1)  # (np, K, m)
+            c = muM - np.sum(B * mu[None, :, None, :], axis=3)
             groups.append((lo, hi, mis, B, c, C))
-        lin = np.einsum("pkij,kj->pki", Lam, mu)
-        eta[lo:hi, :, :T] = -0.5 * Lam[:, :, iu, ju] * twice
         eta[lo:hi, :, T:] = lin
-        mlm[lo:hi] = np.einsum("pki,ki->pk", lin, mu)
+        mlm[lo:hi] = np.sum(lin * mu[None], axis=2)
         lo = hi
     return MarginalParams("full", eta, mlm, logdet_mm, n_miss, obs, groups)
 
@@ -295,7 +299,13 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
         pd = p if layout == "diag" else np.repeat(p[:, None], D, axis=1)
         return _independent_moments(out, marg, mu, pd, n, nc, layout, Q)
     iu, ju = np.triu_indices(D)
-    S2 = np.zeros((K, D, D))
+    # vech position of every (d, e) cell, for unpacking symmetric matrices by one gather.
+    pos = np.empty((D, D), dtype=np.intp)
+    pos[iu, ju] = np.arange(iu.size)
+    pos[ju, iu] = np.arange(iu.size)
+    full_idx = pos.ravel()
+    S2x = np.zeros((K, D * D))
+    S2m = np.zeros((K, D * D))
     S1 = np.zeros((K, D))
     for lo, hi, mis, B, c, C in marg.groups:
         m = mis.shape[1]
@@ -303,22 +313,29 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
             continue
         Gp = G[lo:hi]
         np_ = hi - lo
-        S2o = np.zeros((np_, K, D, D))
-        S2o[:, :, iu, ju] = Gp[:, :, :Q]
-        S2o[:, :, ju, iu] = Gp[:, :, :Q]
+        S2o = Gp[:, :, full_idx].reshape(np_, K, D, D)
         s1o = Gp[:, :, Q : Q + D]
         nn = n[lo:hi]
-        X1 = B @ S2o + c[..., :, None] * s1o[..., None, :]  # (np, K, m, D)
-        s1M = np.einsum("pkmd,pkd->pkm", B, s1o) + nn[..., None] * c
+        X1 = np.einsum("pkmd,pkde->pkme", B, S2o, optimize=True)
+        X1 += c[..., :, None] * s1o[..., None, :]  # (np, K, m, D)
+        s1M = np.sum(B * s1o[..., None, :], axis=3) + nn[..., None] * c
         MM = X1 @ np.swapaxes(B, 2, 3) + s1M[..., :, None] * c[..., None, :] \
             + nc[lo:hi, :, None, None] * C
-        E = np.zeros((np_, m, D))
-        E[np.arange(np_)[:, None], np.arange(m)[None, :], mis] = 1.0
-        # Rows M (and, by symmetry, columns M) of the expected second moments.
-        cross = np.einsum("pmd,pkme->kde", E, X1)
-        S2 += cross + np.swapaxes(cross, 1, 2)
-        S2 += np.einsum("pmd,pkmn,pne->kde", E, MM, E)
-        S1 += np.einsum("pmd,pkm->kd", E, s1M)
+        # Scatter-add over patterns into the (d, e) cells they fill: rows M of X1 (and
+        # by symmetry columns M), the M x M block of MM; segment sums by bincount.
+        cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()  # (np*m*D,)
+        cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()  # (np*m*m,)
+        Xk = np.moveaxis(X1, 1, -1).reshape(-1, K)  # (np*m*D, K)
+        Mk = np.moveaxis(MM, 1, -1).reshape(-1, K)
+        Sk = np.moveaxis(s1M, 1, -1).reshape(-1, K)
+        flat_mis = mis.ravel()
+        for k in range(K):
+            S2x[k] += np.bincount(cells_x, Xk[:, k], minlength=D * D)
+            S2m[k] += np.bincount(cells_mm, Mk[:, k], minlength=D * D)
+            S1[k] += np.bincount(flat_mis, Sk[:, k], minlength=D)
+    S2x = S2x.reshape(K, D, D)
+    # X1 filled the rows M (its M columns are 0); their mirror images are the columns M.
+    S2 = S2x + np.swapaxes(S2x, 1, 2) + S2m.reshape(K, D, D)
     out[:, :Q] += S2[:, iu, ju]
     out[:, Q : Q + D] += S1
     return out
