@@ -244,3 +244,38 @@ def test_launches_per_iteration_do_not_grow_with_n(rng, monkeypatch):
         counts[n] = ops_per_iteration(fit, n_iter=2)["ops"]
     assert counts[800] == counts[4000], counts
     assert 10 <= counts[800] <= 40, counts  # the issue's target is <= 100
+
+
+# --------------------------------------------------------------------------- host M-step
+@pytest.mark.parametrize("ct", ["full", "tied"])
+def test_screening_shortcut_flags_what_the_eigenvalues_flag(rng, ct):
+    """The M-step's screen skips its eigendecompositions when Cholesky factorisations
+    prove nothing can be flagged (it runs every GPU iteration); the components it flags
+    are exactly those of the rule computed by brute force, with and without collapses."""
+    Dm, Km, reg = 5, 6, 1e-3
+    data_var = rng.uniform(0.5, 2.0, Dm)
+    for case in range(12):
+        A = rng.normal(size=(Km, Dm, Dm))
+        raw = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(Dm)
+        if case % 3 == 1:  # one collapsed component: a direction with no spread
+            k = case % Km
+            lam, vec = np.linalg.eigh(raw[k])
+            lam[0] = 1e-12
+            raw[k] = (vec * lam) @ vec.T
+        if case % 3 == 2:  # one regularisation-dominated component
+            k = (case + 1) % Km
+            lam, vec = np.linalg.eigh(raw[k])
+            lam[0] = 0.5 * reg
+            raw[k] = (vec * lam) @ vec.T
+        mats = raw if ct == "full" else raw[:1]
+        nk = np.full(Km, 100.0)
+        eig = np.linalg.eigvalsh(mats)
+        got = G.screen_components(mats if ct == "full" else mats[0], nk, data_var, ct, reg,
+                                  raw_eigvals=eig)
+        sd = np.sqrt(data_var)
+        ratio = np.linalg.eigvalsh(mats / np.outer(sd, sd))[:, 0]
+        want = {(k if ct == "full" else -1) for k in range(len(mats))
+                if ratio[k] < G.COLLAPSE_RATIO or eig[k, 0] <= reg}
+        assert {i.component for i in got if i.kind == "collapsed"} == want, case
+        if case % 3 and ct == "full":
+            assert want  # the constructed cases are flagged
