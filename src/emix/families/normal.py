@@ -223,6 +223,161 @@ class Normal(Family):
         A = 0.5 * self.n_features * _LOG_2PI + 0.5 * logdet + 0.5 * mPm
         return eta, A
 
+    # -------------------------------------------------------------- missing values
+    # Rows with NaN: the exact E-step of emix.families.gaussian_missing (marginal of the
+    # observed cells, expected full moments given them), per block: the block's rows
+    # are grouped by missingness pattern on the host, each pattern's log-densities are
+    # one product with its marginal natural parameters, and its observed statistics are
+    # mapped to expected ones on the host in float64.
+    def _missing_layout(self) -> str:
+        return "full" if self.covariance_type in ("full", "tied") else self.covariance_type
+
+    def missing_state(self, ops, params):
+        """Host constants (frame means, precisions, log-determinants) and device ones."""
+        self._need_bound()
+        ct = self.covariance_type
+        D = self.n_features
+        s = self.frame.scale
+        mu = (np.asarray(params["means"], dtype=np.float64) - self.frame.center) / s
+        covf = np.asarray(params[self._cov_key], dtype=np.float64) / (s * s)
+        K = mu.shape[0]
+        if ct == "full":
+            prec = np.linalg.inv(covf)
+            logdet_f = np.linalg.slogdet(covf)[1]
+        elif ct == "tied":
+            prec = np.broadcast_to(np.linalg.inv(covf), (K, D, D))
+            logdet_f = np.full(K, np.linalg.slogdet(covf)[1])
+        elif ct == "diag":
+            prec = 1.0 / covf
+            logdet_f = np.sum(np.log(covf), axis=1)
+        else:
+            prec = 1.0 / covf
+            logdet_f = D * np.log(covf)
+        return {
+            "mu": mu, "prec": prec, "logdet": logdet_f + 2.0 * D * math.log(s),
+            "log_scale": math.log(s), "layout": self._missing_layout(),
+            "center": ops.asarray(self.frame.center), "zero": ops.zeros(()),
+            "inv_scale": 1.0 / s, "params": params,
+        }
+
+    def _missing_block(self, ops, mstate, Xb, O):
+        """Group a block's rows by pattern; features of the sorted rows and the
+        patterns' marginals. Returns ``(ctx, segs, eta_dev, const (P, K), marg)``."""
+        from . import gaussian_missing as GM
+
+        D = self.n_features
+        miss = ~np.asarray(ops.to_host(O), dtype=bool)
+        groups = GM.group_patterns(miss)
+        idx = ops.asarray(groups.order, dtype=np.int64)
+        Xs = ops.take(Xb, idx, axis=0)
+        layout = mstate["layout"]
+        Q = GM.quad_width(layout, D)
+        rows = Xb.shape[0]
+        FT = ops.empty((Q + D, rows))
+        GM.masked_features(ops, FT, Xs, mstate["center"], mstate["inv_scale"], layout, D,
+                           mstate["zero"])
+        marg = GM.marginal_params(layout, mstate["mu"], mstate["prec"], groups.observed)
+        segs = groups.segments(0, rows)
+        inv = np.empty_like(groups.order)
+        inv[groups.order] = np.arange(rows)
+        ctx = {"groups": groups, "marg": marg, "FT": FT, "idx": idx, "segs": segs,
+               "inv": ops.asarray(inv, dtype=np.int64)}
+        return ctx
+
+    def _missing_linear(self, ops, ctx):
+        """``eta_p . T(z)`` (K, rows), in the sorted order."""
+        FT, marg = ctx["FT"], ctx["marg"]
+        K = marg.eta.shape[1]
+        eta = ops.asarray(marg.eta)
+        LT = ops.empty((K, FT.shape[1]))
+        for p, a, b in ctx["segs"]:
+            LT[:, a:b] = ops.matmul(eta[p], FT[:, a:b])
+        return LT
+
+    def missing_log_joint(self, ops, mstate, Xb, O):
+        """``log N(x_obs | k)`` (K, rows) of a block with NaN, and the context.
+
+        See :meth:`emix.families._base.Family.missing_log_joint`.
+        """
+        ctx = self._missing_block(ops, mstate, Xb, O)
+        marg = ctx["marg"]
+        LT = self._missing_linear(ops, ctx)
+        D = self.n_features
+        const = (-0.5 * D * _LOG_2PI - 0.5 * mstate["logdet"])[None, :] \
+            + marg.log_const(mstate["log_scale"]) - 0.5 * marg.mlm  # (P, K)
+        cdev = ops.asarray(const)
+        for p, a, b in ctx["segs"]:
+            LT[:, a:b] += cdev[p][:, None]
+        return ops.take(LT, ctx["inv"], axis=1), ctx
+
+    def _pattern_stats(self, ops, ctx, Rs):
+        """Observed statistics per pattern, (P, K, Q + D + 1) on the host."""
+        FT = ctx["FT"]
+        parts = []
+        for p, a, b in ctx["segs"]:
+            r = Rs[:, a:b]
+            parts.append(ops.concat([ops.cast(ops.weighted_stats(r, FT[:, a:b]), ops.f64),
+                                     ops.sum64(r, axis=1)[:, None]], axis=1))
+        return ops.to_host(ops.stack(parts, axis=0))
+
+    def missing_stats(self, ops, mstate, ctx, R):
+        """``sum_n R_kn E[T(z_n) | z_obs, k]`` (K, M) float64 on the device."""
+        from . import gaussian_missing as GM
+
+        Rs = ops.take(R, ctx["idx"], axis=1)
+        G = self._pattern_stats(ops, ctx, Rs)
+        out = GM.expected_moments(ctx["marg"], mstate["mu"], mstate["prec"], G)
+        return ops.asarray(np.ascontiguousarray(out[:, :-1]), dtype=ops.f64), {}
+
+    def missing_features(self, ops, Xb, O):
+        """``T(z)`` with missing cells' z set to 0, and 1/0 for observed features."""
+        from . import gaussian_missing as GM
+
+        self._need_bound()
+        D = self.n_features
+        layout = self._missing_layout()
+        Q = GM.quad_width(layout, D)
+        rows = Xb.shape[0]
+        F = ops.empty((Q + D, rows))
+        GM.masked_features(ops, F, Xb, ops.asarray(self.frame.center), 1.0 / self.frame.scale,
+                           layout, D, ops.zeros(()))
+        Oc = ops.cast(O).T  # (D, rows)
+        if layout == "full":
+            quad = [Oc[i : i + 1] * Oc[i:] for i in range(D)]
+            Fobs = ops.concat(quad + [Oc], axis=0)
+        elif layout == "diag":
+            Fobs = ops.concat([Oc, Oc], axis=0)
+        else:
+            allobs = ops.cast(ops.equal(ops.sum(Oc, axis=0), float(D)))
+            Fobs = ops.concat([allobs[None, :], Oc], axis=0)
+        return F, Fobs
+
+    def _full_covs(self, params) -> np.ndarray:
+        cov = np.asarray(params[self._cov_key], dtype=np.float64)
+        K = np.asarray(params["means"]).shape[0]
+        D = self.n_features
+        ct = self.covariance_type
+        if ct == "full":
+            return cov
+        if ct == "tied":
+            return np.broadcast_to(cov, (K, D, D)).copy()
+        if ct == "diag":
+            return np.einsum("kd,de->kde", cov, np.eye(D))
+        return cov[:, None, None] * np.eye(D)
+
+    def conditional_means(self, params, X, O):
+        """(K, N, D): missing cells replaced by ``E[x_M | x_O, k]`` (regression on the
+        observed cells)."""
+        from . import gaussian_missing as GM
+
+        return GM.conditional_means(params["means"], self._full_covs(params), X, O)
+
+    def conditional_draw(self, params, X, O, z, rng):
+        """(N, D): missing cells drawn from ``N(E[x_M | x_O, z], Cov[x_M | x_O, z])``."""
+        from . import gaussian_missing as GM
+
+        return GM.conditional_draw(params["means"], self._full_covs(params), X, O, z, rng)
+
     # -------------------------------------------------------------- M-step
     def _moments(self, stats: MixtureStats, su: np.ndarray, previous):
         """Location and (scaled) scatter from the statistics.

@@ -170,6 +170,95 @@ class StudentT(Normal):
             "sum_log_u_minus_u": lambda R: -ops.sum64(R, axis=1),
         }
 
+    # -------------------------------------------------------------- missing values
+    # Given its latent scale tau a row is Gaussian, N(m, Sigma / tau), so the observed
+    # cells are a t with |O| degrees of freedom added: the E-step uses the observed part's
+    # Mahalanobis distance delta_O and |O| in place of D, u = E[tau | x_O] = (nu + |O|) /
+    # (nu + delta_O), and E[log tau | x_O] = log u + psi((nu+|O|)/2) - log((nu+|O|)/2).
+    # The missing cells' conditional mean given tau is the Gaussian regression (free of
+    # tau) and their conditional covariance C / tau, so E[tau z z^T] = u fill fill^T + C:
+    # the observed statistics are weighted by r u, the conditional covariance by r.
+    def missing_state(self, ops, params):
+        st = super().missing_state(ops, params)
+        st["df"] = np.asarray(params["df"], dtype=np.float64)
+        return st
+
+    def missing_log_joint(self, ops, mstate, Xb, O):
+        """Student-t log-densities of each row's observed cells (K, rows), and context
+        holding the latent scales."""
+        from scipy.special import digamma, gammaln
+
+        ctx = self._missing_block(ops, mstate, Xb, O)
+        marg = ctx["marg"]
+        LT = self._missing_linear(ops, ctx)  # -delta/2 + mlm/2 per pattern
+        D = self.n_features
+        df = mstate["df"]  # (K,)
+        n_obs = (D - marg.n_missing)[:, None].astype(np.float64)  # (P, 1)
+        dfo = df[None, :] + n_obs  # (P, K)
+        # log det Sigma_OO (data units) = log det Sigma + log det P_MM(frame) - 2 m log s
+        m = marg.n_missing[:, None].astype(np.float64)
+        logdet_oo = mstate["logdet"][None, :] + marg.logdet_mm - 2.0 * m * mstate["log_scale"]
+        norm = (gammaln(0.5 * dfo) - gammaln(0.5 * df)[None, :]
+                - 0.5 * n_obs * np.log(df[None, :] * math.pi) - 0.5 * logdet_oo)  # (P, K)
+        # E[log tau] - log u differs from the complete-data value by this per pattern;
+        # added to sum_log_u_minus_u so that the degrees-of-freedom step (written with
+        # D) gets the exact expectation.
+        shift = (digamma(0.5 * dfo) - np.log(0.5 * dfo)) \
+            - (digamma(0.5 * (df + D)) - np.log(0.5 * (df + D)))[None, :]
+        dev = {k: ops.asarray(v) for k, v in
+               (("mlm", marg.mlm), ("norm", norm), ("dfo", dfo), ("shift", shift))}
+        U = ops.empty(LT.shape)
+        Gl = ops.empty(LT.shape)
+        df_dev = ops.asarray(df)
+        for p, a, b in ctx["segs"]:
+            delta = dev["mlm"][p][:, None] - 2.0 * LT[:, a:b]
+            delta = ops.where(delta > 0.0, delta, 0.0 * delta)
+            u = dev["dfo"][p][:, None] / (df_dev[:, None] + delta)
+            U[:, a:b] = u
+            Gl[:, a:b] = ops.log(u) - u + dev["shift"][p][:, None]
+            LT[:, a:b] = dev["norm"][p][:, None] \
+                - 0.5 * dev["dfo"][p][:, None] * ops.log1p(delta / df_dev[:, None])
+        ctx["U"], ctx["G"] = U, Gl
+        return ops.take(LT, ctx["inv"], axis=1), ctx
+
+    def missing_stats(self, ops, mstate, ctx, R):
+        from . import gaussian_missing as GM
+
+        Rs = ops.take(R, ctx["idx"], axis=1)
+        RU = Rs * ctx["U"]
+        G = self._pattern_stats(ops, ctx, RU)
+        n_cov = np.stack([np.asarray(ops.to_host(ops.sum64(Rs[:, a:b], axis=1)))
+                          for _, a, b in ctx["segs"]])
+        out = GM.expected_moments(ctx["marg"], mstate["mu"], mstate["prec"], G, n_cov=n_cov)
+        extra = {
+            "sum_u": ops.sum64(RU, axis=1),
+            "sum_log_u_minus_u": ops.sum64(Rs * ctx["G"], axis=1),
+        }
+        return ops.asarray(np.ascontiguousarray(out[:, :-1]), dtype=ops.f64), extra
+
+    def conditional_draw(self, params, X, O, z, rng):
+        """(N, D): the row's latent scale drawn given its observed cells, then the
+        missing cells from the Gaussian conditional with covariance divided by it."""
+        from . import gaussian_missing as GM
+
+        X = np.asarray(X, dtype=np.float64)
+        z = np.asarray(z)
+        covs = self._full_covs(params)
+        means = np.asarray(params["means"], dtype=np.float64)
+        df = np.asarray(params["df"], dtype=np.float64)
+        N, D = X.shape
+        tau = np.ones(N)
+        rows = np.flatnonzero(~O.all(axis=1) & O.any(axis=1))
+        for n in rows:
+            o = O[n]
+            k = int(z[n])
+            d = X[n, o] - means[k, o]
+            delta = float(d @ np.linalg.solve(covs[k][np.ix_(o, o)], d))
+            tau[n] = rng.gamma(0.5 * (df[k] + o.sum()), 2.0 / (df[k] + delta))
+        for n in np.flatnonzero(~O.any(axis=1)):
+            tau[n] = rng.gamma(0.5 * df[int(z[n])], 2.0 / df[int(z[n])])
+        return GM.conditional_draw(means, covs, X, O, z, rng, scale_draws=tau)
+
     # -------------------------------------------------------------- M-step
     def _scale_sums(self, stats: MixtureStats) -> np.ndarray:
         return np.asarray(stats.extra["sum_u"], dtype=np.float64)
