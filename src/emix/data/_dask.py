@@ -23,6 +23,12 @@ task.
 Predictions (``predict``, ``predict_proba``, ``score_samples``) return dask arrays: the
 fitted estimator, without its callback, is mapped over the blocks lazily.
 
+Missing values (an estimator with ``missing="em"``) are read as in memory: the column
+summary over each column's observed values and the rows with every value missing found
+per block on the workers, then merged (:meth:`DaskBackend.check_missing`); those rows
+are left out by index (:meth:`~DaskBackend.drop_rows`); :meth:`~DaskBackend.block_pass`
+runs a model's own function on every block on the workers. inf is always an error.
+
 This module imports dask only when it is used: ``import emix`` never does.
 """
 
@@ -32,8 +38,9 @@ import copy
 
 import numpy as np
 
+from .._validation import _NAN_ALLOWED
 from ..exceptions import InputError
-from ._stream import SourceData, _shifted_error, _Shifted, _Summary
+from ._stream import SourceData, _nan_to_zero, _shifted_error, _Shifted, _Summary, missing_info
 
 __all__ = ["is_dask", "DaskData", "DaskBackend", "predict_dask"]
 
@@ -102,13 +109,16 @@ class DaskData(SourceData):
 
     ndim = 2
 
-    def __init__(self, array, summary=None):
+    def __init__(self, array, summary=None, allow_nan: bool = False):
         self.array = array
         self.offsets = np.concatenate([[0], np.cumsum(array.chunks[0])]).astype(np.int64)
         self.shape = (int(array.shape[0]), int(array.shape[1]))
         self.dtype = np.dtype(array.dtype)
         self.summary = summary
         self.label = "X"
+        # Whether NaN is a missing value (missing="em") rather than an error.
+        self.allow_nan = bool(allow_nan)
+        self.missing_scan = None
 
     def blocks_delayed(self):
         """One ``Delayed`` per row block, each an ndarray (rows, D) on a worker."""
@@ -117,25 +127,33 @@ class DaskData(SourceData):
     def __getitem__(self, key):
         if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
             raise TypeError("a dask-backed X can only be indexed by columns: X[:, [j, ...]]")
-        return DaskData(self.array[:, list(key[1])])
+        return DaskData(self.array[:, list(key[1])], allow_nan=self.allow_nan)
 
     def __repr__(self) -> str:
         return f"DaskData({self.array!r})"
 
 
 # --------------------------------------------------------------------------- worker tasks
-def _check_block(Xb, offset: int, names):
+def _check_block(Xb, offset: int, names, allow_nan: bool = False):
     ok = np.isfinite(Xb)
     if not ok.all():
-        i, j = (int(v) for v in np.argwhere(~ok)[0])
+        bad = np.isinf(Xb) if allow_nan else ~ok
+        if not bad.any():
+            return
+        i, j = (int(v) for v in np.argwhere(bad)[0])
         col = f"column {names[j]!r}" if names is not None else f"column {j}"
+        if allow_nan:
+            raise InputError(
+                f"X: {col} row {offset + i} holds {Xb[i, j]}; inf is not a missing value: "
+                "replace it with NaN to have it treated as missing, or remove the row"
+            )
         raise InputError(f"X: {col} row {offset + i} holds {Xb[i, j]}; emix needs finite numbers")
 
 
-def _block_summary(Xb, wb, offset, names):
+def _block_summary(Xb, wb, offset, names, allow_nan=False):
     Xb = np.asarray(Xb)
-    _check_block(Xb, offset, names)
-    s = _Summary(Xb.shape[1])
+    _check_block(Xb, offset, names, allow_nan)
+    s = _Summary(Xb.shape[1], offset)
     if Xb.shape[0]:
         s.add(Xb, wb)
     return s
@@ -150,17 +168,20 @@ def _merge_summaries(*parts: _Summary) -> _Summary:
 
 
 def _merge_two(a: _Summary, b: _Summary) -> _Summary:
-    out = _Summary(len(a.mean))
+    out = _Summary(len(a.mean), a.offset)
     out.n = a.n + b.n
     out.lo = np.minimum(a.lo, b.lo)
     out.hi = np.maximum(a.hi, b.hi)
+    out.n_nan = a.n_nan + b.n_nan
+    out.all_missing = a.all_missing + b.all_missing
+    # Per column: the weight of its observed values (equal across columns without NaN).
     W = a.W + b.W
     out.W = W
-    if W <= 0:
-        return out
+    pos = W > 0
+    safe = np.where(pos, W, 1.0)
     delta = b.mean - a.mean
-    out.mean = a.mean + delta * (b.W / W)
-    out.m2 = a.m2 + b.m2 + delta * delta * (a.W * b.W / W)
+    out.mean = np.where(pos, a.mean + delta * (b.W / safe), 0.0)
+    out.m2 = np.where(pos, a.m2 + b.m2 + delta * delta * (a.W * b.W / safe), 0.0)
     return out
 
 
@@ -185,7 +206,8 @@ def _add_accs(*accs: dict) -> dict:
 
 def _check_support_block(family, Xb, offset, names):
     try:
-        family.check_support(np.asarray(Xb, dtype=np.float64), names)
+        # NaN (missing) set to 0, in every built-in family's support, as in memory.
+        family.check_support(_nan_to_zero(np.asarray(Xb, dtype=np.float64)), names)
     except InputError as exc:
         raise _shifted_error(exc, offset, "X") from None
     return True
@@ -216,6 +238,14 @@ def _first_sequences(X: DaskData, lengths) -> np.ndarray:
             "whole sequences (DaskBackend.align_to_sequences rechunks them)"
         )
     return first
+
+
+def _fn_block(fn, inner, Xb, wb, offset):
+    return fn(inner, np.asarray(Xb), wb, offset)
+
+
+def _fill_block(Xb, values):
+    return np.where(np.isnan(Xb), values, Xb)
 
 
 def _add_values(*parts):
@@ -283,7 +313,10 @@ class DaskBackend:
         -------
         DaskData, ndarray of str or None
         """
+        nan_ok = _NAN_ALLOWED.get()  # missing="em": NaN is a missing value
         if isinstance(X, DaskData):
+            if X.allow_nan != nan_ok:
+                X = DaskData(X.array, X.summary, nan_ok)
             return X, None
         arr, names = _to_array(X, allow_1d=allow_1d, name=name)
         if n_features is not None and arr.shape[1] != n_features:
@@ -293,7 +326,7 @@ class DaskBackend:
             )
         if arr.shape[0] < min_rows:
             raise InputError(f"{name} is empty: 0 rows of data")
-        return DaskData(arr), None if names is None else np.asarray(names, dtype=object)
+        return DaskData(arr, allow_nan=nan_ok), None if names is None else np.asarray(names, dtype=object)
 
     def to_numpy(self, a) -> np.ndarray:
         # Weights and other per-row vectors: small next to X, gathered once.
@@ -324,14 +357,71 @@ class DaskBackend:
             return X.summary
         op = delayed(_block_summary, pure=True)
         parts = [
-            op(b, wb, int(X.offsets[i]), names)
+            op(b, wb, int(X.offsets[i]), names, X.allow_nan)
             for i, (b, wb) in enumerate(zip(X.blocks_delayed(), self._weights(X, w)))
         ]
         (s,) = dask.compute(_tree(parts, _merge_summaries))
         out = s.result()
         if w is None:
             X.summary = out
+            X.missing_scan = s
         return out
+
+    # ------------------------------------------------------------------ missing values
+    def check_missing(self, X: DaskData, *, name="X", column_names=None, fitting=True,
+                      stacklevel=3):
+        """Where the missing values are: each block's rows with every value missing and
+        its count of NaN, found on the workers with the column summary (one
+        ``compute``), summed; the checks of :func:`emix._missing.check_missing`.
+
+        Returns
+        -------
+        emix._missing.MissingInfo
+        """
+        if X.missing_scan is None:
+            X.summary = None
+            self.column_summary(X, None, names=None if column_names is None else list(column_names))
+        return missing_info(X.missing_scan, name=name, label="X", column_names=column_names,
+                            fitting=fitting, stacklevel=stacklevel + 1)
+
+    def drop_rows(self, X: DaskData, drop) -> DaskData:
+        """X without the rows where ``drop`` (N,) bool is True, by index (lazily); the
+        rows kept are numbered 0.. in order, as ``X[~drop]`` in memory."""
+        drop = np.asarray(drop, dtype=bool)
+        if not drop.any():
+            return X
+        keep = np.flatnonzero(~drop)
+        out = DaskData(X.array[keep], None, X.allow_nan)
+        if X.summary is not None:
+            out.summary = dict(X.summary, n=int(keep.size))
+        return out
+
+    def fill_missing(self, X: DaskData, values) -> DaskData:
+        """X with every NaN of column j set to ``values[j]`` (D,), lazily."""
+        v = np.asarray(values, dtype=X.dtype)
+        return DaskData(X.array.map_blocks(_fill_block, v, dtype=X.dtype), None, False)
+
+    def block_pass(self, X: DaskData, sample_weight, fn):
+        """``fn`` on every row block on the workers, the results added in a tree (one
+        ``compute``); see :meth:`emix.data._stream.StreamingBackend.block_pass`.
+
+        Parameters
+        ----------
+        fn : picklable callable ``(inner, Xb, wb, offset) -> value``
+        """
+        import dask
+        from dask import delayed
+
+        op = delayed(_fn_block, pure=True)
+        shared = delayed(fn, pure=True)
+        o = X.offsets
+        parts = [
+            op(shared, self.inner, b, wb, int(o[i]))
+            for i, (b, wb) in enumerate(zip(X.blocks_delayed(), self._weights(X, sample_weight)))
+            if o[i + 1] > o[i]
+        ]
+        (total,) = dask.compute(_tree(parts, _add_values))
+        return total
 
     def take_rows(self, X: DaskData, idx) -> np.ndarray:
         """Rows ``idx`` (any order, repeats allowed) as float64 (k, D), one ``compute``

@@ -5,6 +5,10 @@ Every source hands out checked host blocks: 2-D, ``n_features`` columns, one flo
 pass, so that a file edited between two EM iterations cannot feed a fit silently. Errors
 name the file (or ``X``), the column and the row (0-based data row; a CSV's header is not
 a row).
+
+Missing values. ``blocks(allow_nan=True)`` (what an estimator with ``missing="em"``
+asks for) hands out NaN where a value is missing: NaN in a ``.npy`` file or an array, an
+empty CSV cell, a Parquet null. inf is an error either way.
 """
 
 from __future__ import annotations
@@ -107,16 +111,23 @@ class Source:
             return default_block_rows(self.n_features, 8)
         return self._block_rows
 
-    def blocks(self) -> Iterator[np.ndarray]:
+    def blocks(self, allow_nan: bool = False) -> Iterator[np.ndarray]:
         """A fresh iterator over the data's blocks, each (rows, n_features), checked.
+
+        Parameters
+        ----------
+        allow_nan : bool, default=False
+            Hand out missing values (NaN, empty CSV cells, Parquet nulls) as NaN
+            instead of refusing them.
 
         Raises
         ------
         InputError
-            A non-numeric, missing or non-finite value (naming the column and row), a
-            block of the wrong width, or data that changed since the first pass.
+            A non-numeric, missing (unless ``allow_nan``) or infinite value (naming the
+            column and row), a block of the wrong width, or data that changed since the
+            first pass.
         """
-        return self._checked(self._raw_blocks())
+        return self._checked(self._raw_blocks(allow_nan=allow_nan), allow_nan)
 
     def count_rows(self) -> int:
         """``n_rows``, reading the data once when no metadata give it."""
@@ -134,7 +145,7 @@ class Source:
         return f"{type(self).__name__}({self.label!r}, rows={rows}, columns={self.n_features})"
 
     # ------------------------------------------------------------------ internals
-    def _raw_blocks(self) -> Iterator[np.ndarray]:  # pragma: no cover - abstract
+    def _raw_blocks(self, allow_nan: bool = False) -> Iterator[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
 
     def _begin_pass(self) -> None:
@@ -143,7 +154,7 @@ class Source:
     def _end_pass(self) -> None:
         """Hook run after the last block of a complete pass."""
 
-    def _checked(self, raw) -> Iterator[np.ndarray]:
+    def _checked(self, raw, allow_nan: bool = False) -> Iterator[np.ndarray]:
         self._begin_pass()
         D, dtype = self.n_features, self.dtype
         offset = 0
@@ -161,6 +172,11 @@ class Source:
                 block = block.astype(dtype)
             ok = np.isfinite(block)
             if not ok.all():
+                if allow_nan:
+                    self._check_no_inf(block, offset)
+                    offset += block.shape[0]
+                    yield block
+                    continue
                 i, j = (int(v) for v in np.argwhere(~ok)[0])
                 raise InputError(
                     f"{self.label}: {self.describe_column(j)} row {offset + i} holds "
@@ -176,6 +192,17 @@ class Source:
             raise InputError(
                 f"{self.label} changed between passes: this pass read {offset} rows, the "
                 f"first {self._n_rows}; a fit needs the same data at every iteration"
+            )
+
+    def _check_no_inf(self, block: np.ndarray, offset: int) -> None:
+        """inf is never a missing value: an error naming the first such cell."""
+        inf = np.isinf(block)
+        if inf.any():
+            i, j = (int(v) for v in np.argwhere(inf)[0])
+            raise InputError(
+                f"{self.label}: {self.describe_column(j)} row {offset + i} holds "
+                f"{block[i, j]}; inf is not a missing value: replace it with NaN (an empty "
+                "cell) to have it treated as missing, or remove the row"
             )
 
     def _resolve_columns(self, columns, names, n_cols: int) -> list[int] | None:
@@ -265,7 +292,12 @@ class ArraySource(Source):
             X = X.iloc[:, pos]
             names = names[pos]
             columns = None
-        arr, names = check_array(X, name=label)
+        from .._validation import allow_nan
+
+        # NaN is checked on every pass, as the estimator's ``missing`` rule asks; inf
+        # is refused here already.
+        with allow_nan():
+            arr, names = check_array(X, name=label)
         pos = self._resolve_columns(columns, None if names is None else list(names), arr.shape[1])
         if pos is not None:
             arr = arr[:, pos]
@@ -275,7 +307,7 @@ class ArraySource(Source):
         self.dtype = arr.dtype
         self._n_rows = arr.shape[0]
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, allow_nan=False):
         X, b = self._X, self.block_rows
         for a in range(0, X.shape[0], b):
             yield X[a : a + b]
@@ -311,7 +343,7 @@ class NpySource(_FileSource):
         except (ValueError, OSError, EOFError) as exc:
             raise InputError(f"{self.path} is not a readable .npy file: {exc}") from None
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, allow_nan=False):
         arr = self._open()
         if arr.shape[0] != self._n_rows:
             raise InputError(
@@ -396,12 +428,12 @@ class CsvSource(_FileSource):
             ) from None
         raise InputError(f"{self.path} is empty: a CSV file needs a header line of column names")
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, allow_nan=False):
         try:
             if self.engine == "pandas":
                 yield from self._pandas_blocks()
             else:
-                yield from self._numpy_blocks()
+                yield from self._numpy_blocks(allow_nan)
         except UnicodeDecodeError as exc:
             raise InputError(
                 f"{self.path} is not a UTF-8 text (CSV) file: {exc.reason}"
@@ -473,7 +505,7 @@ class CsvSource(_FileSource):
             raise  # pragma: no cover - a column fails only through a cell
 
     # numpy ----------------------------------------------------------------
-    def _numpy_blocks(self):
+    def _numpy_blocks(self, allow_nan=False):
         n_all = len(self._all_names)
         with self._open_text() as fh:
             for _ in range(self._header_lines):
@@ -492,10 +524,10 @@ class CsvSource(_FileSource):
                 line_no += len(raw)
                 if not lines:
                     continue
-                yield self._numpy_parse(lines, numbers, offset, n_all)
+                yield self._numpy_parse(lines, numbers, offset, n_all, allow_nan)
                 offset += len(lines)
 
-    def _numpy_parse(self, lines, numbers, offset, n_all) -> np.ndarray:
+    def _numpy_parse(self, lines, numbers, offset, n_all, allow_nan=False) -> np.ndarray:
         try:
             block = np.loadtxt(
                 lines, delimiter=self._delimiter, dtype=np.float64, ndmin=2,
@@ -514,6 +546,8 @@ class CsvSource(_FileSource):
                     f"{n_all} (ragged rows)"
                 )
             for j, p in enumerate(self._pos):
+                if allow_nan and fields[p].strip() == "":
+                    continue  # an empty cell is a missing value
                 try:
                     float(fields[p])
                 except ValueError:
@@ -523,9 +557,14 @@ class CsvSource(_FileSource):
                         f"{offset + i} (line {number}) holds {shown}. Choose numeric "
                         "columns with columns=[...]"
                     ) from None
-        # A bad cell in a column that is not read: parse the chosen columns only.
+        # A bad cell in a column that is not read, or empty cells: parse the chosen
+        # columns only, an empty cell as NaN (missing).
         rows = [next(csv.reader(io.StringIO(line), delimiter=self._delimiter)) for line in lines]
-        return np.array([[float(r[p]) for p in self._pos] for r in rows], dtype=np.float64)
+        return np.array([[_cell(r[p]) for p in self._pos] for r in rows], dtype=np.float64)
+
+
+def _cell(text: str) -> float:
+    return float("nan") if text.strip() == "" else float(text)
 
 
 # --------------------------------------------------------------------------- Parquet
@@ -560,7 +599,7 @@ class ParquetSource(_FileSource):
         self.dtype = _float_dtype(dtypes)
         self._n_rows = int(pf.metadata.num_rows)
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, allow_nan=False):
         pq, pa = _pyarrow(self.path)
         try:
             # pre_buffer (pyarrow's default) reads ahead the column chunks of every row
@@ -571,6 +610,10 @@ class ParquetSource(_FileSource):
             for batch in pf.iter_batches(batch_size=self.block_rows, columns=self.column_names):
                 out = np.empty((batch.num_rows, self.n_features), dtype=self.dtype)
                 for j, col in enumerate(batch.columns):
+                    if col.null_count and allow_nan:
+                        # A null is a missing value: NaN once the column is float64.
+                        out[:, j] = col.cast(pa.float64()).to_numpy(zero_copy_only=False)
+                        continue
                     if col.null_count:
                         i = int(np.flatnonzero(col.is_null().to_numpy(zero_copy_only=False))[0])
                         raise InputError(
@@ -694,7 +737,7 @@ class IterableSource(Source):
         self._peeked = (arr, it) if self._one_shot else None
         return arr
 
-    def _raw_blocks(self):
+    def _raw_blocks(self, allow_nan=False):
         if self._peeked is not None:
             first, it = self._peeked
             self._peeked = None

@@ -12,15 +12,26 @@ every backend, this module imports no family and no model.
 Predictions over a source loop over its blocks with the estimator's in-memory
 ``_log_joint`` and either gather the (small) per-row results or write them to a file
 block by block.
+
+Missing values. Validated inside :func:`emix._validation.allow_nan` (an estimator with
+``missing="em"``), a source hands out NaN for missing values and every pass reads it so;
+the column summary is then taken over each column's observed values, :meth:`StreamingBackend.check_missing`
+finds the rows with every value missing (counted over the whole pass, as in memory),
+:meth:`~StreamingBackend.drop_rows` leaves them out, :meth:`~StreamingBackend.fill_missing`
+gives the data with NaN set per column (the starts), and :meth:`~StreamingBackend.block_pass`
+runs a model's own function on every block (the Gaussian pass over rows grouped by
+missingness pattern). inf stays an error naming file, column and row.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 
 import numpy as np
 
+from .._validation import _NAN_ALLOWED, _col_label, describe_positions
 from ..exceptions import InputError
 from ._sources import Source
 
@@ -67,9 +78,92 @@ class _ColumnView(Source):
     def describe_column(self, j):
         return self._parent.describe_column(self._positions[j])
 
-    def blocks(self):
+    def blocks(self, allow_nan=False):
         pos = self._positions
-        return (b[:, pos] for b in self._parent.blocks())
+        return (b[:, pos] for b in self._parent.blocks(allow_nan=allow_nan))
+
+
+class _RowsView(Source):
+    """Another source without some of its rows (those with every value missing).
+
+    Parameters
+    ----------
+    parent : Source
+    drop : ndarray of int, sorted
+        Rows of ``parent`` (numbered as in the whole source) to leave out.
+    n_rows : int
+        Rows kept.
+    """
+
+    def __init__(self, parent: Source, drop, n_rows: int):
+        self._parent = parent
+        self._drop = np.asarray(drop, dtype=np.int64)
+        self.label = parent.label
+        self.path = parent.path
+        self.n_features = parent.n_features
+        self.dtype = parent.dtype
+        self.column_names = parent.column_names
+        self._kept = int(n_rows)
+
+    @property
+    def n_rows(self):
+        return self._kept
+
+    @property
+    def block_rows(self):
+        return self._parent.block_rows
+
+    def count_rows(self):
+        return self._kept
+
+    def describe_column(self, j):
+        return self._parent.describe_column(j)
+
+    def blocks(self, allow_nan=False):
+        offset = 0
+        d = self._drop
+        for b in self._parent.blocks(allow_nan=allow_nan):
+            n = b.shape[0]
+            lo, hi = np.searchsorted(d, [offset, offset + n])
+            offset += n
+            if hi > lo:
+                keep = np.ones(n, dtype=bool)
+                keep[d[lo:hi] - (offset - n)] = False
+                b = b[keep]
+                if b.shape[0] == 0:
+                    continue
+            yield b
+
+
+class _FilledView(Source):
+    """Another source with every missing value (NaN) set to its column's ``values``."""
+
+    def __init__(self, parent: Source, values):
+        self._parent = parent
+        self._values = np.asarray(values, dtype=parent.dtype)
+        self.label = parent.label
+        self.path = parent.path
+        self.n_features = parent.n_features
+        self.dtype = parent.dtype
+        self.column_names = parent.column_names
+
+    @property
+    def n_rows(self):
+        return self._parent.n_rows
+
+    @property
+    def block_rows(self):
+        return self._parent.block_rows
+
+    def count_rows(self):
+        return self._parent.count_rows()
+
+    def describe_column(self, j):
+        return self._parent.describe_column(j)
+
+    def blocks(self, allow_nan=False):
+        for b in self._parent.blocks(allow_nan=True):
+            yield np.where(np.isnan(b), self._values, b)
 
 
 class SourceData:
@@ -82,22 +176,33 @@ class SourceData:
     dtype : numpy dtype
     summary : dict or None
         The unweighted column summary, kept from the pass that counted the rows.
+    allow_nan : bool
+        Whether passes read missing values as NaN (the estimator's ``missing="em"``)
+        rather than refusing them.
     """
 
     ndim = 2
 
-    def __init__(self, src: Source, n_rows: int, summary=None):
+    def __init__(self, src: Source, n_rows: int, summary=None, allow_nan: bool = False):
         self.source = src
         self.shape = (int(n_rows), int(src.n_features))
         self.dtype = src.dtype
         self.summary = summary
+        self.allow_nan = bool(allow_nan)
+        # (n_nan, all-missing rows) found by the pass that made ``summary``.
+        self.missing_scan = None
+
+    def blocks(self):
+        """The source's blocks, NaN read as the estimator's rule says."""
+        return self.source.blocks(allow_nan=self.allow_nan)
 
     def __getitem__(self, key):
         # Only the column selection MixtureModel makes: X[:, [positions]]. Like an
         # array's columns, the selection carries no names (the model keeps them).
         if not (isinstance(key, tuple) and len(key) == 2 and key[0] == slice(None)):
             raise TypeError("a source can only be indexed by columns: X[:, [j, ...]]")
-        return SourceData(_ColumnView(self.source, key[1], keep_names=False), self.shape[0])
+        return SourceData(_ColumnView(self.source, key[1], keep_names=False), self.shape[0],
+                          allow_nan=self.allow_nan)
 
     def __repr__(self) -> str:
         return f"SourceData({self.source!r})"
@@ -137,19 +242,39 @@ def resolve_data_backend(X, device=None):
 class _Summary:
     """Weighted column moments combined across blocks (Chan, Golub and LeVeque's
     parallel formula: each block's mean and centred sum of squares, merged pairwise, so
-    no sum of squares of raw values cancels)."""
+    no sum of squares of raw values cancels).
 
-    def __init__(self, D: int):
+    Each column has its own weight total, that of its observed values: a block with
+    missing values (NaN) adds each column's observed values only. Blocks without NaN
+    take the same arithmetic as before missing values existed, so complete data give
+    the same numbers bit for bit. The rows with every value missing and the number of
+    missing cells are counted on the way.
+
+    Parameters
+    ----------
+    D : int
+    offset : int
+        The global number of the first row this summary will see.
+    """
+
+    def __init__(self, D: int, offset: int = 0):
         self.n = 0
-        self.W = 0.0
+        self.offset = int(offset)
+        self.W = np.zeros(D)
         self.mean = np.zeros(D)
         self.m2 = np.zeros(D)
         self.lo = np.full(D, np.inf)
         self.hi = np.full(D, -np.inf)
+        self.n_nan = 0
+        self.all_missing: list = []
 
     def add(self, Xb: np.ndarray, wb) -> None:
         Z = Xb.astype(np.float64, copy=False)
+        row0 = self.offset + self.n
         self.n += Z.shape[0]
+        nan = np.isnan(Z)
+        if nan.any():
+            return self._add_missing(Z, wb, nan, row0)
         self.lo = np.minimum(self.lo, Z.min(axis=0))
         self.hi = np.maximum(self.hi, Z.max(axis=0))
         Wb = float(Z.shape[0]) if wb is None else float(np.sum(wb, dtype=np.float64))
@@ -158,16 +283,83 @@ class _Summary:
         mb = (Z.sum(axis=0) if wb is None else wb @ Z) / Wb
         C = Z - mb
         m2b = np.einsum("nd,nd->d", C, C) if wb is None else wb @ (C * C)
+        self._merge(Wb, mb, m2b)
+
+    def _merge(self, Wb, mb, m2b) -> None:
         W = self.W + Wb
         delta = mb - self.mean
-        self.mean = self.mean + delta * (Wb / W)
-        self.m2 = self.m2 + m2b + delta * delta * (self.W * Wb / W)
+        pos = W > 0
+        safe = np.where(pos, W, 1.0)
+        self.mean = np.where(pos, self.mean + delta * (Wb / safe), self.mean)
+        self.m2 = np.where(pos, self.m2 + m2b + delta * delta * (self.W * Wb / safe), self.m2)
         self.W = W
 
+    def _add_missing(self, Z, wb, nan, row0) -> None:
+        O = ~nan
+        self.n_nan += int(nan.sum())
+        allm = np.flatnonzero(nan.all(axis=1))
+        if allm.size:
+            self.all_missing.append(allm + row0)
+        self.lo = np.minimum(self.lo, np.where(O, Z, np.inf).min(axis=0))
+        self.hi = np.maximum(self.hi, np.where(O, Z, -np.inf).max(axis=0))
+        w = np.ones(Z.shape[0]) if wb is None else np.asarray(wb, dtype=np.float64)
+        Wb = w @ O  # (D,): the weight of each column's observed values
+        has = Wb > 0
+        mb = np.where(has, (w @ np.where(O, Z, 0.0)) / np.where(has, Wb, 1.0), 0.0)
+        C = np.where(O, Z - mb, 0.0)
+        self._merge(Wb, mb, w @ (C * C))
+
+    def missing_rows(self) -> np.ndarray:
+        """Rows (global numbers, sorted) with every value missing, int64."""
+        if not self.all_missing:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(self.all_missing).astype(np.int64)
+
     def result(self) -> dict:
-        var = self.m2 / self.W if self.W > 0 else np.zeros_like(self.m2)
+        pos = self.W > 0
+        var = np.where(pos, self.m2 / np.where(pos, self.W, 1.0), 0.0)
         return {"mean": self.mean, "var": np.maximum(var, 0.0), "min": self.lo,
                 "max": self.hi, "n": self.n}
+
+
+def missing_info(summary: _Summary, *, name: str, label: str, column_names, fitting: bool,
+                 stacklevel: int):
+    """:class:`emix._missing.MissingInfo` of data summarised block by block, with the
+    checks and the warning :func:`emix._missing.check_missing` makes in memory.
+
+    Parameters
+    ----------
+    summary : _Summary
+        An unweighted pass over every block (NaN allowed, inf already refused).
+    label : str
+        How messages name the data (the file's path, or ``X``).
+    """
+    from .._missing import MissingDataWarning, MissingInfo
+
+    N = summary.n
+    drop = summary.missing_rows()
+    all_missing = np.zeros(N, dtype=bool)
+    all_missing[drop] = True
+    n_obs = N - int(drop.size)
+    if fitting and summary.n_nan:
+        if n_obs == 0:
+            raise InputError(f"every value of {label} is missing (NaN): there is nothing to fit")
+        if drop.size:
+            n_all = int(drop.size)
+            warnings.warn(
+                f"{n_all} row{'s have' if n_all != 1 else ' has'} every value missing and "
+                f"{'were' if n_all != 1 else 'was'} ignored ({describe_positions(drop)}"
+                f"{'' if label == name else ' of ' + label})",
+                MissingDataWarning,
+                stacklevel=stacklevel,
+            )
+        empty = np.flatnonzero(summary.W <= 0)
+        if empty.size:
+            raise InputError(
+                f"{label}: {_col_label(int(empty[0]), column_names)} has no observed value: "
+                "nothing can be estimated for it; drop the column"
+            )
+    return MissingInfo(bool(summary.n_nan), all_missing, n_obs, int(summary.n_nan))
 
 
 # --------------------------------------------------------------------------- kernels
@@ -216,8 +408,12 @@ class StreamingBackend:
         -------
         SourceData, ndarray of str or None
         """
+        # Inside emix._validation.allow_nan() (missing="em") passes read NaN.
+        nan_ok = _NAN_ALLOWED.get()
         if isinstance(X, SourceData):
             data = X
+            if data.allow_nan != nan_ok:
+                data = SourceData(X.source, X.shape[0], X.summary, nan_ok)
         else:
             src = _as_source(X)
             if n_features is not None and src.n_features != n_features:
@@ -225,10 +421,12 @@ class StreamingBackend:
                     f"{src.label} has {src.n_features} columns, but {estimator_name} is "
                     f"expecting {n_features} features as input"
                 )
-            summary = None
+            scan = None
             if src.n_rows is None:
-                summary = self._summarise(src, None)
-            data = SourceData(src, src.n_rows, summary)
+                scan = self._scan(src, None, nan_ok)
+            data = SourceData(src, src.n_rows, None if scan is None else scan.result(), nan_ok)
+            if scan is not None:
+                data.missing_scan = scan
         N = data.shape[0]
         if N < min_rows:
             raise InputError(f"{data.source.label} is empty: 0 rows of data")
@@ -250,7 +448,7 @@ class StreamingBackend:
 
     def _blocks(self, X: SourceData):
         offset = 0
-        for Xb in X.source.blocks():
+        for Xb in X.blocks():
             yield offset, Xb
             offset += Xb.shape[0]
 
@@ -260,24 +458,89 @@ class StreamingBackend:
         Xd, _ = self.inner.validate(Xb)
         return Xd, None if wb is None else self.inner.asarray_like(wb, Xd)
 
-    def _summarise(self, src: Source, w) -> dict:
+    def _scan(self, src: Source, w, allow_nan: bool = False) -> _Summary:
         s = _Summary(src.n_features)
         offset = 0
-        for Xb in src.blocks():
+        for Xb in src.blocks(allow_nan=allow_nan):
             n = Xb.shape[0]
             s.add(Xb, None if w is None else w[offset : offset + n])
             offset += n
-        return s.result()
+        return s
 
     def column_summary(self, X: SourceData, w, block=None) -> dict:
         """Weighted column means, variances, minima, maxima and the row count, in one
-        pass (or none: the unweighted summary of the counting pass is kept)."""
+        pass (or none: the unweighted summary of the counting pass is kept). With
+        missing values each column's over its observed values."""
         if w is None and X.summary is not None:
             return X.summary
-        out = self._summarise(X.source, None if w is None else np.asarray(w, dtype=np.float64))
+        scan = self._scan(X.source, None if w is None else np.asarray(w, dtype=np.float64),
+                          X.allow_nan)
+        out = scan.result()
         if w is None:
             X.summary = out
+            X.missing_scan = scan
         return out
+
+    # ------------------------------------------------------------------ missing values
+    def check_missing(self, X: SourceData, *, name="X", column_names=None, fitting=True,
+                      stacklevel=3):
+        """Where the missing values are, found in one pass over the blocks (none when
+        the counting pass already read them): :func:`emix._missing.check_missing`'s
+        answer and checks for data read in blocks.
+
+        Returns
+        -------
+        emix._missing.MissingInfo
+            ``all_missing`` (N,) bool: the rows with every value missing.
+        """
+        if X.missing_scan is None:
+            self.column_summary(X, None)
+        return missing_info(X.missing_scan, name=name, label=X.source.label,
+                            column_names=column_names, fitting=fitting,
+                            stacklevel=stacklevel + 1)
+
+    def drop_rows(self, X: SourceData, drop) -> SourceData:
+        """X without the rows where ``drop`` (N,) bool is True (every value missing).
+
+        The rows kept are numbered 0.. in order, as after ``X[~drop]`` in memory, so a
+        start draws the same rows. Their column summary is X's (the dropped rows have no
+        observed value), with the row count corrected.
+        """
+        drop = np.asarray(drop, dtype=bool)
+        idx = np.flatnonzero(drop)
+        if idx.size == 0:
+            return X
+        n = X.shape[0] - idx.size
+        out = SourceData(_RowsView(X.source, idx, n), n, None, X.allow_nan)
+        if X.summary is not None:
+            out.summary = dict(X.summary, n=n)
+        return out
+
+    def fill_missing(self, X: SourceData, values) -> SourceData:
+        """X with every NaN of column j set to ``values[j]`` (D,), read so block by block."""
+        return SourceData(_FilledView(X.source, values), X.shape[0], None, False)
+
+    def block_pass(self, X: SourceData, sample_weight, fn):
+        """``fn`` on every block, the results added: a model's own block computation
+        (its rows grouped as it needs) over data read in blocks.
+
+        Parameters
+        ----------
+        X : SourceData of shape (N, D)
+        sample_weight : ndarray of shape (N,) or None, host
+        fn : callable ``(inner, Xb, wb, offset) -> value``
+            Called with the in-memory backend, the block (rows, D) on its device, the
+            block's weights (rows,) or None, and its first row's number; the values
+            must support ``+``.
+        """
+        total = None
+        for offset, Xb in self._blocks(X):
+            n = Xb.shape[0]
+            wb = None if sample_weight is None else np.asarray(sample_weight[offset : offset + n])
+            Xd, wd = self._device(Xb, wb)
+            value = fn(self.inner, Xd, wd, offset)
+            total = value if total is None else total + value
+        return total
 
     def take_rows(self, X: SourceData, idx) -> np.ndarray:
         """Rows ``idx`` (any order, repeats allowed) as float64 (k, D), in one pass."""
@@ -338,7 +601,7 @@ class StreamingBackend:
         from ._sequences import sequence_groups
 
         total = None
-        for Xg, lg, row0, seq0 in sequence_groups(X.source.blocks(), lengths, X.source.label):
+        for Xg, lg, row0, seq0 in sequence_groups(X.blocks(), lengths, X.source.label):
             Xd, _ = self._device(Xg, None)
             value = fn(self.inner, Xd, lg, row0, seq0)
             total = value if total is None else total + value
@@ -408,7 +671,9 @@ class _NearestKernel:
     def for_block(self, Xb, offset):
         from ..em.init import nearest
 
-        labels, _ = nearest((np.asarray(Xb, dtype=np.float64) - self.mean) / self.sd, self.centers)
+        Z = (np.asarray(Xb, dtype=np.float64) - self.mean) / self.sd
+        # Missing cells at their column's mean (0 standardised), as in memory.
+        labels, _ = nearest(_nan_to_zero(Z), self.centers)
         R = np.eye(self.K)[labels]
         return self._make(self.family, lambda a, b: R[a:b], self.K)
 
@@ -430,19 +695,23 @@ def initial_family_stats(problem, summary, w, rng, method: str, K: int):
     mean = summary["mean"]
     if method == "random_from_data":
         idx = random_rows(np.ones(N) if w is None else w, K, rng)
-        centers = (backend.take_rows(X, idx) - mean) / sd
+        centers = _nan_to_zero((backend.take_rows(X, idx) - mean) / sd)
     else:
         if N > KMEANS_MAX_ROWS:
             sub = np.sort(rng.choice(N, KMEANS_MAX_ROWS, replace=False))
         else:
             sub = np.arange(N)
-        Z = (backend.take_rows(X, sub) - mean) / sd
+        Z = _nan_to_zero((backend.take_rows(X, sub) - mean) / sd)
         ws = np.ones(len(sub)) if w is None else w[sub]
         if method == "k-means++":
             centers = Z[kmeans_plusplus(Z, ws, K, rng)]
         else:
             centers = kmeans(Z, ws, K, rng)
     return problem._pass(_NearestKernel(problem.family, K, mean, sd, centers))
+
+
+def _nan_to_zero(Z: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(Z), 0.0, Z) if np.isnan(Z).any() else Z
 
 
 _ROW = re.compile(r"\brow (\d+)")
@@ -462,7 +731,9 @@ def check_support_blocks(backend, X: SourceData, family, names) -> None:
         return backend.check_support_blocks(X, family, names)
     for offset, Xb in backend._blocks(X):
         try:
-            family.check_support(np.asarray(Xb, dtype=np.float64), names)
+            # A missing cell (NaN) is in no family's support question: 0 is in every
+            # built-in family's support, as in memory.
+            family.check_support(_nan_to_zero(np.asarray(Xb, dtype=np.float64)), names)
         except InputError as exc:
             raise _shifted_error(exc, offset, X.source.label) from None
 
@@ -537,7 +808,9 @@ def _block_results(est, X, method: str):
     """``(offset, log-joint (rows, K) float64)`` for every block of X."""
     src, wrap = _prediction_source(est, X, method)
     offset = 0
-    for Xb in src.blocks():
+    # The estimator's rule for NaN: its in-memory prediction sees each block's NaN.
+    nan_ok = getattr(est, "missing", "error") == "em"
+    for Xb in src.blocks(allow_nan=nan_ok):
         try:
             L = est._log_joint(wrap(Xb), method)
         except InputError as exc:

@@ -80,7 +80,8 @@ class MixtureEstimator(EstimatorBase):
         With ``missing="em"`` on an in-memory backend (NumPy, torch) NaN passes the
         checks and :func:`emix._missing.check_missing` reports where it is (when
         fitting, rows with every value missing are warned about once; the caller drops
-        them). With ``"error"``, or data read from files or Dask, NaN stays an error.
+        them); a source or Dask array is read with NaN as a missing value and its
+        backend's ``check_missing`` reports the same. With ``"error"`` NaN stays an error.
 
         Returns
         -------
@@ -88,12 +89,16 @@ class MixtureEstimator(EstimatorBase):
         names : column names or None
         info : emix._missing.MissingInfo or None (None: NaN was refused)
         """
-        em = getattr(self, "missing", "error") == "em" and getattr(backend, "name", None) in (
-            "numpy", "torch")
+        em = getattr(self, "missing", "error") == "em"
         with allow_nan(em):
             Xv, names = backend.validate(X, name=name, **kwargs)
         if not em:
             return Xv, names, None
+        if hasattr(backend, "check_missing"):
+            # Sources and Dask: found in a pass over the blocks (emix.data._stream).
+            info = backend.check_missing(Xv, name=name, column_names=names, fitting=fitting,
+                                         stacklevel=5)
+            return Xv, names, info
         # The warning points at the caller of fit (check_missing, this, _fit, fit).
         info = check_missing(Xv, "em", name=name, column_names=names, fitting=fitting,
                              stacklevel=5)

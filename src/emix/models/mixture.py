@@ -165,7 +165,8 @@ class GaussianMixture(MixtureEstimator):
         :class:`emix._missing.MissingDataWarning`; at prediction time they get the
         prior (``predict_proba`` = ``weights_``, ``score_samples`` = 0). See
         :meth:`impute`. ``'error'``: NaN is an :class:`emix.InputError`. inf is always
-        an error. Data read from files or Dask arrays must be complete.
+        an error. Files (NaN in ``.npy``, empty CSV cells, Parquet nulls) and Dask
+        arrays are read the same way.
 
     Attributes
     ----------
@@ -291,7 +292,14 @@ class GaussianMixture(MixtureEstimator):
         N, D = Xv.shape
         w = self._checked_weights(backend, sample_weight, N, K)
         w_init, m_init, p_init = self._check_initial(D)
-        if info is not None and info.any_missing:
+        if info is not None and info.any_missing and is_streaming(Xv):
+            # A source or Dask array: the same split per block (models/_missing_blocks).
+            from ._missing_blocks import block_missing_problems
+
+            problem, init_problem, Xv, w, frame = block_missing_problems(
+                self, backend, Xv, w, info, names
+            )
+        elif info is not None and info.any_missing:
             problem, init_problem, Xv, w, frame = self._missing_problems(
                 backend, Xv, w, info, names
             )

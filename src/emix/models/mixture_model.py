@@ -19,8 +19,6 @@ import numpy as np
 from .._missing import check_missing, check_missing_mode
 from .._validation import allow_nan, check_weights_init
 from ..backends import resolve_backend
-from ..data import is_source_like
-from ..data._dask import is_dask
 from ..data._stream import (
     check_support_blocks,
     initial_family_stats,
@@ -356,8 +354,8 @@ class MixtureModel(MixtureEstimator):
         family = self._make_family()
         # A path or emix.data Source is read in blocks (see emix.data).
         backend = resolve_data_backend(X, self.device)
-        in_memory = not (is_source_like(X) or is_dask(X))
-        with allow_nan(in_memory and self.missing == "em"):
+        # A source or Dask array is read with NaN as a missing value too (emix.data).
+        with allow_nan(self.missing == "em"):
             Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, family = self._select_columns(family, names, D_in)
@@ -365,13 +363,19 @@ class MixtureModel(MixtureEstimator):
         D = len(cols)
         labels = column_labels(names, cols)
         any_missing = False
-        if in_memory and self.missing == "em":
-            info = check_missing(Xs, self.missing, name="X", column_names=labels)
+        if self.missing == "em":
+            if hasattr(backend, "check_missing"):  # found in a pass over the blocks
+                info = backend.check_missing(Xs, name="X", column_names=labels)
+            else:
+                info = check_missing(Xs, self.missing, name="X", column_names=labels)
             any_missing = info.any_missing
             if info.any_all_missing:
                 # Rows with no observed value carry no information about anything.
                 keep = np.flatnonzero(~info.all_missing)
-                Xs = _take_rows(Xs, keep)
+                if is_streaming(Xs):
+                    Xs = backend.drop_rows(Xs, info.all_missing)
+                else:
+                    Xs = _take_rows(Xs, keep)
                 if sample_weight is not None:
                     sample_weight = np.asarray(backend.to_numpy(sample_weight)).reshape(-1)
                     if sample_weight.shape[0] == N:
@@ -385,9 +389,9 @@ class MixtureModel(MixtureEstimator):
             X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
             family.check_support(_zero_missing(X_host) if any_missing else X_host, labels)
         w_dev = None if w is None else backend.asarray_like(w, Xs)
-        if any_missing:
+        if any_missing and X_host is not None:
             summary = observed_summary(X_host, w)
-        else:
+        else:  # blocks: over each column's observed values (emix.data._stream)
             summary = backend.column_summary(Xs, w_dev)
         fam = family.bind(summary, D)
         w_init = None if self.weights_init is None else check_weights_init(self.weights_init, K)
@@ -662,9 +666,7 @@ class MixtureModel(MixtureEstimator):
         from .mixture import GaussianMixture
 
         backend = resolve_data_backend(X, self.device)
-        in_memory = not (is_source_like(X) or is_dask(X))
-        with allow_nan(in_memory and bool(self._gaussian_missing_kwarg())
-                       and self.missing == "em"):
+        with allow_nan(bool(self._gaussian_missing_kwarg()) and self.missing == "em"):
             Xv, names = backend.validate(X, name="X")
         N, D_in = Xv.shape
         cols, _ = self._select_columns(None, names, D_in)
