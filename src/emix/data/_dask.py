@@ -497,7 +497,7 @@ class DaskBackend:
                 cur = 0
             cur += n
         chunks.append(cur)
-        return DaskData(X.array.rechunk({0: tuple(chunks)}), X.summary)
+        return DaskData(X.array.rechunk({0: tuple(chunks)}), X.summary, X.allow_nan)
 
     def sequence_pass(self, X: DaskData, lengths, fn):
         """``fn`` on every row block with the lengths of its sequences, on the workers;

@@ -45,6 +45,7 @@ __all__ = [
     "check_support_blocks",
     "predict_stream",
     "n_rows_of",
+    "sequence_missing",
 ]
 
 
@@ -360,6 +361,34 @@ def missing_info(summary: _Summary, *, name: str, label: str, column_names, fitt
                 "nothing can be estimated for it; drop the column"
             )
     return MissingInfo(bool(summary.n_nan), all_missing, n_obs, int(summary.n_nan))
+
+
+def sequence_missing(backend, X, labels) -> bool:
+    """Whether sequences read in blocks (a source or Dask array, read with NaN as a
+    missing value) have missing values, with an HMM's checks: data with no observed
+    value, or a column with none, are errors; rows with every value missing stay (they
+    are time steps). One pass (none when the column summary was already taken).
+
+    Parameters
+    ----------
+    backend : StreamingBackend or DaskBackend
+    X : SourceData or DaskData of shape (T, D)
+    labels : column names for messages, or None
+    """
+    info = backend.check_missing(X, name="X", column_names=labels, fitting=False)
+    if not info.any_missing:
+        return False
+    if info.n_observed_rows == 0:
+        raise InputError("every value of X is missing (NaN): there is nothing to fit")
+    empty = np.flatnonzero(X.missing_scan.W <= 0)
+    if empty.size:
+        j = int(empty[0])
+        col = f"column {labels[j]!r}" if labels is not None else f"column {j}"
+        raise InputError(
+            f"{col} of X has no observed value: nothing can be estimated for it; drop the "
+            "column"
+        )
+    return True
 
 
 # --------------------------------------------------------------------------- kernels

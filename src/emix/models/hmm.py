@@ -38,6 +38,7 @@ from ..data._stream import (
     check_support_blocks,
     is_streaming,
     resolve_data_backend,
+    sequence_missing,
 )
 from ..em.init import as_generator
 from ..exceptions import DegenerateComponentError, InputError
@@ -696,7 +697,8 @@ class HMM(MixtureEstimator):
             backend = resolve_data_backend(X, self.device)
         else:
             backend = resolve_backend(X, self.device)
-        with allow_nan(in_memory and self.missing == "em"):
+        # A source or Dask array is read with NaN as a missing value too (emix.data).
+        with allow_nan(self.missing == "em"):
             Xv, names = backend.validate(X, name="X")
         T, D_in = Xv.shape
         lengths = check_lengths(lengths, T)
@@ -708,6 +710,8 @@ class HMM(MixtureEstimator):
         any_missing = False
         if in_memory and self.missing == "em":
             any_missing = _check_hmm_missing(Xs, column_labels(names, cols))
+        elif self.missing == "em":  # found in a pass over the blocks
+            any_missing = sequence_missing(backend, Xs, column_labels(names, cols))
         if hasattr(backend, "check_support_blocks") or is_streaming(Xs):
             X_host = None
             check_support_blocks(backend, Xs, family, column_labels(names, cols))
@@ -715,9 +719,9 @@ class HMM(MixtureEstimator):
             X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
             family.check_support(_zero_missing(X_host) if any_missing else X_host,
                                  column_labels(names, cols))
-        if any_missing:
+        if any_missing and X_host is not None:
             summary = observed_summary(X_host, None)
-        else:
+        else:  # blocks: over each column's observed values (emix.data._stream)
             summary = backend.column_summary(Xs, None)
         fam = family.bind(summary, D)
         start0 = self._start_init(K)
@@ -895,9 +899,10 @@ class HMM(MixtureEstimator):
         self._check_is_fitted(method)
         backend = resolve_data_backend(X, self.device)
         D = self.n_features_in_
-        Xv, names = backend.validate(
-            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
-        )
+        with allow_nan(getattr(self, "missing", "error") == "em"):
+            Xv, names = backend.validate(
+                X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+            )
         self._check_feature_names(names)
         lengths = check_lengths(lengths, Xv.shape[0])
         Xv = backend.align_to_sequences(Xv, lengths)
@@ -932,9 +937,10 @@ class HMM(MixtureEstimator):
         self._check_is_fitted(method)
         backend = resolve_data_backend(X, self.device)
         D = self.n_features_in_
-        Xv, names = backend.validate(
-            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
-        )
+        with allow_nan(getattr(self, "missing", "error") == "em"):  # NaN read as missing
+            Xv, names = backend.validate(
+                X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+            )
         self._check_feature_names(names)
         lengths = check_lengths(lengths, Xv.shape[0])
         est = copy.copy(self)
@@ -943,7 +949,7 @@ class HMM(MixtureEstimator):
             del est.feature_names_in_  # the blocks are plain arrays; names checked above
         run = _BlockInference(est, "decode" if method == "decode" else method)
         parts = [run(Xg, lg, row0, seq0)
-                 for Xg, lg, row0, seq0 in sequence_groups(Xv.source.blocks(), lengths,
+                 for Xg, lg, row0, seq0 in sequence_groups(Xv.blocks(), lengths,
                                                            Xv.source.label)]
         out = np.concatenate(parts, axis=0)
         if method == "decode":
