@@ -21,6 +21,9 @@ from emix import HMM  # noqa: E402
 from emix.models import _fb_scan, _fb_torch, hmm as hmm_module  # noqa: E402
 from emix.models import forward_backward as fb  # noqa: E402
 
+# The same code runs on a GPU where there is one (the lead's device run).
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
 
 def _problem(seed, T, K, zeros, extreme, n_seq):
     rng = np.random.default_rng(seed)
@@ -88,9 +91,10 @@ def test_log_space_reference_equals_host_recursions():
         np.testing.assert_allclose(ref_f.step_loglik, host_f.step_loglik, rtol=1e-12)
 
 
-def _check(log_B, pi, A, lengths, dtype, exact=False):
-    """The scan's results in ``dtype`` against the host's float64 ones (``exact``: the
-    log-space reference, for emissions that underflow the host's scaling)."""
+def _check(log_B, pi, A, lengths, dtype, exact=False, device="cpu"):
+    """The scan's results in ``dtype`` on ``device`` against the host's float64 ones
+    (``exact``: the log-space reference, for emissions that underflow the host's
+    scaling)."""
     f64 = dtype == torch.float64
     tol = dict(rtol=1e-10, atol=1e-10) if f64 else dict(rtol=2e-4, atol=2e-5)
     if exact:
@@ -98,10 +102,12 @@ def _check(log_B, pi, A, lengths, dtype, exact=False):
     else:
         ref = fb.forward_backward(log_B, pi, A, lengths)
         ref_f = fb.forward(log_B, pi, A, lengths)
-    t = torch.tensor(log_B, dtype=dtype)
+    t = torch.tensor(log_B, dtype=dtype, device=device)
     ll, post, start, trans = _fb_scan.forward_backward(t, pi, A, lengths)
     fll, filt, step = _fb_scan.forward(t, pi, A, lengths)
     assert post.dtype == filt.dtype == dtype and step.dtype == torch.float64
+    assert post.device == filt.device == step.device == t.device
+    post, filt, step = post.cpu(), filt.cpu(), step.cpu()
     assert isinstance(ll, np.ndarray) and isinstance(trans, np.ndarray)
     np.testing.assert_array_equal(np.isfinite(ll), np.isfinite(ref.loglik))
     ok = np.isfinite(ref.loglik)
@@ -140,12 +146,14 @@ def test_extreme_emission_in_float32_keeps_its_posteriors():
     _check(log_B, pi, A, lengths, torch.float32)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("T, K, n_seq", [(1000, 3, 1), (517, 8, 3)])
-def test_long_sequences_in_chunks(T, K, n_seq, monkeypatch):
+def test_long_sequences_in_chunks(T, K, n_seq, device, monkeypatch):
     # Chunks of a few pairs exercise the chunked combines and fill-ins of every level.
     monkeypatch.setattr(_fb_scan, "_CHUNK_ELEMENTS", 13 * K * K)
     log_B, pi, A, lengths = _problem(T, T, K, zeros=(K == 3), extreme=(K == 8), n_seq=n_seq)
-    _check(log_B, pi, A, lengths, torch.float64)
+    _check(log_B, pi, A, lengths, torch.float64, device=device)
+    _check(log_B, pi, A, lengths, torch.float32, device=device)
 
 
 def test_float32_long_sequence_keeps_float32_precision():
@@ -215,8 +223,9 @@ def test_flag_routes_tensors(monkeypatch, rng):
     np.testing.assert_allclose(lp, ref_lp, rtol=1e-12)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("lengths", [None, [150, 90, 60]])
-def test_hmm_fit_on_the_scan_equals_numpy(lengths, rng, monkeypatch):
+def test_hmm_fit_on_the_scan_equals_numpy(lengths, device, rng, monkeypatch):
     A = np.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05], [0.05, 0.15, 0.8]])
     T = 300
     z = np.empty(T, dtype=int)
@@ -238,8 +247,8 @@ def test_hmm_fit_on_the_scan_equals_numpy(lengths, rng, monkeypatch):
         ref = HMM(3, **kw).fit(X, lengths)
         monkeypatch.setattr(fb, "SCAN", True)
         monkeypatch.setattr(_fb_scan, "forward_backward", spy)
-        got = HMM(3, device="cpu", **kw).fit(X, lengths)
-    assert calls and set(calls) == {"cpu"}  # the scan ran, on the device's tensors
+        got = HMM(3, device=device, **kw).fit(X, lengths)
+    assert calls and set(calls) == {device}  # the scan ran, on the device's tensors
     np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-10)
     np.testing.assert_allclose(got.startprob_, ref.startprob_, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(got.transmat_, ref.transmat_, rtol=1e-8, atol=1e-12)
@@ -250,3 +259,26 @@ def test_hmm_fit_on_the_scan_equals_numpy(lengths, rng, monkeypatch):
     np.testing.assert_allclose(got.filter(X, lengths), ref.filter(X, lengths), atol=1e-10)
     np.testing.assert_allclose(got.score_samples(X, lengths), ref.score_samples(X, lengths),
                                rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_hmm_on_a_gpu_takes_the_scan_by_default(rng, monkeypatch):
+    # One sequence of 70,000 rows on CUDA: the scan by the default policy, equal to NumPy.
+    T = fb.SCAN_MIN_ROWS + 4_464
+    z = np.repeat(rng.integers(0, 2, size=T // 50 + 1), 50)[:T]
+    X = rng.normal(size=(T, 2)) + 2.0 * z[:, None]
+    calls = []
+    original = _fb_scan.forward_backward
+    monkeypatch.setattr(_fb_scan, "forward_backward",
+                        lambda *a: calls.append(a[0].device.type) or original(*a))
+    kw = dict(covariance_type="diag", random_state=0, max_iter=3, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", emix.ConvergenceWarning)
+        ref = HMM(2, **kw).fit(X)
+        got = HMM(2, device="cuda", **kw).fit(X)
+    assert calls and set(calls) == {"cuda"}
+    np.testing.assert_allclose(got.lower_bounds_, ref.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(got.transmat_, ref.transmat_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(got.predict_proba(X), ref.predict_proba(X), atol=1e-9)
+    np.testing.assert_array_equal(got.predict(X), ref.predict(X))
