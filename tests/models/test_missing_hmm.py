@@ -18,20 +18,6 @@ from emix import HMM
 from emix.exceptions import InputError
 
 
-def _normal_supports_missing() -> bool:
-    from emix.families.normal import Normal
-
-    fam = Normal("diag").bind({"mean": np.zeros(2), "var": np.ones(2)}, 2)
-    try:
-        from emix.backends.numpy_backend import NumpyOps
-
-        fam.missing_state(NumpyOps(np.float64), {"means": np.zeros((1, 2)),
-                                                 "covariances": np.ones((1, 2))})
-    except (InputError, NotImplementedError, AttributeError):
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- cases
 def _case(name, rng, K, T):
     """``(emission, options, X (T, D) with NaN, params, log_B (T, K) from scipy)``.
@@ -44,6 +30,20 @@ def _case(name, rng, K, T):
         X = rng.poisson(3.0, size=(T, 2)).astype(float)
         cell = lambda k: ss.poisson(rates[k]).logpmf(np.nan_to_num(X))  # noqa: E731
         params, opts, emission = {"rates": rates}, {}, "poisson"
+    elif name == "gaussian-full":
+        means = rng.normal(scale=2.0, size=(K, 3))
+        B = rng.normal(size=(K, 3, 3))
+        cov = B @ np.transpose(B, (0, 2, 1)) + 0.5 * np.eye(3)
+        X = rng.normal(scale=2.0, size=(T, 3))
+        X[0, 1] = np.nan
+        X[2] = np.nan
+        X[T - 1, [0, 2]] = np.nan
+        O = ~np.isnan(X)
+        # The marginal of a Gaussian over each row's observed coordinates.
+        log_B = np.array([[
+            ss.multivariate_normal(means[k][o], cov[k][np.ix_(o, o)]).logpdf(x[o]) if o.any() else 0.0
+            for k in range(K)] for x, o in zip(X, O)])
+        return "gaussian", {"covariance_type": "full"}, X, {"means": means, "covariances": cov}, log_B
     else:  # gaussian-diag
         means = rng.normal(scale=2.0, size=(K, 2))
         var = rng.uniform(0.3, 2.0, size=(K, 2))
@@ -90,10 +90,8 @@ def _frozen(emission, opts, params, pi, A, K):
 
 
 @pytest.mark.parametrize("name,K,T", [("poisson", 3, 5), ("poisson", 2, 4),
-                                      ("gaussian-diag", 3, 5), ("gaussian-diag", 2, 5)])
+                                      ("gaussian-diag", 3, 5), ("gaussian-full", 2, 5)])
 def test_recursions_with_missing_cells_equal_enumeration(name, K, T, rng):
-    if name.startswith("gaussian") and not _normal_supports_missing():
-        pytest.skip("the Normal family's missing-value hooks are not in this tree yet")
     emission, opts, X, params, log_B = _case(name, rng, K, T)
     pi = rng.dirichlet(np.ones(K))
     A = rng.dirichlet(np.ones(K), size=K)
@@ -246,3 +244,27 @@ def test_torch_cpu_equals_numpy_with_missing_cells(rng):
     np.testing.assert_allclose(a.rates_, b.rates_, rtol=1e-10)
     np.testing.assert_allclose(a.lower_bounds_, b.lower_bounds_, rtol=1e-12)
     np.testing.assert_allclose(a.predict_proba(Xm), b.predict_proba(Xm), atol=1e-10)
+
+
+def test_gaussian_full_emissions_fit_with_missing_cells(rng):
+    T = 500
+    A = np.array([[0.95, 0.05], [0.1, 0.9]])
+    z = np.zeros(T, dtype=int)
+    for t in range(1, T):
+        z[t] = rng.choice(2, p=A[z[t - 1]])
+    means = np.array([[0.0, 0.0], [4.0, 3.0]])
+    cov = np.array([[1.0, 0.8], [0.8, 1.0]])
+    X = means[z] + rng.multivariate_normal(np.zeros(2), cov, size=T)
+    Xm = _mcar(rng, X, 0.2)
+    m = HMM(2, "gaussian", covariance_type="full", random_state=0, label_order="mean").fit(Xm)
+    h = m.lower_bounds_
+    assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:]))
+    np.testing.assert_allclose(m.means_, means, atol=0.3)
+    np.testing.assert_allclose(m.covariances_, np.stack([cov, cov]), atol=0.35)
+    np.testing.assert_allclose(m.transmat_, A, atol=0.08)
+
+
+def _mcar(rng, X, frac):
+    Xm = X.copy()
+    Xm[rng.random(X.shape) < frac] = np.nan
+    return Xm
