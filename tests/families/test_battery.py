@@ -262,7 +262,12 @@ def test_values_outside_the_support_are_named(name, rng):
         Xb = X.copy()
         Xb[5, 1] = 1e300
         fam.bind(NumpyBackend().column_summary(X, None), X.shape[1]).check_support(Xb)
+        Xb[5, 1] = np.inf
+        with pytest.raises(emix.InputError, match=r"row 5|inf"):
+            m.predict(Xb)
+        # NaN is a missing value by default (missing="em"); an error with "error".
         Xb[5, 1] = np.nan
+        m.set_params(missing="error")
         with pytest.raises(emix.InputError, match=r"row 5|NaN"):
             m.predict(Xb)
         return
