@@ -188,6 +188,13 @@ def _model_and_data(p) -> None:
                    help="columns to read (default: those the model was fitted on)")
     p.add_argument("--block-rows", type=_int_at_least(1), default=None, metavar="N",
                    help="read DATA in blocks of N rows instead of loading it (mixtures)")
+    _missing_option(p)
+
+
+def _missing_option(p) -> None:
+    p.add_argument("--missing", choices=("error", "em"), default="error",
+                   help="empty cells, nan and Parquet nulls: an error (default), or missing "
+                   "values handled by EM (em: each row by its observed values)")
 
 
 def _common(p, *, json_help="print the results as JSON"):
@@ -239,6 +246,7 @@ def _add_data_verbs(sub) -> None:
                      "rows, --epochs passes over DATA (mixtures)")
     fit.add_argument("--epochs", type=_int_at_least(1), default=1, metavar="N",
                      help="passes over DATA with --minibatch (default 1)")
+    _missing_option(fit)
     _common(fit)
 
     pred = sub.add_parser(

@@ -152,13 +152,14 @@ def _model_names(model) -> list | None:
     return names
 
 
-def _data_for_model(model, table: Table, columns: list | None) -> tuple[np.ndarray, list]:
+def _data_for_model(model, table: Table, columns: list | None,
+                    missing: str = "error") -> tuple[np.ndarray, list]:
     """The columns of ``table`` the model reads: named by --columns, else by the names
     stored in the model, else all of them."""
     if columns is None:
         columns = getattr(model, "feature_names_in_", None)
         columns = None if columns is None else [str(n) for n in columns]
-    X, names = table.numeric(columns)
+    X, names = table.numeric(columns, missing=missing)
     D = int(model.n_features_in_)
     if X.shape[1] != D:
         raise CliError(
@@ -362,10 +363,10 @@ def fit(args) -> int:
         if args.model == "hmm":
             raise CliError("--block-rows and --minibatch stream mixtures only; an HMM reads "
                            "the whole file")
-        X, names, N = _stream_source(args.data, columns, args.block_rows)
+        X, names, N = _stream_source(args.data, columns, args.block_rows, args.missing)
     else:
-        table = read_table(args.data)
-        X, names = table.numeric(columns)
+        table = read_table(args.data, args.missing)
+        X, names = table.numeric(columns, missing=args.missing)
         N = X.shape[0]
     if args.k > N:
         raise CliError(f"-k {args.k} is more than the {N} rows of {args.data}")
@@ -394,11 +395,13 @@ def fit(args) -> int:
     return 0
 
 
-def _stream_source(path: str, columns: list | None, block_rows: int | None):
+def _stream_source(path: str, columns: list | None, block_rows: int | None,
+                   missing: str = "error"):
     """``(source, column names, rows)`` of a CSV or Parquet file read in blocks.
 
-    The file is checked once here (every value finite and numeric, a header naming the
-    columns), so that errors arrive before any fitting, as a one-line CliError.
+    The file is checked once here (every value finite and numeric, or with ``missing=
+    'em'`` finite or missing, a header naming the columns), so that errors arrive
+    before any fitting, as a one-line CliError.
     """
     from ..data import source
     from ..exceptions import EmixError
@@ -409,7 +412,10 @@ def _stream_source(path: str, columns: list | None, block_rows: int | None):
         raise CliError(f"{path}: no such file")
     try:
         src = source(path, columns=columns, block_rows=block_rows)
-        n = src.count_rows()
+        if missing == "em" and src.n_rows is None:  # empty cells read as missing
+            n = sum(b.shape[0] for b in src.blocks(allow_nan=True))
+        else:
+            n = src.count_rows()
     except EmixError as exc:
         # The library's hint names its keyword; the command's user has an option.
         message = str(exc).replace(
@@ -430,14 +436,17 @@ def _model_data(model, args):
     """The data ``predict``/``score`` read: a table in memory, or with ``--block-rows`` a
     source of the model's columns read in blocks (mixtures)."""
     columns = _columns_option(args.columns)
+    missing = getattr(args, "missing", "error")
+    if missing == "em" and "missing" in model.get_params():
+        model.set_params(missing="em")  # NaN as missing values, also in a model saved strict
     if getattr(args, "block_rows", None) is None:
-        return _data_for_model(model, read_table(args.data), columns)
+        return _data_for_model(model, read_table(args.data, missing), columns, missing)
     if _is_hmm(model):
         raise CliError("--block-rows streams mixtures only; an HMM reads the whole file")
     if columns is None:
         fitted = getattr(model, "feature_names_in_", None)
         columns = None if fitted is None else [str(n) for n in fitted]
-    src, names, _ = _stream_source(args.data, columns, args.block_rows)
+    src, names, _ = _stream_source(args.data, columns, args.block_rows, missing)
     D = int(model.n_features_in_)
     if len(names) != D:
         raise CliError(

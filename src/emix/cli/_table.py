@@ -68,8 +68,8 @@ class Table:
             more = f", ... ({len(self.names)} in all)" if len(self.names) > 12 else ""
             raise CliError(f"{self.path} has no column {name!r} (columns: {shown}{more})") from None
 
-    def numeric(self, names: Sequence[str] | None = None, *, option: str = "--columns"
-                ) -> tuple[np.ndarray, list]:
+    def numeric(self, names: Sequence[str] | None = None, *, option: str = "--columns",
+                missing: str = "error") -> tuple[np.ndarray, list]:
         """The chosen columns as one float64 matrix.
 
         Parameters
@@ -79,10 +79,13 @@ class Table:
         option : str
             The option that chooses columns, named in the hint when a default column is
             not numeric.
+        missing : {'error', 'em'}
+            ``'em'`` (``--missing em``): an empty cell or ``nan`` is a missing value,
+            NaN in X; ``'error'``: an error naming the cell. inf is always an error.
 
         Returns
         -------
-        X : ndarray of shape (N, len(names)), float64, all finite
+        X : ndarray of shape (N, len(names)), float64, finite or (with 'em') NaN
         names : list of str
         """
         chosen = list(self.names) if names is None else list(names)
@@ -94,13 +97,16 @@ class Table:
         for j, name in enumerate(chosen):
             raw = self.column(name)
             hint = "" if names is not None else f"; choose the numeric columns with {option}"
-            X[:, j] = self._to_float(raw, name, hint)
+            X[:, j] = self._to_float(raw, name, hint, missing == "em")
         return X, chosen
 
-    def _to_float(self, raw: np.ndarray, name: str, hint: str) -> np.ndarray:
+    def _to_float(self, raw: np.ndarray, name: str, hint: str, em: bool = False) -> np.ndarray:
         if raw.dtype.kind == "f":
             values = raw
         else:
+            if em:  # an empty cell is a missing value
+                raw = np.where(np.asarray([str(c).strip() == "" for c in raw], dtype=bool),
+                               "nan", raw).astype(object)
             try:
                 values = np.asarray(raw, dtype=np.float64)
             except (TypeError, ValueError):
@@ -115,7 +121,13 @@ class Table:
                             f"holds {shown}{hint}"
                         ) from None
                 raise CliError(f"{self.path}: column {name!r} is not numeric{hint}") from None
-        bad = np.flatnonzero(~np.isfinite(values))
+        bad = np.flatnonzero(np.isinf(values) if em else ~np.isfinite(values))
+        if bad.size and em:
+            i = int(bad[0])
+            raise CliError(
+                f"{self.path}: column {name!r} {self._where(i)} holds {raw[i]!s}; inf is not a "
+                "missing value: leave the cell empty to have it treated as missing"
+            )
         if bad.size:
             i = int(bad[0])
             raise CliError(
@@ -125,14 +137,18 @@ class Table:
         return values
 
 
-def read_table(path: str) -> Table:
-    """Read a CSV or Parquet file (by its suffix) into a :class:`Table`."""
+def read_table(path: str, missing: str = "error") -> Table:
+    """Read a CSV or Parquet file (by its suffix) into a :class:`Table`.
+
+    With ``missing="em"`` a Parquet null in a numeric column reads as NaN (a missing
+    value) instead of being an error.
+    """
     if os.path.isdir(path):
         raise CliError(f"{path} is a directory, not a data file")
     if not os.path.exists(path):
         raise CliError(f"{path}: no such file")
     if path.lower().endswith(PARQUET_SUFFIXES):
-        return _read_parquet(path)
+        return _read_parquet(path, missing == "em")
     return _read_csv(path)
 
 
@@ -159,8 +175,10 @@ def _read_csv(path: str) -> Table:
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except csv.Error as exc:
         raise CliError(f"{path} is not valid CSV: {exc}") from None
-    # Blank lines (often one at the end) carry nothing.
-    numbered = [(n, r) for n, r in enumerate(rows, start=1) if r and any(c.strip() for c in r)]
+    # Blank lines (often one at the end) carry nothing; a line of empty cells (",,") is a
+    # row whose every value is missing, so that labels stay aligned with the rows.
+    numbered = [(n, r) for n, r in enumerate(rows, start=1)
+                if r and (len(r) > 1 or r[0].strip())]
     header_line, header = numbered[0]
     names = [h.strip() for h in header]
     for j, name in enumerate(names):
@@ -179,7 +197,7 @@ def _read_csv(path: str) -> Table:
     return Table(path, names, columns, lines=np.array([line for line, _ in body]))
 
 
-def _read_parquet(path: str) -> Table:
+def _read_parquet(path: str, nulls_as_nan: bool = False) -> Table:
     try:
         import pyarrow.parquet as pq
     except ImportError:
@@ -199,7 +217,11 @@ def _read_parquet(path: str) -> Table:
     columns = []
     for name, col in zip(names, table.columns):
         t = col.type
-        if col.null_count:
+        numeric = pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)
+        if col.null_count and numeric and nulls_as_nan:
+            columns.append(np.asarray(col.cast(pa.float64()).to_numpy(zero_copy_only=False),
+                                      dtype=np.float64))
+        elif col.null_count:
             i = int(np.flatnonzero(np.asarray(col.is_null().to_numpy(zero_copy_only=False)))[0])
             arr = col.to_numpy(zero_copy_only=False)
             if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
