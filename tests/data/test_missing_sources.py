@@ -261,3 +261,20 @@ def test_block_summary_equals_observed_moments(seed, block, frac, weighted):
         assert out["min"][j] == x.min() and out["max"][j] == x.max()
     assert s.n_nan == int((~O).sum())
     np.testing.assert_array_equal(s.missing_rows(), np.flatnonzero(~O.any(axis=1)))
+
+
+def test_complete_files_fit_identically_with_missing_em_and_error(data, tmp_path):
+    """No NaN: missing='em' (the default) reads and fits a file exactly as 'error' does."""
+    G, P, _ = data
+    keep = ~np.isnan(G).any(axis=1) & ~np.isnan(P).any(axis=1)
+    np.save(tmp_path / "g.npy", G[keep])
+    np.save(tmp_path / "p.npy", P[keep])
+    for est, path in (
+        (lambda m: emix.GaussianMixture(3, max_iter=4, tol=0.0, random_state=0, missing=m), "g"),
+        (lambda m: emix.MixtureModel(n_components=3, family="poisson", max_iter=4, tol=0.0,
+                                     random_state=0, missing=m), "p"),
+    ):
+        a, _ = _fit(est("em"), source(tmp_path / f"{path}.npy", block_rows=BLOCK))
+        b, _ = _fit(est("error"), source(tmp_path / f"{path}.npy", block_rows=BLOCK))
+        np.testing.assert_array_equal(a.lower_bounds_, b.lower_bounds_)
+        np.testing.assert_array_equal(a.weights_, b.weights_)

@@ -30,6 +30,17 @@ What a fit reads, in passes over the data:
 Files are checked at every pass: a file whose size or modification time changed since
 the first pass, or that yields a different number of rows, stops the fit with an
 :class:`emix.InputError` and leaves the model as it was.
+
+Missing values. With the estimators' ``missing="em"`` (the default) a NaN in a ``.npy``
+file or an array, an empty CSV cell and a Parquet null are missing values, fitted as in
+memory (exact EM for incomplete data; the same parameters up to round-off): the column
+summary is taken over each column's observed values, rows with every value missing are
+counted over the whole pass and left out of a mixture's fit with one warning, a
+GaussianMixture groups each block's incomplete rows by missingness pattern, and the
+start sees the same rows with the same missing cells. inf is always an error naming the
+file, column and row; ``missing="error"`` keeps NaN an error. Dask arrays are read the
+same way, block by block on the workers. ``Source.blocks()`` itself refuses NaN unless
+asked with ``blocks(allow_nan=True)``.
 """
 
 from __future__ import annotations
