@@ -46,6 +46,7 @@ __all__ = [
     "predict_stream",
     "n_rows_of",
     "sequence_missing",
+    "n_observed_rows_of",
 ]
 
 
@@ -794,6 +795,20 @@ def n_rows_of(X) -> int:
     if is_source_like(X):
         return _as_source(X).count_rows()
     return int(np.shape(X)[0])
+
+
+def n_observed_rows_of(X) -> int:
+    """Rows of a path, Source or dask array with at least one observed (non-NaN) value:
+    one pass over the blocks (a ``compute`` for Dask); inf is an error."""
+    from ._dask import is_dask
+
+    if is_dask(X):
+        from ._dask import _to_array
+
+        arr, _ = _to_array(X)
+        return int((~np.isnan(arr).all(axis=1)).sum().compute())
+    src = X.source if isinstance(X, SourceData) else _as_source(X)
+    return int(sum(int((~np.isnan(b).all(axis=1)).sum()) for b in src.blocks(allow_nan=True)))
 
 
 def _prediction_source(est, X, method: str):

@@ -18,7 +18,7 @@ from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
 from ..data import is_source_like
 from ..data._dask import is_dask, predict_dask
-from ..data._stream import n_rows_of, predict_stream
+from ..data._stream import n_observed_rows_of, n_rows_of, predict_stream
 from ..em.engine import run_restarts
 from ..em.stepwise import DEFAULT_ALPHA, DEFAULT_T0, StepwiseState, check_schedule, step_size
 from ..em.monitor import ConvergenceMonitor
@@ -409,6 +409,9 @@ class MixtureEstimator(EstimatorBase):
                 n_obs = int(nan.shape[0] - nan.reshape(nan.shape[0], -1).all(axis=1).sum())
                 return float(np.sum(s, dtype=np.float64)), n_obs
         n = n_rows_of(X)
+        if getattr(self, "missing", "error") == "em" and (is_source_like(X) or is_dask(X)):
+            # Read in blocks: the rows with an observed value counted in one more pass.
+            return self.score(X) * n, n_observed_rows_of(X)
         return self.score(X) * n, n
 
     def bic(self, X) -> float:
