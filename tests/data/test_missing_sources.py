@@ -115,7 +115,7 @@ def test_gaussian_mixture_on_files_equals_memory(data, ct):
                                rtol=1e-9)
     assert abs(gm.score(d / "g.csv") - ref.score(G)) < 1e-9 * abs(ref.score(G))
     # BIC counts the rows with an observed value, as in memory.
-    assert gm.bic(d / "g.npy") == pytest.approx(ref.bic(G), rel=1e-9)
+    assert gm.bic(d / "g.csv") == pytest.approx(ref.bic(G), rel=1e-9)
     n_obs = int((~np.isnan(G).all(axis=1)).sum())
     assert ref.bic(G) == pytest.approx(
         -2 * ref.score(G) * len(G) + ref._n_parameters() * np.log(n_obs), rel=1e-12)

@@ -793,7 +793,11 @@ def n_rows_of(X) -> int:
     if isinstance(X, SourceData):
         return X.shape[0]
     if is_source_like(X):
-        return _as_source(X).count_rows()
+        src = _as_source(X)
+        if src.n_rows is not None:
+            return src.n_rows
+        # Counting reads NaN too: whether it is allowed is the estimator's question.
+        return int(sum(b.shape[0] for b in src.blocks(allow_nan=True)))
     return int(np.shape(X)[0])
 
 
