@@ -304,6 +304,15 @@ def main_device(args):
             print(f"forward-backward alone, one sequence of {T:,} steps, K={K}, {name}: "
                   f"{1e3 * secs:,.1f} ms ({'scan' if fb.use_scan(log_B.device, [T]) else 'batched'})",
                   flush=True)
+            if name == "float64" and fb.use_scan(log_B.device, [T]):
+                fb.viterbi(log_B[:4096], pi, A, [4096])
+                _sync(device)
+                t0 = time.perf_counter()
+                fb.viterbi(log_B, pi, A, [T])
+                _sync(device)
+                out["viterbi_float64_ms"] = 1e3 * (time.perf_counter() - t0)
+                print(f"Viterbi alone (max-plus scan), float64: {out['viterbi_float64_ms']:,.1f} ms",
+                      flush=True)
             del log_B
         return out
 
