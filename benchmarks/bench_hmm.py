@@ -305,6 +305,21 @@ def main_device(args):
                   f"{1e3 * secs:,.1f} ms ({'scan' if fb.use_scan(log_B.device, [T]) else 'batched'})",
                   flush=True)
             if name == "float64" and fb.use_scan(log_B.device, [T]):
+                from emix.models import _fb_scan
+
+                # The other way of forming the batched (K, K) products; the faster one
+                # should be _fb_scan.PRODUCT's default.
+                saved = _fb_scan.PRODUCT
+                other = "broadcast" if saved == "bmm" else "bmm"
+                _fb_scan.PRODUCT = other
+                try:
+                    secs_other, _ = time_recursions(log_B, pi, A, [T], device, repeats=1)
+                finally:
+                    _fb_scan.PRODUCT = saved
+                out["products"] = saved
+                out[f"float64_{other}_ms"] = 1e3 * secs_other
+                print(f"  the same with PRODUCT='{other}' (default '{saved}'): "
+                      f"{1e3 * secs_other:,.1f} ms", flush=True)
                 fb.viterbi(log_B[:4096], pi, A, [4096])
                 _sync(device)
                 t0 = time.perf_counter()
@@ -352,7 +367,8 @@ def main_device(args):
               flush=True)
         return row
 
-    ref = st.run("hmmlearn", 25 + 45 * T_ref / 1e6, reference)
+    # hmmlearn: some 3-6 s per iteration per million rows on one core.
+    ref = st.run("hmmlearn", 15 + (1 if T_ref == T else 3) * 6 * T_ref / 1e6, reference)
     if full and ref:
         ratio = ref["hmmlearn_ms"] / full["emix_gpu_ms"]
         report["speedup"] = ratio

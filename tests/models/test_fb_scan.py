@@ -197,6 +197,15 @@ def test_long_sequences_in_chunks(T, K, n_seq, device, monkeypatch):
         _check(log_B, pi, A, lengths, torch.float32, device=device)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_broadcast_products_equal_batched_gemm(device, monkeypatch):
+    monkeypatch.setattr(_fb_scan, "PRODUCT", "broadcast")
+    monkeypatch.setattr(_fb_scan, "_CHUNK_ELEMENTS", 7 * 4 ** 3)
+    log_B, pi, A, lengths = _problem(11, 200, 4, zeros=False, extreme=True, n_seq=3)
+    _check(log_B, pi, A, lengths, torch.float64, device=device)
+    _check(log_B, pi, A, lengths, torch.float32, device=device)
+
+
 def test_float32_long_sequence_keeps_float32_precision():
     # 20,000 steps of log-emissions near -40: a running float32 sum of the step
     # normalisers would be off by ~1e-3 relative per 10^4 terms; the scan keeps none.

@@ -84,6 +84,23 @@ __all__ = ["forward", "forward_backward", "viterbi", "scan_vectors"]
 # One combine's temporaries are (chunk, K, K): at most this many elements each, so a
 # level of 5 million K = 8 pairs runs in a few chunks of 0.5 GiB (float64).
 _CHUNK_ELEMENTS = 1 << 26
+# How a batch of small (K, K) products is formed: "bmm" (cuBLAS/MKL batched GEMM) or
+# "broadcast" (an elementwise product (n, K, K, K) summed over its middle axis, chunked:
+# memory-bound and predictable where batched GEMM of 8 x 8 matrices runs far below the
+# card's bandwidth). benchmarks/bench_hmm.py --device cuda times both.
+PRODUCT = "bmm"
+
+
+def _products(W, R):
+    """``W @ R`` for batches W, R (n, K, K)."""
+    if PRODUCT == "bmm":
+        return torch.bmm(W, R)
+    return (W[:, :, :, None] * R[:, None, :, :]).sum(dim=2)
+
+
+def _product_width(K: int) -> int:
+    """Elements of one product's temporaries, for the chunk size."""
+    return K * K if PRODUCT == "bmm" else K ** 3
 
 
 def _chunks(n: int, K: int, per=None):
@@ -117,7 +134,7 @@ def _combine(R1, r1, f1, R2, r2, f2):
     (None: no resets)."""
     L = torch.log(R1).add_(r2[:, None, :])
     m = _safe_max(L, 2)
-    R, s = _divide_rows(torch.bmm(L.sub_(m).exp_(), R2), 2)
+    R, s = _divide_rows(_products(L.sub_(m).exp_(), R2), 2)
     del L
     lr = torch.log(s[..., 0]).add_(r1).add_(m[..., 0])
     r = lr.sub_(_safe_max(lr, 1))
@@ -133,7 +150,8 @@ def _apply(V, R, r, f):
     """``V E`` of vectors V (n, K) (rows sum to 1, or 0) and stored elements."""
     lv = torch.log(V).add_(r)
     w = lv.sub_(_safe_max(lv, 1)).exp_()
-    out = _divide_rows(torch.matmul(w[:, None, :], R)[:, 0, :], 1)[0]
+    y = torch.matmul(w[:, None, :], R)[:, 0, :] if PRODUCT == "bmm" else (w[:, :, None] * R).sum(1)
+    out = _divide_rows(y, 1)[0]
     return out if f is None else torch.where(f[:, None], R[:, 0, :], out)
 
 
@@ -171,7 +189,8 @@ class _Stored:
     def element_pairs(self, h):
         """Level above: element i = E_{2i} E_{2i+1} for i in 1..h-1."""
         parts = []
-        for a, b in _chunks(h - 1, self.R.shape[1]):
+        K = self.R.shape[1]
+        for a, b in _chunks(h - 1, K, per=_product_width(K)):
             # E_{2i} is row 2i - 1, E_{2i+1} row 2i, for i = a + 1 .. b.
             e0, o0, e1 = 2 * a + 1, 2 * a + 2, 2 * b + 1
             parts.append(_combine(self.R[e0:e1:2], self.r[e0:e1:2], _sl(self.f, e0, e1, 2),
@@ -228,7 +247,7 @@ class _Steps:
 
     def element_pairs(self, h):
         parts = []
-        for a, b in _chunks(h - 1, self.K):
+        for a, b in _chunks(h - 1, self.K, per=_product_width(self.K)):
             i0, i1 = 1 + a, 1 + b
             parts.append(_combine(*self.stored(2 * i0, 2 * i1, 2),
                                   *self.stored(2 * i0 + 1, 2 * i1, 2)))
