@@ -85,9 +85,10 @@ __all__ = ["forward", "forward_backward", "viterbi", "scan_vectors"]
 # level of 5 million K = 8 pairs runs in a few chunks of 0.5 GiB (float64).
 _CHUNK_ELEMENTS = 1 << 26
 # How a batch of small (K, K) products is formed: "bmm" (cuBLAS/MKL batched GEMM) or
-# "broadcast" (an elementwise product (n, K, K, K) summed over its middle axis, chunked:
-# memory-bound and predictable where batched GEMM of 8 x 8 matrices runs far below the
-# card's bandwidth). benchmarks/bench_hmm.py --device cuda times both.
+# "broadcast" (an elementwise product (n, K, K, K) summed over its middle axis, chunked;
+# plain memory-bound kernels, in case batched GEMM of tiny matrices runs well below the
+# card's bandwidth). Not yet measured on a GPU: benchmarks/bench_hmm.py --device cuda
+# times both, and the faster should be the default.
 PRODUCT = "bmm"
 
 
