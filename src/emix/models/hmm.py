@@ -471,8 +471,8 @@ class HMM(MixtureEstimator):
         is still a time step (it is *not* dropped, unlike in a mixture): its emission
         probability is 1 under every state, so the chain just propagates through it
         (``score_samples`` is 0 there, ``filter`` the one-step prediction). ``'error'``:
-        NaN is an :class:`emix.InputError`. inf is always an error. In-memory data
-        only: paths, sources and Dask arrays must be free of NaN for now.
+        NaN is an :class:`emix.InputError`. inf is always an error. Paths, sources and
+        Dask arrays are read the same way.
 
     Attributes
     ----------

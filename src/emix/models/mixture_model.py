@@ -155,9 +155,9 @@ class MixtureModel(MixtureEstimator):
         :class:`emix.MissingDataWarning` that counts them; at prediction they get the
         prior (``predict_proba`` = ``weights_``, ``score_samples`` = 0). ``'error'``:
         NaN is an :class:`emix.InputError`. inf is always an error. With no NaN in X
-        the results are those of complete data, bit for bit. In-memory data only:
-        paths, sources and Dask arrays must be free of NaN for now, and so must
-        ``partial_fit`` batches.
+        the results are those of complete data, bit for bit. Paths, sources and Dask
+        arrays are read the same way (an empty CSV cell or a Parquet null is NaN).
+        ``partial_fit`` drops a batch's rows with nothing observed without a warning.
 
     Attributes
     ----------
@@ -485,32 +485,58 @@ class MixtureModel(MixtureEstimator):
         The first batch fixes the columns and binds the family to its summary."""
         backend = resolve_backend(X, self.device)
         K = self.n_components
+        em = self.missing == "em"
         if first:
             family = self._make_family()
-            Xv, names = backend.validate(X, name="X")
+            with allow_nan(em):
+                Xv, names = backend.validate(X, name="X")
             D_in = Xv.shape[1]
             cols, family = self._select_columns(family, names, D_in)
             labels = column_labels(names, cols)
         else:
             D_in = self.n_features_in_
-            Xv, names = backend.validate(
-                X, name="X", n_features=D_in, allow_1d=(D_in == 1),
-                estimator_name=type(self).__name__,
-            )
+            with allow_nan(em):
+                Xv, names = backend.validate(
+                    X, name="X", n_features=D_in, allow_1d=(D_in == 1),
+                    estimator_name=type(self).__name__,
+                )
             self._check_feature_names(names)
             cols, family = self._columns_used, self.family_
             labels = column_labels(getattr(self, "feature_names_in_", None), cols)
         Xs = take_columns(Xv, cols, D_in)
+        any_missing = False
+        if em:
+            # Per batch, silently: a stream of batches would otherwise warn on each.
+            info = check_missing(Xs, "em", name="X", column_names=labels, fitting=False)
+            any_missing = info.any_missing
+            if info.any_all_missing:
+                keep = np.flatnonzero(~info.all_missing)
+                if sample_weight is not None:
+                    sample_weight = np.asarray(backend.to_numpy(sample_weight)).reshape(-1)
+                    if sample_weight.shape[0] == Xs.shape[0]:
+                        sample_weight = sample_weight[keep]
+                Xs = _take_rows(Xs, keep)
         N, D = Xs.shape
         w = self._checked_weights(backend, sample_weight, N, K if first else 1)
         X_host = np.asarray(backend.to_numpy(Xs), dtype=np.float64)
-        family.check_support(X_host, labels)
+        family.check_support(_zero_missing(X_host) if any_missing else X_host, labels)
         w_dev = None if w is None else backend.asarray_like(w, Xs)
         summary = None
         if first:
-            summary = backend.column_summary(Xs, w_dev)
+            if any_missing:
+                empty = np.flatnonzero(np.isnan(X_host).all(axis=0))
+                if empty.size:
+                    j = int(empty[0])
+                    raise InputError(
+                        f"column {labels[j] if labels is not None else j} has no observed "
+                        "value in the first batch: nothing can be estimated for it yet"
+                    )
+                summary = observed_summary(X_host, w)
+            else:
+                summary = backend.column_summary(Xs, w_dev)
             family = family.bind(summary, D)
-        problem = _FamilyProblem(backend, Xs, w_dev, family, K, self.block_size)
+        problem = _FamilyProblem(backend, Xs, w_dev, family, K, self.block_size,
+                                 missing=any_missing)
         if first:
             w_init = None if self.weights_init is None else check_weights_init(self.weights_init, K)
             p_init = None
@@ -857,15 +883,16 @@ def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtyp
     rng = as_generator(random_state)
     cum = np.cumsum(weights, axis=1)
     cum /= cum[:, -1:]
-    outs = np.empty((n_draws,) + X_all.shape)
-    for m in range(n_draws):
-        if draw_states is not None:
-            z = draw_states(rng)
-        else:
-            u = rng.random(weights.shape[0])
-            z = np.minimum((u[:, None] > cum).sum(axis=1), weights.shape[1] - 1)
-        outs[m] = X_all
-        outs[m][:, cols] = family.conditional_draw(fp, Xu, O, z, rng)
+    N = weights.shape[0]
+    if draw_states is not None:
+        z = np.concatenate([draw_states(rng) for _ in range(n_draws)])
+    else:
+        u = rng.random((n_draws, N))
+        z = np.minimum((u[:, :, None] > cum[None]).sum(axis=2), weights.shape[1] - 1).reshape(-1)
+    # All imputations in one call: the rows repeated n_draws times.
+    drawn = family.conditional_draw(fp, np.tile(Xu, (n_draws, 1)), np.tile(O, (n_draws, 1)), z, rng)
+    outs = np.repeat(X_all[None], n_draws, axis=0)
+    outs[:, :, cols] = drawn.reshape(n_draws, N, -1)
     return outs.astype(dtype, copy=False)
 
 
