@@ -53,6 +53,12 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 # Patterns processed together on the host: bounds the (patterns, K, D, D) temporaries.
 _PATTERN_CHUNK = 512
+# Patterns with fewer rows than this are evaluated row by row with gathered parameters
+# (one batched product per block) instead of one product per pattern.
+_SMALL_PATTERN = 32
+# The low-rank pass for full and tied covariances (see _LowRankKernel); False runs the
+# per-pattern natural-parameter pass for every type (kept as a reference).
+_LOW_RANK = True
 
 
 def quad_width(layout: str, D: int) -> int:
@@ -521,6 +527,30 @@ class _PatternKernel:
             "zero": ops.zeros((), dtype=self.np_dtype),
         }
 
+    def _split(self, start, stop):
+        """The block's pattern segments: large ones (one product each) and the rows of
+        small ones, gathered: ``(big, small)`` with ``small`` None or ``(rows, pids,
+        rounds)`` (host arrays: local row indices, each row's pattern, and the
+        (positions in rows, patterns) of each summation round)."""
+        segs = self.groups.segments(start, stop)
+        counts = np.diff(self.groups.starts)
+        big = [(p, a, b) for p, a, b in segs if counts[p] >= _SMALL_PATTERN or b - a >= _SMALL_PATTERN]
+        few = [(p, a, b) for p, a, b in segs if not (counts[p] >= _SMALL_PATTERN or b - a >= _SMALL_PATTERN)]
+        if not few:
+            return big, None
+        rows = np.concatenate([np.arange(a, b) for _, a, b in few])
+        pids = np.concatenate([np.full(b - a, p) for p, a, b in few])
+        # Rows summed per pattern in rounds: round j adds the j-th row of every pattern
+        # that has one, so the patterns of a round are distinct (an indexed add is then
+        # exact) and there are fewer than _SMALL_PATTERN rounds.
+        offsets = np.concatenate([[0], np.cumsum([b - a for _, a, b in few])])
+        sizes = np.diff(offsets)
+        rounds = []
+        for j in range(int(sizes.max())):
+            have = np.flatnonzero(sizes > j)
+            rounds.append((offsets[have] + j, np.array([few[i][0] for i in have])))
+        return big, (rows, pids, rounds)
+
     def _log_joint(self, ops, st, Xb, start, stop):
         rows = stop - start
         if self.np_dtype != ops.dtype:
@@ -530,14 +560,27 @@ class _PatternKernel:
         masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
                         st["zero"])
         LT = ops.scratch("mLT", (self.K, rows), dtype=self.np_dtype)
-        segs = self.groups.segments(start, stop)
+        big, small = self._split(start, stop)
         eta = st["eta"]
-        for p, a, b in segs:
+        for p, a, b in big:
             LT[:, a:b] = ops.matmul(eta[p], FT[:, a:b])
-        return FT, LT, segs
+        dev = None
+        if small is not None:
+            # Rows of rare patterns: a product per pattern would cost more in calls than
+            # in arithmetic, so each row is multiplied by its pattern's parameters,
+            # gathered (rows, K, M), in one batched product.
+            ri = ops.asarray(small[0], dtype=np.int64)
+            pi = ops.asarray(small[1], dtype=np.int64)
+            Fs = ops.take(FT, ri, axis=1)  # (M, n)
+            Eg = ops.take(eta, pi, axis=0)  # (n, K, M)
+            LT[:, ri] = ops.matmul(Eg, Fs.T[:, :, None])[:, :, 0].T
+            rounds = [(ops.asarray(r, dtype=np.int64), ops.asarray(p, dtype=np.int64))
+                      for r, p in small[2]]
+            dev = (ri, Fs, rounds)
+        return FT, LT, (big, dev)
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
-        FT, LT, segs = self._log_joint(ops, st, Xb, start, stop)
+        FT, LT, (big, small) = self._log_joint(ops, st, Xb, start, stop)
         lse = ops.softmax_cols_(LT, self.dead)
         if wb is not None and self.np_dtype != ops.dtype:
             wb = ops.cast(wb, self.np_dtype)
@@ -545,8 +588,14 @@ class _PatternKernel:
         if wb is not None:
             LT *= wb
         obs = acc["obs"]
-        for p, a, b in segs:
+        for p, a, b in big:
             obs[p] += ops.cast(ops.weighted_stats(LT[:, a:b], FT[:, a:b]), ops.f64)
+        if small is not None:
+            ri, Fs, rounds = small
+            Rs = ops.take(LT, ri, axis=1)  # (K, n)
+            contrib = ops.cast(Rs.T[:, :, None] * Fs.T[:, None, :], ops.f64)  # (n, K, M)
+            for r, pr in rounds:
+                obs[pr] += ops.take(contrib, r, axis=0)
 
 
 def _stats_from_layout(ct, frame, out, loglik, weight_sum, n_rows, D):
@@ -582,8 +631,22 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
     n, D = Xs.shape
     K = plan.n_components
     np_dtype = backend.numpy_dtype(Xs)
-    marg, mu, prec, eta = plan_marginals(plan, groups)
     dead = np.flatnonzero(np.isneginf(plan.const))
+    if ws is None:
+        wsum = float(n)
+    elif weight_sum is not None:
+        wsum = float(weight_sum)
+    else:
+        wsum = float(np.sum(backend.to_numpy(ws), dtype=np.float64))
+    if ct in ("full", "tied") and _LOW_RANK:
+        lr, quad = _lowrank_setup(plan, groups)
+        kernel = _LowRankKernel(groups, lr, quad, plan.frame, K, D, np_dtype, dead,
+                                plan.needs_anchors(np_dtype))
+        acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size,
+                                 width=max(K, kernel.M))
+        out = lowrank_moments(lr, acc, K, D)
+        return _stats_from_layout(ct, plan.frame, out, float(acc["loglik"]), wsum, n, D)
+    marg, mu, prec, eta = plan_marginals(plan, groups)
     # Components whose expansion would cancel in the data's dtype (see
     # EStepPlan.needs_anchors) are computed in float64 here.
     f64 = plan.needs_anchors(np_dtype)
@@ -631,3 +694,273 @@ def log_joint_missing(backend, Xs, groups: PatternGroups, plan, *, block_size=No
     acc = backend.stats_pass(Xs, None, _LogJointPass(kernel, n), block_size=block_size,
                              width=max(K, kernel.M))
     return acc["L"]
+
+
+# --------------------------------------------------------------------------- low-rank pass
+# For full (and tied) covariances the pass above pays, per pattern, a D x D matrix on the
+# host and two (K x M) products on the device. The marginal precision differs from the
+# full one by a rank-m term, Lambda = P - PM^T C PM with C = P_MM^-1 = Linv^T Linv, so
+# with the missing cells of z set to 0 (and w = z - mu on the observed cells):
+#
+#   -1/2 w^T Lambda w = [-1/2 z^T P z] + P(mu*o) . z - 1/2 (mu*o)^T P (mu*o)
+#                       + 1/2 |Linv PM z - Linv PM (mu*o)|^2
+#
+# The bracket is the complete-data quadratic term, one product for every row of a block;
+# the rest is a (K (m+1)) x (D+1) matrix per pattern. The statistics likewise: the
+# observed moments of all rows are one product per block, and the missing cells' fills
+# E[z_M | z_O, k] = B z + c (B = -C PM) give the cross moments sum r fill z^T and sum r
+# fill fill^T per pattern, (K, m, D) and (K, m, m), summed per pattern on the device and
+# scattered on the host. Host work per (pattern, component) is O(m^2 D), not O(D^2).
+def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
+    """Per-pattern matrices of the low-rank pass, grouped by number of missing cells.
+
+    Parameters
+    ----------
+    mu : (K, D) frame means; prec : (K, D, D) frame precisions
+    const : (K,) ``log w_k + log det U_k (data units) - D/2 log 2 pi``
+    log_scale : log of the frame's scale
+    groups : PatternGroups, patterns sorted by number of missing cells (none complete)
+
+    Returns
+    -------
+    list of dict with ``lo``, ``hi`` (the patterns), ``m``, ``mis`` (P_m, m), ``A``
+    (P_m, K m + K, D + 1) log-density matrices, ``BC`` (P_m, K m, D + 1) fill
+    matrices, ``C`` (P_m, K, m, m) conditional covariances
+    """
+    mu = np.asarray(mu, dtype=np.float64)
+    prec = np.asarray(prec, dtype=np.float64)
+    K, D = mu.shape
+    obs = groups.observed
+    of = obs.astype(np.float64)
+    n_miss = groups.n_missing
+    Pmu = (prec @ mu[:, :, None])[..., 0]  # (K, D)
+    muPmu = np.sum(mu * Pmu, axis=1)  # (K,)
+    out = []
+    lo = 0
+    P = obs.shape[0]
+    while lo < P:
+        m = int(n_miss[lo])
+        hi = int(np.searchsorted(n_miss, m, side="right"))
+        np_ = hi - lo
+        mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)
+        PM = np.moveaxis(prec[:, mis, :], 0, 1)  # (np, K, m, D)
+        PMM = np.take_along_axis(PM, mis[:, None, None, :], axis=3)  # (np, K, m, m)
+        L = np.linalg.cholesky(PMM)
+        logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=2, axis2=3)), axis=2)  # (np, K)
+        Linv = np.linalg.solve(L, np.broadcast_to(np.eye(m), PMM.shape))
+        W = Linv @ PM  # (np, K, m, D)
+        muo = mu[None] * of[lo:hi, None, :]  # (np, K, D)
+        muM = np.moveaxis(mu[:, mis], 0, 1)  # (np, K, m)
+        d = np.sum(W * muo[:, :, None, :], axis=3)  # (np, K, m)
+        PMmu = np.sum(PM * mu[None, :, None, :], axis=3)  # (np, K, m)
+        lin = Pmu[None] - np.sum(PM * muM[..., None], axis=2)  # (np, K, D)
+        quad_o = (muPmu[None] - 2.0 * np.sum(muM * PMmu, axis=2)
+                  + np.einsum("pki,pkij,pkj->pk", muM, PMM, muM))
+        with np.errstate(invalid="ignore"):
+            cst = (const[None] + 0.5 * m * _LOG_2PI - 0.5 * (logdet - 2.0 * m * log_scale)
+                   - 0.5 * quad_o)  # (np, K)
+        A = np.empty((np_, K * m + K, D + 1))
+        A[:, : K * m, :D] = W.reshape(np_, K * m, D)
+        A[:, : K * m, D] = -d.reshape(np_, K * m)
+        A[:, K * m :, :D] = lin
+        A[:, K * m :, D] = cst
+        C = np.swapaxes(Linv, 2, 3) @ Linv
+        C = 0.5 * (C + np.swapaxes(C, 2, 3))
+        B = -(C @ PM)  # (np, K, m, D); its M columns multiply zeros
+        c = muM - np.sum(B * muo[:, :, None, :], axis=3)
+        BC = np.empty((np_, K * m, D + 1))
+        BC[:, :, :D] = B.reshape(np_, K * m, D)
+        BC[:, :, D] = c.reshape(np_, K * m)
+        out.append({"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C,
+                    "AB": np.concatenate([A, BC], axis=1)})
+        lo = hi
+    return out
+
+
+class _LowRankKernel:
+    """The low-rank pass (see above) over rows with missing cells sorted by pattern."""
+
+    def __init__(self, groups, lr, quad, frame, K, D, np_dtype, dead, f64=False, stats=True):
+        self.groups, self.lr, self.quad, self.frame = groups, lr, quad, frame
+        self.K, self.D = K, D
+        self.np_dtype = np.dtype(np.float64 if f64 else np_dtype)
+        self.Q = D * (D + 1) // 2
+        self.M = self.Q + D + 1
+        self.dead = dead
+        # Each pattern's group and its index within it.
+        self.group_of = np.empty(groups.n_patterns, dtype=np.intp)
+        for i, g in enumerate(lr):
+            self.group_of[g["lo"] : g["hi"]] = i
+        self.counts = np.diff(groups.starts)
+        self.acc_shapes = {"obs": (K, self.M), "loglik": ()}
+        if stats:
+            for g in lr:
+                m, n = g["m"], g["hi"] - g["lo"]
+                self.acc_shapes.update({
+                    f"x{m}": (n, K, m, D), f"mm{m}": (n, K, m, m), f"s{m}": (n, K, m),
+                    f"n{m}": (n, K),
+                })
+
+    def setup(self, ops):
+        dt = self.np_dtype
+        return {
+            "inv_scale": float(dt.type(1.0 / self.frame.scale)),
+            "center": ops.asarray(self.frame.center, dtype=dt),
+            "quad": ops.asarray(np.ascontiguousarray(self.quad), dtype=dt),
+            "AB": [ops.asarray(g["AB"], dtype=dt) for g in self.lr],
+            "zero": ops.zeros((), dtype=dt),
+            "ar": ops.asarray(np.arange(self.K), dtype=np.int64),
+        }
+
+    def _plan_block(self, start, stop):
+        """``(big, small)``: big segments ``(g, pl, a, b)``; small rows per group ``g ->
+        (rows, local pattern ids, rounds)``."""
+        segs = self.groups.segments(start, stop)
+        big, few = [], {}
+        for p, a, b in segs:
+            g = int(self.group_of[p])
+            pl = p - self.lr[g]["lo"]
+            if self.counts[p] >= _SMALL_PATTERN or b - a >= _SMALL_PATTERN:
+                big.append((g, pl, a, b))
+            else:
+                few.setdefault(g, []).append((pl, a, b))
+        small = {}
+        for g, lst in few.items():
+            rows = np.concatenate([np.arange(a, b) for _, a, b in lst])
+            pids = np.concatenate([np.full(b - a, pl) for pl, a, b in lst])
+            sizes = np.array([b - a for _, a, b in lst])
+            offsets = np.concatenate([[0], np.cumsum(sizes)])
+            rounds = []
+            for j in range(int(sizes.max())):
+                have = np.flatnonzero(sizes > j)
+                rounds.append((offsets[have] + j, np.array([lst[i][0] for i in have])))
+            small[g] = (rows, pids, rounds)
+        return big, small
+
+    def _log_joint(self, ops, st, Xb, start, stop):
+        K, D, Q = self.K, self.D, self.Q
+        rows = stop - start
+        if self.np_dtype != ops.dtype:
+            Xb = ops.cast(Xb, self.np_dtype)
+        FT = ops.scratch("lrFT", (self.M, rows), dtype=self.np_dtype)
+        FT[-1] = 1.0
+        masked_features(ops, FT, Xb, st["center"], st["inv_scale"], "full", D, st["zero"])
+        Z1 = FT[Q:]  # (D + 1, rows): [z; 1]
+        LT = ops.scratch("lrLT", (K, rows), dtype=self.np_dtype)
+        ops.matmul(st["quad"], FT[:Q], out=LT)
+        big, small = self._plan_block(start, stop)
+        fills = []
+        for g, pl, a, b in big:
+            m = self.lr[g]["m"]
+            # One product gives the log-density terms and the fills (used by block).
+            out = ops.matmul(st["AB"][g][pl], Z1[:, a:b])  # (K m + K + K m, n)
+            Wz = out[: K * m].reshape(K, m, b - a)
+            LT[:, a:b] += out[K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=1)
+            fills.append(out[K * m + K :])
+        dev = {}
+        for g, (rws, pids, rounds) in small.items():
+            m = self.lr[g]["m"]
+            ri = ops.asarray(rws, dtype=np.int64)
+            pi = ops.asarray(pids, dtype=np.int64)
+            Zs = ops.take(Z1, ri, axis=1)  # (D + 1, n)
+            ABg = ops.take(st["AB"][g], pi, axis=0)  # (n, K m + K + K m, D + 1)
+            out = ops.matmul(ABg, Zs.T[:, :, None])[:, :, 0]  # (n, K m + K + K m)
+            n = rws.size
+            Wz = out[:, : K * m].reshape(n, K, m)
+            corr = out[:, K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=2)  # (n, K)
+            LT[:, ri] = LT[:, ri] + corr.T
+            dev[g] = (ri, Zs, rounds, out[:, K * m + K :].reshape(n, K, m))
+        return FT, LT, (big, fills), dev
+
+    def block(self, ops, st, Xb, wb, acc, start, stop):
+        K, D, Q = self.K, self.D, self.Q
+        FT, LT, (big, fills), small = self._log_joint(ops, st, Xb, start, stop)
+        lse = ops.softmax_cols_(LT, self.dead)
+        if wb is not None and self.np_dtype != ops.dtype:
+            wb = ops.cast(wb, self.np_dtype)
+        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
+        if wb is not None:
+            LT *= wb
+        acc["obs"] += ops.cast(ops.weighted_stats(LT, FT), ops.f64)
+        Z1 = FT[Q:]
+        ar = st["ar"]
+        f64 = ops.f64
+        for (g, pl, a, b), Fm in zip(big, fills):
+            m = self.lr[g]["m"]
+            n = b - a
+            R = LT[:, a:b]
+            Rf = (Fm.reshape(K, m, n) * R[:, None, :]).reshape(K * m, n)
+            # One product for the cross moments with z and with the fills.
+            both = ops.matmul(Rf, ops.concat([Z1[:D, a:b], Fm], axis=0).T)  # (K m, D + K m)
+            MM = both[:, D:].reshape(K, m, K, m)[ar, :, ar, :]  # (K, m, m)
+            acc[f"x{m}"][pl] += ops.cast(both[:, :D], f64).reshape(K, m, D)
+            acc[f"mm{m}"][pl] += ops.cast(MM, f64)
+            acc[f"s{m}"][pl] += ops.sum64(Rf, axis=1).reshape(K, m)
+            acc[f"n{m}"][pl] += ops.sum64(R, axis=1)
+        for g, (ri, Zs, rounds, Fm) in small.items():
+            m = self.lr[g]["m"]
+            Rr = ops.take(LT, ri, axis=1).T  # (n, K)
+            Rf = Fm * Rr[:, :, None]  # (n, K, m)
+            z = Zs[:D].T  # (n, D)
+            cross = ops.cast(Rf[:, :, :, None] * z[:, None, None, :], f64)
+            MM = ops.cast(Rf[:, :, :, None] * Fm[:, :, None, :], f64)
+            Rf64 = ops.cast(Rf, f64)
+            Rr64 = ops.cast(Rr, f64)
+            for r, pr in rounds:
+                r_dev = ops.asarray(r, dtype=np.int64)
+                p_dev = ops.asarray(pr, dtype=np.int64)
+                acc[f"x{m}"][p_dev] += ops.take(cross, r_dev, axis=0)
+                acc[f"mm{m}"][p_dev] += ops.take(MM, r_dev, axis=0)
+                acc[f"s{m}"][p_dev] += ops.take(Rf64, r_dev, axis=0)
+                acc[f"n{m}"][p_dev] += ops.take(Rr64, r_dev, axis=0)
+
+
+def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
+    """Expected moments (K, M) in the full layout from the low-rank pass's sums."""
+    Q = D * (D + 1) // 2
+    obs = np.asarray(acc["obs"], dtype=np.float64)
+    iu, ju = np.triu_indices(D)
+    pos = np.empty((D, D), dtype=np.intp)
+    pos[iu, ju] = np.arange(Q)
+    pos[ju, iu] = np.arange(Q)
+    S2 = obs[:, pos.ravel()].reshape(K, D, D)
+    S2x = np.zeros((K, D * D))
+    S2m = np.zeros((K, D * D))
+    S1 = np.zeros((K, D))
+    for g in lr:
+        m, mis = g["m"], g["mis"]
+        X = acc[f"x{m}"]  # (P_m, K, m, D)
+        MM = acc[f"mm{m}"] + acc[f"n{m}"][:, :, None, None] * g["C"]
+        s = acc[f"s{m}"]
+        cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()
+        cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()
+        Xk = np.moveaxis(X, 1, -1).reshape(-1, K)
+        Mk = np.moveaxis(MM, 1, -1).reshape(-1, K)
+        Sk = np.moveaxis(s, 1, -1).reshape(-1, K)
+        flat = mis.ravel()
+        for k in range(K):
+            S2x[k] += np.bincount(cells_x, Xk[:, k], minlength=D * D)
+            S2m[k] += np.bincount(cells_mm, Mk[:, k], minlength=D * D)
+            S1[k] += np.bincount(flat, Sk[:, k], minlength=D)
+    S2x = S2x.reshape(K, D, D)
+    S2 = S2 + S2x + np.swapaxes(S2x, 1, 2) + S2m.reshape(K, D, D)
+    out = obs.copy()
+    out[:, :Q] = S2[:, iu, ju]
+    out[:, Q : Q + D] += S1
+    return out
+
+
+def _lowrank_setup(plan, groups):
+    ct = plan.covariance_type
+    mu = np.asarray(plan.anchors, dtype=np.float64)
+    K, D = mu.shape
+    U = np.asarray(plan.prec, dtype=np.float64)
+    if ct == "full":
+        prec = U @ np.swapaxes(U, 1, 2)
+    else:
+        prec = np.broadcast_to(U @ U.T, (K, D, D))
+    iu, ju = np.triu_indices(D)
+    quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, Q)
+    lr = lowrank_params(mu, prec, np.asarray(plan.const, dtype=np.float64),
+                        math.log(plan.frame.scale), groups)
+    return lr, quad
