@@ -279,3 +279,64 @@ def test_screening_shortcut_flags_what_the_eigenvalues_flag(rng, ct):
         assert {i.component for i in got if i.kind == "collapsed"} == want, case
         if case % 3 and ct == "full":
             assert want  # the constructed cases are flagged
+
+
+# --------------------------------------------------------------------------- CUDA
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_cuda_streamed_pass_and_fit_equal_numpy(rng, dtype, monkeypatch):
+    """Pinned host data streamed through two device buffers on a side stream give
+    NumPy's statistics, log-joint, fit and predictions."""
+    X, w, kw, plan, centers = _problem(rng, "full", dtype, True, n=5000)
+    nb = NumpyBackend()
+    tb = TorchBackend("cuda", memory=X.nbytes)  # the data do not "fit": they stream
+    Xh, _ = tb.validate(X)
+    assert Xh.device.type == "cpu" and tb.is_host_held(Xh) and Xh.is_pinned()
+    wh = tb.asarray_like(w, Xh)
+    got = GK.mixture_pass(tb, Xh, wh, plan, **kw)
+    _same_stats(GK.mixture_pass(nb, X, w, plan, **kw), got, RTOL[dtype])
+    many = GK.mixture_pass(tb, Xh, wh, plan, block_size=333, **kw)  # 16 blocks, short last
+    _same_stats(got, many, RTOL[dtype])
+    _close(GK.log_joint(nb, X, plan), GK.log_joint(tb, Xh, plan), RTOL[dtype], "log_joint")
+    summary, ref = tb.column_summary(Xh, wh), nb.column_summary(X, w)
+    for key in ("mean", "var", "min", "max"):
+        _close(ref[key], summary[key], 1e-12, key)
+
+    monkeypatch.setattr(TB, "device_free_bytes", lambda device: X.nbytes // 2)
+    fit_kw = dict(covariance_type="full", random_state=0, max_iter=10, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_fit = emix.GaussianMixture(K, **fit_kw).fit(X)
+        got_fit = emix.GaussianMixture(K, device="cuda", **fit_kw).fit(X)
+    assert got_fit.lower_bound_ == pytest.approx(ref_fit.lower_bound_, rel=RTOL[dtype])
+    np.testing.assert_allclose(got_fit.predict_proba(X), ref_fit.predict_proba(X),
+                               atol=100 * RTOL[dtype])
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_kernels_per_iteration_do_not_grow_with_n(rng):
+    from emix.backends._torch_launches import ops_per_iteration
+
+    counts = {}
+    for n in (2000, 40000):
+        X = torch.from_numpy(_data(rng, np.float32, n)).cuda()
+        means = np.array([[500.0] * D, [680, 680, 500, 530], [500, 710, 710, 440]])
+
+        def fit(it, X=X, means=means):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                emix.GaussianMixture(K, covariance_type="full", means_init=means,
+                                     weights_init=np.full(K, 1 / K),
+                                     precisions_init=np.tile(np.eye(D) / 900.0, (K, 1, 1)),
+                                     tol=0.0, max_iter=it, device="cuda").fit(X)
+
+        counts[n] = ops_per_iteration(fit, n_iter=2)
+    assert counts[2000]["cuda_kernels"] == counts[40000]["cuda_kernels"], counts
+    assert counts[2000]["cuda_kernels"] <= 100, counts
+    # One download of the statistics per pass; uploads do not synchronise.
+    assert counts[2000]["cuda_syncs"] <= 2, counts

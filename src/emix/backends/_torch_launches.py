@@ -66,7 +66,8 @@ def count_ops(fn) -> dict:
     -------
     dict with ``ops`` (outermost ATen operations that run a kernel or a copy), ``by_name``
     (their counts per name) and, when CUDA is available, ``cuda_kernels`` (kernel
-    events on the GPU) and ``cuda_syncs`` (stream/device synchronisations).
+    events on the GPU), ``cuda_syncs`` (stream/device synchronisations) and
+    ``cuda_busy_ms`` (summed durations of the GPU's kernels and copies).
     """
     from torch.profiler import ProfilerActivity, profile
 
@@ -86,15 +87,19 @@ def count_ops(fn) -> dict:
     out = {"ops": len(names), "by_name": dict(sorted(by_name.items(), key=lambda kv: -kv[1]))}
     if cuda:
         kernels = syncs = 0
+        kernel_us = 0.0
         for e in events:
             dev = getattr(e, "device_type", None)
-            if dev is not None and "CUDA" in str(dev) and not e.name.startswith(("Memcpy", "Memset")):
-                kernels += 1
+            if dev is not None and "CUDA" in str(dev):
+                if not e.name.startswith(("Memcpy", "Memset")):
+                    kernels += 1
+                kernel_us += e.time_range.elapsed_us()
             if e.name in ("cudaStreamSynchronize", "cudaDeviceSynchronize",
                           "cudaEventSynchronize"):
                 syncs += 1
         out["cuda_kernels"] = kernels
         out["cuda_syncs"] = syncs
+        out["cuda_busy_ms"] = kernel_us / 1e3  # kernels and copies on the GPU's clock
     return out
 
 
@@ -110,14 +115,14 @@ def ops_per_iteration(fit, n_iter: int = 3) -> dict:
 
     Returns
     -------
-    dict with the per-iteration ``ops`` (and ``cuda_kernels``, ``cuda_syncs`` on CUDA) as
-    floats, and ``by_name`` per iteration.
+    dict with the per-iteration ``ops`` (and ``cuda_kernels``, ``cuda_syncs``,
+    ``cuda_busy_ms`` on CUDA) as floats, and ``by_name`` per iteration.
     """
     fit(1)  # warm-up: lazy initialisation is not an iteration's cost
     one = count_ops(lambda: fit(1))
     more = count_ops(lambda: fit(1 + n_iter))
     out = {}
-    for key in ("ops", "cuda_kernels", "cuda_syncs"):
+    for key in ("ops", "cuda_kernels", "cuda_syncs", "cuda_busy_ms"):
         if key in one:
             out[key] = (more[key] - one[key]) / n_iter
     names = set(one["by_name"]) | set(more["by_name"])
