@@ -4,7 +4,9 @@
 # pomegranate and its pure-Python deps) are installed into a private folder. Results go
 # to $OUT as they are produced, so a run cut short by its time limit still reports.
 #
-#   usage: OUT=/some/dir bash benchmarks/gpu/run_h200.sh [gmm_seconds] [hmm_seconds]
+#   first, here: bash benchmarks/gpu/fetch_wheels.sh
+#   there:       OUT=/some/dir bash benchmarks/gpu/run_h200.sh [gmm_seconds] [hmm_seconds]
+#   (device tool: carry [".whl"], timeout_s about 450)
 set -u
 OUT=${OUT:-/tmp/emix-gpu}
 mkdir -p "$OUT"
