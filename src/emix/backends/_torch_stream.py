@@ -75,6 +75,10 @@ def host_blocks(X, w, rows: int, device, dtype=None):
     if cuda:
         compute = torch.cuda.current_stream(device)
         side = torch.cuda.Stream(device)
+        for buf in xbuf + (wbuf or []):
+            # Written on the side stream: freeing them (also when the consumer stops
+            # early) must wait for those copies.
+            buf.record_stream(side)
         copied = [torch.cuda.Event() for _ in range(n_buf)]
         freed = [None] * n_buf
     starts = list(range(0, N, rows))

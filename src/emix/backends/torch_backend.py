@@ -278,8 +278,14 @@ class TorchBackend:
 
     # ------------------------------------------------------------------ placement
     def free_bytes(self) -> int | None:
-        """Device memory to plan with: ``memory`` if given, else the device's figure."""
-        return self.memory if self.memory is not None else device_free_bytes(self.device)
+        """Device memory to plan with: ``memory`` if given, else the device's figure,
+        asked once per backend (a fit): every pass then sizes its blocks alike, and
+        no pass pays for the query."""
+        if self.memory is not None:
+            return self.memory
+        if not hasattr(self, "_free"):
+            self._free = device_free_bytes(self.device)
+        return self._free
 
     def is_host_held(self, X) -> bool:
         """Whether ``X`` stays on the host and streams to the device block by block."""
@@ -293,7 +299,9 @@ class TorchBackend:
         free = self.free_bytes()
         nbytes = X.element_size() * X.numel()
         if free is None or nbytes <= _DATA_SHARE * free or X.device.type != "cpu":
-            return X.to(self.device)
+            X = X.to(self.device)
+            self.__dict__.pop("_free", None)  # the data took some: ask again
+            return X
         from . import _torch_stream
 
         X = _torch_stream.pin(X) if self.device.type == "cuda" else X.view(X.shape)
