@@ -210,18 +210,31 @@ def test_complete_blocks_take_the_complete_path_bit_for_bit(name, rng):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_the_start_uses_observed_weighted_means(name, rng):
+def test_the_start_fills_missing_cells_with_observed_column_means(name, rng):
     fam, params, X, _, _ = _case(name, rng, N=40)
     R = rng.dirichlet(np.ones(K), size=X.shape[0])
     acc = NumpyBackend().stats_pass(X, None, GivenRespKernel(fam, lambda i, j: R[i:j], K),
                                     block_size=7)
-    S = stats_from_acc(acc, X.shape[0], fam).S
-    ops = NumpyOps(np.float64)
-    O = ~np.isnan(X)
-    F, Fobs = fam.missing_features(ops, X, O)
-    obs_sum = R.T @ F.T  # (K, M) over observed features
-    obs_w = R.T @ Fobs.T
-    np.testing.assert_allclose(S, obs_sum / obs_w * R.sum(axis=0)[:, None], rtol=1e-12)
+    filled = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+    want = R.T @ fam.features(NumpyOps(np.float64), filled).T
+    np.testing.assert_allclose(stats_from_acc(acc, X.shape[0], fam).S, want, rtol=1e-12)
+
+
+def test_a_gaussian_start_with_missing_cells_is_positive_definite(rng):
+    """Per-feature observed means (pairwise deletion) can give an indefinite start on
+    correlated data; filled rows cannot."""
+    from emix import HMM
+
+    fails = 0
+    for seed in range(5):
+        r = np.random.default_rng(seed)
+        C = np.full((4, 4), 0.95) + 0.05 * np.eye(4)
+        X = r.multivariate_normal(np.zeros(4), C, 60)
+        X[r.random(X.shape) < 0.5] = np.nan
+        X[np.isnan(X).all(axis=1), 0] = 0.0
+        m = HMM(2, "gaussian", covariance_type="full", random_state=seed, max_iter=0).fit(X)
+        fails += not np.all(np.linalg.eigvalsh(m.covariances_) > 0)
+    assert fails == 0
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -160,6 +160,11 @@ class Family:
 
         new = copy.copy(self)
         new.n_features = int(n_features)
+        mean = None if summary is None else summary.get("mean")
+        # Where a start puts missing cells (see start_features): the column's mean
+        # over its observed values.
+        new.start_fill = (np.zeros(new.n_features) if mean is None
+                          else np.asarray(mean, dtype=np.float64).reshape(-1))
         return new
 
     # -------------------------------------------------------------- data
@@ -287,6 +292,27 @@ class Family:
         """
         F, Fobs, _, _ = self._masked_block(ops, Xb, O)
         return F, Fobs
+
+    def start_features(self, ops, Xb, O):
+        """The features a start uses for a block with missing cells, shape (M, rows).
+
+        A start has responsibilities but no parameters to take expectations under, so
+        each missing cell is set to its column's mean over the observed values
+        (``start_fill``, fixed at :meth:`bind`) and the row's features are those of the
+        completed row. Unlike averaging each feature over the rows that observe it,
+        this keeps a Gaussian's first covariances positive semi-definite (they are the
+        scatter of actual vectors); a categorical column's filled code, a fraction, has
+        no one-hot feature, so the first probabilities are the observed shares.
+
+        Parameters
+        ----------
+        Xb : array of shape (rows, D), NaN where missing
+        O : bool array of shape (rows, D), True where observed
+        """
+        Oe = self.missing_observed(ops, O)
+        fill = getattr(self, "start_fill", None)
+        fill = np.zeros(Xb.shape[1]) if fill is None else fill
+        return self.features(ops, ops.where(Oe, Xb, ops.asarray(fill[None, :])))
 
     def _masked_block(self, ops, Xb, O):
         """``(F, Fobs, Oc, Xf)``: :meth:`missing_features`, the observed cells ``Oc``

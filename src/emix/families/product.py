@@ -261,6 +261,11 @@ class Product(Family):
         return (ops.concat([p[0] for p in pairs], axis=0),
                 ops.concat([p[1] for p in pairs], axis=0))
 
+    def start_features(self, ops, Xb, O):
+        blocks = [fam.start_features(ops, Xb[:, ix], O[:, ix])
+                  for (fam, _), ix in zip(self.parts, self._index)]
+        return blocks[0] if len(blocks) == 1 else ops.concat(blocks, axis=0)
+
     def conditional_means(self, params, X, O):
         out = None
         for i, (fam, cols) in enumerate(self.parts):

@@ -148,12 +148,10 @@ class MixtureKernel(_Base):
 class GivenRespKernel(_Base):
     """Statistics from responsibilities given by the caller (initialisation).
 
-    With missing cells there are no parameters yet to take expectations under, so the
-    start uses the observed cells only: each component's statistic of a feature is its
-    responsibility-weighted mean over the rows that observe the feature, times the
-    component's count (accumulated as the observed sums ``S`` and the mass of rows
-    missing each feature, ``S_miss``; :func:`stats_from_acc` combines them). For
-    column-wise features that is the per-column weighted mean of the observed values.
+    With missing cells there are no parameters yet to take expectations under: a
+    block with NaN takes the family's ``start_features``, the features of its rows
+    with each missing cell at its column's observed mean (see
+    :meth:`emix.families._base.Family.start_features`).
 
     Parameters
     ----------
@@ -166,8 +164,6 @@ class GivenRespKernel(_Base):
         super().__init__(family, K, missing)
         self.resp = resp
         self.params = params
-        if self.missing:
-            self.acc_shapes["S_miss"] = (K, self.M)
 
     def setup(self, ops):
         # Latent-scale families weight initial statistics by their own start values.
@@ -178,13 +174,11 @@ class GivenRespKernel(_Base):
         if O is None:
             F = self.family.features(ops, Xb)
         else:
-            F, Fobs = self.family.missing_features(ops, Xb, O)
+            F = self.family.start_features(ops, Xb, O)
         # A copy: the caller's array must not be weighted in place.
         R = ops.asarray(np.array(np.asarray(self.resp(start, stop)).T, dtype=np.float64, order="C"))
         extra = self.family.initial_extra(ops, R) if self.family.extra_stats else {}
         self._accumulate(ops, F, R, wb, acc, None, extra)
-        if O is not None:  # R is weighted now
-            acc["S_miss"] += ops.cast(ops.weighted_stats(R, 1.0 - Fobs), ops.f64)
 
 
 class LogJointKernel:
@@ -215,12 +209,8 @@ class LogJointKernel:
 
 def stats_from_acc(acc: dict, n_rows: int, family) -> MixtureStats:
     """The accumulators of a pass as :class:`MixtureStats`."""
-    S = acc["S"]
-    miss = acc.get("S_miss")
-    if miss is not None and np.any(miss):
-        S = _fill_start_stats(S, acc["nk"], miss)
     return MixtureStats(
-        S=S,
+        S=acc["S"],
         nk=acc["nk"],
         loglik=float(acc["loglik"]),
         weight_sum=float(acc["wsum"]),
@@ -228,27 +218,3 @@ def stats_from_acc(acc: dict, n_rows: int, family) -> MixtureStats:
         extra={name: acc[name] for name in family.extra_stats},
     )
 
-
-def _fill_start_stats(S_obs: np.ndarray, nk: np.ndarray, miss: np.ndarray) -> np.ndarray:
-    """Starting statistics with missing features at the observed weighted means.
-
-    Parameters
-    ----------
-    S_obs : ndarray of shape (K, M), sums over the observed features
-    nk : ndarray of shape (K,)
-    miss : ndarray of shape (K, M), responsibility mass of the rows missing each feature
-
-    Returns
-    -------
-    ndarray of shape (K, M): ``S_obs + miss * S_obs / (nk - miss)``; where a component
-    observes a feature in no row, the mean over all components' observed rows (0 when
-    no row observes it).
-    """
-    W_obs = np.maximum(nk[:, None] - miss, 0.0)
-    pooled_w = W_obs.sum(axis=0)
-    pooled = np.divide(S_obs.sum(axis=0), pooled_w, out=np.zeros(S_obs.shape[1]),
-                       where=pooled_w > 0)
-    tiny = 10.0 * np.finfo(np.float64).eps * max(float(nk.sum()), 1.0)
-    own = W_obs > tiny
-    mean = np.where(own, S_obs / np.where(own, W_obs, 1.0), pooled[None, :])
-    return S_obs + miss * mean
