@@ -231,7 +231,9 @@ class Family:
     # small hooks ``missing_columns``, ``column_log_partition``, ``expected_features``
     # and, when log h is not 0, ``log_base_cells``. A family with dependent columns (a
     # full-covariance Normal) overrides ``missing_state``, ``missing_log_joint``,
-    # ``missing_stats`` and ``missing_features`` instead.
+    # ``missing_stats`` and ``missing_features`` instead. Starts, which have no
+    # parameters yet, use ``start_features`` (missing cells at their column's mean);
+    # imputation uses ``conditional_means`` and ``conditional_draw``.
 
     def missing_columns(self) -> np.ndarray:
         """The data column each feature row of ``features`` reads, shape (M,), int.
@@ -276,7 +278,8 @@ class Family:
 
     def missing_features(self, ops, Xb, O):
         """The features of a block with missing cells, and which of them are observed
-        (for statistics that use the observed cells only, as the start does).
+        (the observed part of ``T(x)``; a view for checks and for families that build
+        their statistics from it).
 
         Parameters
         ----------
