@@ -161,8 +161,7 @@ def test_sampled_paths_follow_the_joint_posterior(rng):
     want = np.exp(lp - logsumexp(lp))  # p(path | x) for all K^T paths
     n = 6000
     draw_rng = np.random.default_rng(5)
-    codes = np.array([sample_paths(filtered, A, np.array([T]), draw_rng) @ (K ** np.arange(T)[::-1])
-                      for _ in range(n)])
+    codes = sample_paths(filtered, A, np.array([T]), draw_rng, n) @ (K ** np.arange(T)[::-1])
     freq = np.bincount(codes, minlength=K ** T) / n
     assert np.all(np.abs(freq - want) <= 5 * np.sqrt(want * (1 - want) / n) + 1e-3)
 

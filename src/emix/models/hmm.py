@@ -1071,7 +1071,7 @@ class HMM(MixtureEstimator):
         filtered = _host(fr.filtered)
         return impute_columns(
             self.family_, fp, X_all, self._columns_used, filtered, n_draws, rs, self._dtype,
-            draw_states=lambda rng: sample_paths(filtered, transmat, lengths, rng),
+            draw_states=lambda rng, n: sample_paths(filtered, transmat, lengths, rng, n),
         )
 
     def score(self, X, lengths=None) -> float:
@@ -1145,9 +1145,10 @@ class HMM(MixtureEstimator):
         return -2.0 * float(np.sum(s)) + 2.0 * self._n_parameters()
 
 
-def sample_paths(filtered: np.ndarray, transmat: np.ndarray, lengths, rng) -> np.ndarray:
-    """One state path per sequence drawn from its posterior given the data (forward
-    filtering, backward sampling).
+def sample_paths(filtered: np.ndarray, transmat: np.ndarray, lengths, rng,
+                 n_paths: int = 1) -> np.ndarray:
+    """State paths drawn from their posterior given the data, every sequence's jointly
+    (forward filtering, backward sampling).
 
     Parameters
     ----------
@@ -1155,26 +1156,29 @@ def sample_paths(filtered: np.ndarray, transmat: np.ndarray, lengths, rng) -> np
     transmat : ndarray of shape (K, K)
     lengths : ndarray of int of shape (S,)
     rng : numpy Generator
+    n_paths : int
+        Independent draws, taken together (one step of the loop over time for all).
 
     Returns
     -------
-    ndarray of int of shape (T,)
+    ndarray of int of shape (n_paths, T)
     """
     T, K = filtered.shape
-    z = np.empty(T, dtype=np.intp)
-    u = rng.random(T)
+    z = np.empty((n_paths, T), dtype=np.intp)
+    u = rng.random((T, n_paths))
 
     def pick(p, v):
-        c = np.cumsum(p)
-        return min(int(np.searchsorted(c, v * c[-1], side="right")), K - 1)
+        # p (n_paths, K) unnormalised; inverse of the cumulative distribution at v.
+        c = np.cumsum(p, axis=1)
+        return np.minimum((v[:, None] * c[:, -1:] >= c).sum(axis=1), K - 1)
 
     stop = 0
     for n in np.asarray(lengths, dtype=np.int64):
         start, stop = stop, stop + int(n)
-        z[stop - 1] = pick(filtered[stop - 1], u[stop - 1])
+        z[:, stop - 1] = pick(np.broadcast_to(filtered[stop - 1], (n_paths, K)), u[stop - 1])
         for t in range(stop - 2, start - 1, -1):
             # p(z_t | z_{t+1}, x_1..x_t) is proportional to p(z_t | x_1..x_t) A[z_t, z_{t+1}].
-            z[t] = pick(filtered[t] * transmat[:, z[t + 1]], u[t])
+            z[:, t] = pick(filtered[t][None, :] * transmat[:, z[:, t + 1]].T, u[t])
     return z
 
 

@@ -860,8 +860,9 @@ def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtyp
     n_draws : int or None
     random_state : seed for the draws
     dtype : the output's dtype
-    draw_states : callable ``rng -> ndarray of int of shape (N,)``, optional
-        Draws every row's latent class jointly (an HMM's state path); by default each
+    draw_states : callable ``(rng, n_draws) -> ndarray of int of shape (n_draws, N)``,
+        optional
+        Draws every row's latent class jointly (an HMM's state paths); by default each
         row's is drawn independently from ``weights``.
 
     Returns
@@ -885,7 +886,7 @@ def impute_columns(family, fp, X_all, cols, weights, n_draws, random_state, dtyp
     cum /= cum[:, -1:]
     N = weights.shape[0]
     if draw_states is not None:
-        z = np.concatenate([draw_states(rng) for _ in range(n_draws)])
+        z = np.asarray(draw_states(rng, n_draws)).reshape(-1)
     else:
         u = rng.random((n_draws, N))
         z = np.minimum((u[:, :, None] > cum[None]).sum(axis=2), weights.shape[1] - 1).reshape(-1)
