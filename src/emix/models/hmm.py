@@ -1157,29 +1157,21 @@ def sample_paths(filtered: np.ndarray, transmat: np.ndarray, lengths, rng,
     lengths : ndarray of int of shape (S,)
     rng : numpy Generator
     n_paths : int
-        Independent draws, taken together (one step of the loop over time for all).
+        Independent draws.
 
     Returns
     -------
     ndarray of int of shape (n_paths, T)
     """
-    T, K = filtered.shape
-    z = np.empty((n_paths, T), dtype=np.intp)
-    u = rng.random((T, n_paths))
+    from ._ffbs_numba import backward_sample
 
-    def pick(p, v):
-        # p (n_paths, K) unnormalised; inverse of the cumulative distribution at v.
-        c = np.cumsum(p, axis=1)
-        return np.minimum((v[:, None] * c[:, -1:] >= c).sum(axis=1), K - 1)
-
-    stop = 0
-    for n in np.asarray(lengths, dtype=np.int64):
-        start, stop = stop, stop + int(n)
-        z[:, stop - 1] = pick(np.broadcast_to(filtered[stop - 1], (n_paths, K)), u[stop - 1])
-        for t in range(stop - 2, start - 1, -1):
-            # p(z_t | z_{t+1}, x_1..x_t) is proportional to p(z_t | x_1..x_t) A[z_t, z_{t+1}].
-            z[:, t] = pick(filtered[t][None, :] * transmat[:, z[:, t + 1]].T, u[t])
-    return z
+    T = filtered.shape[0]
+    z = np.empty((int(n_paths), T), dtype=np.int64)
+    u = rng.random((int(n_paths), T))
+    backward_sample(np.ascontiguousarray(filtered, dtype=np.float64),
+                    np.ascontiguousarray(transmat, dtype=np.float64),
+                    np.asarray(lengths, dtype=np.int64), u, z)
+    return z.astype(np.intp, copy=False)
 
 
 def _check_hmm_missing(Xs, labels) -> bool:
