@@ -340,3 +340,20 @@ def test_cuda_kernels_per_iteration_do_not_grow_with_n(rng):
     assert counts[2000]["cuda_kernels"] <= 100, counts
     # One download of the statistics per pass; uploads do not synchronise.
     assert counts[2000]["cuda_syncs"] <= 2, counts
+
+
+def test_plan_reuses_the_m_step_eigenvalues(rng):
+    """estep_plan takes lambda_max(P) from the M-step's eigenvalues (one eigendecomposition
+    fewer per iteration): the same plan as from parameters that do not carry them."""
+    X, w, kw, plan, centers = _problem(rng, "full", np.float64, True)
+    stats = GK.mixture_pass(NumpyBackend(), X, w, plan, **kw)
+    params, _ = G.m_step(stats, 1e-6)
+    assert getattr(params, "_cov_eig_min", None) is not None
+    bare = G.GaussianMixtureParams(params.weights, params.means, params.covariances,
+                                   params.precisions_cholesky, "full")
+    a, b = G.estep_plan(params, kw["frame"]), G.estep_plan(bare, kw["frame"])
+    np.testing.assert_array_equal(a.eta, b.eta)
+    assert a.cancellation == pytest.approx(b.cancellation, rel=1e-12)
+    import dataclasses
+
+    assert "_cov_eig_min" not in {f.name for f in dataclasses.fields(params)}  # not saved

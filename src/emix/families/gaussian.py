@@ -33,6 +33,7 @@ checks that.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -440,9 +441,17 @@ class GaussianStats:
         return var * self.frame.scale**2
 
 
+@functools.lru_cache(maxsize=64)
 def upper_indices(D: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of the upper triangle, row by row (the ``vech`` order)."""
-    return np.triu_indices(D)
+    """Row and column indices of the upper triangle, row by row (the ``vech`` order).
+
+    Cached (read-only arrays): the M-step and the E-step plan ask for them several
+    times per iteration, and an iteration on a GPU takes a few milliseconds.
+    """
+    iu, ju = np.triu_indices(D)
+    iu.flags.writeable = False
+    ju.flags.writeable = False
+    return iu, ju
 
 
 def unpack_upper(packed: np.ndarray, D: int) -> np.ndarray:
@@ -652,7 +661,12 @@ def estep_plan(params: GaussianMixtureParams, frame: Frame) -> EStepPlan:
     tied_chol = None
     if ct == "full":
         P = precisions_from_cholesky(pc, ct) * s**2  # (K, D, D), in the frame
-        lam = np.linalg.eigvalsh(P)[:, -1]
+        cov_min = getattr(params, "_cov_eig_min", None)
+        if cov_min is not None and np.all(cov_min > 0):
+            # lambda_max(P) = s^2 / lambda_min(covariance), known from the M-step
+            lam = s**2 / cov_min
+        else:
+            lam = np.linalg.eigvalsh(P)[:, -1]
         tr = np.trace(params.covariances, axis1=1, axis2=2) / s**2
         iu, ju = upper_indices(D)
         quad = -0.5 * P[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, T)
@@ -1034,6 +1048,11 @@ def m_step(
         keep = np.setdiff1d(np.arange(len(gap_n)), empty) if ct != "tied" else [0]
         gap = _reg_gap(np.asarray(eig)[keep], np.asarray(gap_n)[keep], reg_covar) / W
     params = GaussianMixtureParams(weights, means, cov, pc, ct)
+    if ct == "full" and eig is not None and not empty.size:
+        # The covariances' smallest eigenvalues (cov = raw + reg_covar I), which
+        # estep_plan needs and would otherwise compute again by an eigendecomposition
+        # per component. Not a field: not compared, saved or shown.
+        object.__setattr__(params, "_cov_eig_min", np.asarray(eig)[:, 0] + reg_covar)
     return params, MStepReport(tuple(int(e) for e in empty), tuple(issues), gap)
 
 
