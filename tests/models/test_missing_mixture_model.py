@@ -290,3 +290,12 @@ def test_partial_fit_and_minibatch_take_missing_cells(rng):
         Xc = Xm[:50].copy()
         Xc[:, 1] = np.nan
         MixtureModel("poisson", 2).partial_fit(Xc)
+
+
+def test_impute_refuses_a_path(rng, tmp_path):
+    X, _ = _draw("poisson", rng, 50)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    m = MixtureModel("poisson", 2, random_state=0).fit(X)
+    with pytest.raises(InputError, match="fills an array in memory"):
+        m.impute(str(path))

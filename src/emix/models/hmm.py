@@ -1033,6 +1033,7 @@ class HMM(MixtureEstimator):
         Parameters
         ----------
         X : array-like of shape (T, n_features_in_) or (T,), DataFrame or tensor
+            In memory (not a path, source or Dask array).
         lengths : array-like of int of shape (S,), optional
         n_draws : int, optional
             None: the conditional mean ``sum_k p(z_t = k | x_obs) E[x_miss | x_obs, k]``
@@ -1049,6 +1050,9 @@ class HMM(MixtureEstimator):
             Observed cells unchanged; the missing cells of the columns the model reads
             (``columns_``) filled; other columns as given.
         """
+        from .mixture_model import _refuse_blocks
+
+        _refuse_blocks(X, "HMM.impute")
         log_B, startprob, transmat, lengths = self._prepare(X, lengths, "impute")
         log_B = _host(log_B)
         backend = resolve_backend(X, self.device)

@@ -19,6 +19,8 @@ import numpy as np
 from .._missing import check_missing, check_missing_mode
 from .._validation import allow_nan, check_weights_init
 from ..backends import resolve_backend
+from ..data import is_source_like
+from ..data._dask import is_dask
 from ..data._stream import (
     check_support_blocks,
     initial_family_stats,
@@ -804,6 +806,7 @@ class MixtureModel(MixtureEstimator):
         Parameters
         ----------
         X : array-like of shape (N, n_features_in_) or (N,), DataFrame or tensor
+            In memory (not a path, source or Dask array).
         n_draws : int, optional
             None: the conditional mean ``sum_k r_k(x_obs) E[x_miss | x_obs, k]``, with
             ``r_k(x_obs)`` the responsibilities given the observed cells. ``m``: ``m``
@@ -821,6 +824,7 @@ class MixtureModel(MixtureEstimator):
             are filled with their conditional mean code (draws are codes).
         """
         self._check_is_fitted("impute")
+        _refuse_blocks(X, "MixtureModel.impute")
         if self._delegated("impute"):
             return self.gaussian_mixture_.impute(X, n_draws=n_draws, random_state=random_state)
         L = self._log_joint(X, "impute")
@@ -920,6 +924,15 @@ def observed_summary(X: np.ndarray, w: np.ndarray | None) -> dict:
     lo = np.where(O, X, np.inf).min(axis=0)
     hi = np.where(O, X, -np.inf).max(axis=0)
     return {"mean": mean, "var": var, "min": lo, "max": hi, "n": int(X.shape[0])}
+
+
+def _refuse_blocks(X, what: str) -> None:
+    """Imputation returns a filled copy of X, so X must be an in-memory array."""
+    if is_source_like(X) or is_dask(X):
+        raise InputError(
+            f"{what} fills an array in memory; read the file or Dask array into memory "
+            "first (e.g. numpy.load, pandas.read_csv, .compute()), or impute it in blocks"
+        )
 
 
 def _zero_missing(X: np.ndarray) -> np.ndarray:
