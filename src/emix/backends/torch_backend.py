@@ -75,6 +75,8 @@ _BLOCK_CAP_BYTES = 8 << 30
 _DATA_SHARE = 0.6
 # The fewest rows a memory-sized block gets (tiny budgets still make progress).
 _MIN_BLOCK_ROWS = 1024
+# Kernels without a ``row_bytes`` estimate: their widest temporary about this size.
+_LEGACY_BLOCK_BYTES = 256 << 20
 
 
 def device_free_bytes(device) -> int | None:
@@ -465,10 +467,17 @@ class TorchBackend:
         if free is None:
             return max(1, min(default_block_size(N, k, width, itemsize), max(N, 1)))
         row_bytes = getattr(kernel, "row_bytes", None)
-        per_row = row_bytes(itemsize, True) if callable(row_bytes) else 4 * width * itemsize
+        if callable(row_bytes):
+            per_row = row_bytes(itemsize, True)
+            cap = N
+        else:
+            # A kernel that does not say what it allocates keeps the earlier rule: its
+            # widest temporary (``width`` columns) about 256 MiB.
+            per_row = 4 * width * itemsize
+            cap = max(_MIN_BLOCK_ROWS, _LEGACY_BLOCK_BYTES // max(width * itemsize, 1))
         if streamed:
             per_row += 2 * (D * itemsize + 8)  # the two streaming buffers (rows and weights)
-        return block_rows(N, per_row, free)
+        return min(block_rows(N, per_row, free), max(cap, 1))
 
     def _blocks(self, X, w, rows, wdtype=None):
         """``(start, stop, Xb, wb)`` on the device: slices of a device-resident ``X``, or
