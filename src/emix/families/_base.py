@@ -326,7 +326,8 @@ class Family:
         # the feature map stays finite; their features are then zeroed.
         Xf = ops.where(Oe, Xb, 0.0)
         Oc = ops.cast(Oe)
-        Fobs = ops.take(Oc.T, cols, axis=0)
+        # Gathered as booleans, then cast: a third of the memory traffic.
+        Fobs = ops.cast(ops.take(Oe.T, cols, axis=0))
         F = self.features(ops, Xf) * Fobs
         return F, Fobs, Oc, Xf
 
@@ -337,9 +338,11 @@ class Family:
         """Device constants the missing-value E-step needs for ``params`` (or None)."""
         cols = self._missing_cols_index(ops)  # first: refuses a family without support
         eta, _ = self.natural(params)
+        A_cols = np.asarray(self.column_log_partition(params), dtype=np.float64)
         return {
             "eta": ops.asarray(np.asarray(eta, dtype=np.float64)),
-            "A_cols": ops.asarray(np.asarray(self.column_log_partition(params), dtype=np.float64)),
+            # None when A is 0 (Bernoulli, categorical, binomial): no product to take.
+            "A_cols": ops.asarray(A_cols) if np.any(A_cols) else None,
             "ET": ops.asarray(np.asarray(self.expected_features(params), dtype=np.float64), dtype=ops.f64),
             "cols": cols,
         }
@@ -362,7 +365,8 @@ class Family:
         """
         F, _, Oc, Xf = self._masked_block(ops, Xb, O)
         L = ops.matmul(mstate["eta"], F)
-        L -= ops.matmul(mstate["A_cols"], Oc.T)
+        if mstate["A_cols"] is not None:
+            L -= ops.matmul(mstate["A_cols"], Oc.T)
         h = self.log_base_cells(ops, Xf)
         if h is not None:
             L += ops.sum(h * Oc, axis=1)[None, :]
