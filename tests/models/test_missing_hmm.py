@@ -267,3 +267,13 @@ def _mcar(rng, X, frac):
     Xm = X.copy()
     Xm[rng.random(X.shape) < frac] = np.nan
     return Xm
+
+
+def test_bic_counts_rows_with_an_observed_value(rng):
+    _, Xm, _ = _chain_data(rng, T=200)
+    Xm[[4, 9]] = np.nan
+    m = HMM(2, "poisson", random_state=0).fit(Xm)
+    n_obs = int((~np.isnan(Xm)).any(axis=1).sum())
+    assert n_obs < Xm.shape[0]
+    want = -2.0 * m.score_samples(Xm).sum() + m._n_parameters() * np.log(n_obs)
+    np.testing.assert_allclose(m.bic(Xm), want, rtol=1e-12)

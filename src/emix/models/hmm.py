@@ -1139,9 +1139,20 @@ class HMM(MixtureEstimator):
         return n
 
     def bic(self, X, lengths=None) -> float:
-        """Bayesian information criterion, ``-2 log L + p log T``; lower is better."""
+        """Bayesian information criterion, ``-2 log L + p log T``; lower is better.
+
+        With missing values ``T`` counts the rows with an observed value (a row with
+        every value missing is a time step but no observation).
+        """
         s = self.score_samples(X, lengths)
-        return -2.0 * float(np.sum(s)) + self._n_parameters() * math.log(s.shape[0])
+        n = s.shape[0]
+        if getattr(self, "missing", "error") == "em" and not (is_dask(X) or is_source_like(X)):
+            from ._mixture_base import _nan_mask_or_none
+
+            nan = _nan_mask_or_none(X)
+            if nan is not None and nan.any():
+                n = int(nan.shape[0] - nan.reshape(nan.shape[0], -1).all(axis=1).sum())
+        return -2.0 * float(np.sum(s)) + self._n_parameters() * math.log(n)
 
     def aic(self, X, lengths=None) -> float:
         """Akaike information criterion, ``-2 log L + 2 p``; lower is better."""
