@@ -34,6 +34,7 @@ on NumPy and torch alike; everything else is host NumPy float64.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,6 +60,20 @@ _SMALL_PATTERN = 32
 # The low-rank pass for full and tied covariances (see _LowRankKernel); False runs the
 # per-pattern natural-parameter pass for every type (kept as a reference).
 _LOW_RANK = True
+# Threads for the per-pattern linear algebra on the host.
+_HOST_THREADS = max(1, min(4, os.cpu_count() or 1))
+_POOL = None
+_POOL_PID = None
+
+
+def _host_pool():
+    global _POOL, _POOL_PID
+    if _POOL is None or _POOL_PID != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+
+        _POOL = ThreadPoolExecutor(max_workers=_HOST_THREADS, thread_name_prefix="emix-missing")
+        _POOL_PID = os.getpid()
+    return _POOL
 
 
 def quad_width(layout: str, D: int) -> int:
@@ -611,7 +626,7 @@ def _stats_from_layout(ct, frame, out, loglik, weight_sum, n_rows, D):
 
 
 def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=None,
-                 weight_sum: float | None = None):
+                 weight_sum: float | None = None, cache: dict | None = None):
     """The E-step over rows with missing cells, sorted by pattern.
 
     Parameters
@@ -621,6 +636,8 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
     ws : array of shape (n,) or None, the sample weights in the same order
     groups : PatternGroups (patterns of ``Xs``, with ``order`` the identity on it)
     plan : EStepPlan
+    cache : dict, optional
+        Kept by the caller across passes over the same ``Xs``: block plans.
 
     Returns
     -------
@@ -641,7 +658,7 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
     if ct in ("full", "tied") and _LOW_RANK:
         lr, quad = _lowrank_setup(plan, groups)
         kernel = _LowRankKernel(groups, lr, quad, plan.frame, K, D, np_dtype, dead,
-                                plan.needs_anchors(np_dtype))
+                                plan.needs_anchors(np_dtype), cache=cache)
         acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size,
                                  width=max(K, kernel.M))
         out = lowrank_moments(lr, acc, K, D)
@@ -735,12 +752,21 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     n_miss = groups.n_missing
     Pmu = (prec @ mu[:, :, None])[..., 0]  # (K, D)
     muPmu = np.sum(mu * Pmu, axis=1)  # (K,)
-    out = []
-    lo = 0
+    # Work items: each run of patterns with equal m, cut into pieces so that the host
+    # threads share them (NumPy releases the GIL in these array operations).
     P = obs.shape[0]
+    items = []
+    lo = 0
     while lo < P:
         m = int(n_miss[lo])
-        hi = int(np.searchsorted(n_miss, m, side="right"))
+        end = int(np.searchsorted(n_miss, m, side="right"))
+        step = max(64, -(-(end - lo) // _HOST_THREADS))
+        for a in range(lo, end, step):
+            items.append((a, min(a + step, end), m))
+        lo = end
+
+    def one(item):
+        lo, hi, m = item
         np_ = hi - lo
         mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)
         PM = np.moveaxis(prec[:, mis, :], 0, 1)  # (np, K, m, D)
@@ -759,29 +785,33 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
         with np.errstate(invalid="ignore"):
             cst = (const[None] + 0.5 * m * _LOG_2PI - 0.5 * (logdet - 2.0 * m * log_scale)
                    - 0.5 * quad_o)  # (np, K)
-        A = np.empty((np_, K * m + K, D + 1))
-        A[:, : K * m, :D] = W.reshape(np_, K * m, D)
-        A[:, : K * m, D] = -d.reshape(np_, K * m)
-        A[:, K * m :, :D] = lin
-        A[:, K * m :, D] = cst
+        AB = np.empty((np_, 2 * K * m + K, D + 1))
+        AB[:, : K * m, :D] = W.reshape(np_, K * m, D)
+        AB[:, : K * m, D] = -d.reshape(np_, K * m)
+        AB[:, K * m : K * m + K, :D] = lin
+        AB[:, K * m : K * m + K, D] = cst
         C = np.swapaxes(Linv, 2, 3) @ Linv
         C = 0.5 * (C + np.swapaxes(C, 2, 3))
         B = -(C @ PM)  # (np, K, m, D); its M columns multiply zeros
         c = muM - np.sum(B * muo[:, :, None, :], axis=3)
-        BC = np.empty((np_, K * m, D + 1))
-        BC[:, :, :D] = B.reshape(np_, K * m, D)
-        BC[:, :, D] = c.reshape(np_, K * m)
-        out.append({"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C,
-                    "AB": np.concatenate([A, BC], axis=1)})
-        lo = hi
-    return out
+        AB[:, K * m + K :, :D] = B.reshape(np_, K * m, D)
+        AB[:, K * m + K :, D] = c.reshape(np_, K * m)
+        return {"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C, "AB": AB}
+
+    if len(items) > 1 and _HOST_THREADS > 1:
+        return list(_host_pool().map(one, items))
+    return [one(item) for item in items]
 
 
 class _LowRankKernel:
     """The low-rank pass (see above) over rows with missing cells sorted by pattern."""
 
-    def __init__(self, groups, lr, quad, frame, K, D, np_dtype, dead, f64=False, stats=True):
+    def __init__(self, groups, lr, quad, frame, K, D, np_dtype, dead, f64=False, stats=True,
+                 cache=None):
         self.groups, self.lr, self.quad, self.frame = groups, lr, quad, frame
+        # Block plans depend only on the patterns and the block bounds, which are the
+        # same at every iteration: the caller may keep them across passes.
+        self.cache = {} if cache is None else cache
         self.K, self.D = K, D
         self.np_dtype = np.dtype(np.float64 if f64 else np_dtype)
         self.Q = D * (D + 1) // 2
@@ -794,12 +824,11 @@ class _LowRankKernel:
         self.counts = np.diff(groups.starts)
         self.acc_shapes = {"obs": (K, self.M), "loglik": ()}
         if stats:
-            for g in lr:
+            # Per pattern: sum r fill z^T (K, m, D), sum r fill fill^T (K, m, m),
+            # sum r fill (K, m) and sum r (K), side by side.
+            for i, g in enumerate(lr):
                 m, n = g["m"], g["hi"] - g["lo"]
-                self.acc_shapes.update({
-                    f"x{m}": (n, K, m, D), f"mm{m}": (n, K, m, m), f"s{m}": (n, K, m),
-                    f"n{m}": (n, K),
-                })
+                self.acc_shapes[f"g{i}"] = (n, _lowrank_width(K, m, D))
 
     def setup(self, ops):
         dt = self.np_dtype
@@ -815,6 +844,9 @@ class _LowRankKernel:
     def _plan_block(self, start, stop):
         """``(big, small)``: big segments ``(g, pl, a, b)``; small rows per group ``g ->
         (rows, local pattern ids, rounds)``."""
+        hit = self.cache.get((start, stop))
+        if hit is not None:
+            return hit
         segs = self.groups.segments(start, stop)
         big, few = [], {}
         for p, a, b in segs:
@@ -828,6 +860,9 @@ class _LowRankKernel:
         for g, lst in few.items():
             rows = np.concatenate([np.arange(a, b) for _, a, b in lst])
             pids = np.concatenate([np.full(b - a, pl) for pl, a, b in lst])
+            # Rows summed per pattern in rounds: round j adds the j-th row of every
+            # pattern that has one, so a round's patterns are distinct (an indexed add
+            # is then exact); fewer than _SMALL_PATTERN rounds, usually one or two.
             sizes = np.array([b - a for _, a, b in lst])
             offsets = np.concatenate([[0], np.cumsum(sizes)])
             rounds = []
@@ -835,6 +870,7 @@ class _LowRankKernel:
                 have = np.flatnonzero(sizes > j)
                 rounds.append((offsets[have] + j, np.array([lst[i][0] for i in have])))
             small[g] = (rows, pids, rounds)
+        self.cache[(start, stop)] = (big, small)
         return big, small
 
     def _log_joint(self, ops, st, Xb, start, stop):
@@ -869,6 +905,8 @@ class _LowRankKernel:
             Wz = out[:, : K * m].reshape(n, K, m)
             corr = out[:, K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=2)  # (n, K)
             LT[:, ri] = LT[:, ri] + corr.T
+            rounds = [(ops.asarray(r, dtype=np.int64), ops.asarray(q, dtype=np.int64))
+                      for r, q in rounds]
             dev[g] = (ri, Zs, rounds, out[:, K * m + K :].reshape(n, K, m))
         return FT, LT, (big, fills), dev
 
@@ -893,26 +931,28 @@ class _LowRankKernel:
             # One product for the cross moments with z and with the fills.
             both = ops.matmul(Rf, ops.concat([Z1[:D, a:b], Fm], axis=0).T)  # (K m, D + K m)
             MM = both[:, D:].reshape(K, m, K, m)[ar, :, ar, :]  # (K, m, m)
-            acc[f"x{m}"][pl] += ops.cast(both[:, :D], f64).reshape(K, m, D)
-            acc[f"mm{m}"][pl] += ops.cast(MM, f64)
-            acc[f"s{m}"][pl] += ops.sum64(Rf, axis=1).reshape(K, m)
-            acc[f"n{m}"][pl] += ops.sum64(R, axis=1)
+            row = ops.concat([both[:, :D].reshape(K * m * D), MM.reshape(K * m * m),
+                              ops.sum(Rf, axis=1), ops.sum(R, axis=1)], axis=0)
+            acc[f"g{g}"][pl] += ops.cast(row, f64)
         for g, (ri, Zs, rounds, Fm) in small.items():
             m = self.lr[g]["m"]
+            n = Zs.shape[1]
             Rr = ops.take(LT, ri, axis=1).T  # (n, K)
             Rf = Fm * Rr[:, :, None]  # (n, K, m)
             z = Zs[:D].T  # (n, D)
-            cross = ops.cast(Rf[:, :, :, None] * z[:, None, None, :], f64)
-            MM = ops.cast(Rf[:, :, :, None] * Fm[:, :, None, :], f64)
-            Rf64 = ops.cast(Rf, f64)
-            Rr64 = ops.cast(Rr, f64)
-            for r, pr in rounds:
-                r_dev = ops.asarray(r, dtype=np.int64)
-                p_dev = ops.asarray(pr, dtype=np.int64)
-                acc[f"x{m}"][p_dev] += ops.take(cross, r_dev, axis=0)
-                acc[f"mm{m}"][p_dev] += ops.take(MM, r_dev, axis=0)
-                acc[f"s{m}"][p_dev] += ops.take(Rf64, r_dev, axis=0)
-                acc[f"n{m}"][p_dev] += ops.take(Rr64, r_dev, axis=0)
+            parts = ops.cast(ops.concat([
+                (Rf[:, :, :, None] * z[:, None, None, :]).reshape(n, K * m * D),
+                (Rf[:, :, :, None] * Fm[:, :, None, :]).reshape(n, K * m * m),
+                Rf.reshape(n, K * m),
+                Rr,
+            ], axis=1), f64)
+            target = acc[f"g{g}"]
+            for r, q in rounds:
+                target[q] += ops.take(parts, r, axis=0)
+
+
+def _lowrank_width(K: int, m: int, D: int) -> int:
+    return K * m * D + K * m * m + K * m + K
 
 
 def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
@@ -927,11 +967,14 @@ def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
     S2x = np.zeros((K, D * D))
     S2m = np.zeros((K, D * D))
     S1 = np.zeros((K, D))
-    for g in lr:
+    for i, g in enumerate(lr):
         m, mis = g["m"], g["mis"]
-        X = acc[f"x{m}"]  # (P_m, K, m, D)
-        MM = acc[f"mm{m}"] + acc[f"n{m}"][:, :, None, None] * g["C"]
-        s = acc[f"s{m}"]
+        sums = acc[f"g{i}"]
+        P = sums.shape[0]
+        a, b, c = K * m * D, K * m * (D + m), K * m * (D + m + 1)
+        X = sums[:, :a].reshape(P, K, m, D)
+        MM = sums[:, a:b].reshape(P, K, m, m) + sums[:, c:][:, :, None, None] * g["C"]
+        s = sums[:, b:c].reshape(P, K, m)
         cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()
         cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()
         Xk = np.moveaxis(X, 1, -1).reshape(-1, K)

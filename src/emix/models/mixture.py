@@ -96,12 +96,14 @@ class _MissingGaussianProblem(_GaussianProblem):
                  block_size, K):
         super().__init__(backend, Xc, wc, covariance_type, frame, reg_covar, block_size, K)
         self.Xs, self.ws, self.groups = Xs, ws, groups
+        self.block_plans: dict = {}
         self.ws_sum = None if ws is None else float(np.sum(backend.to_numpy(ws), dtype=np.float64))
 
     def e_step(self, params: G.GaussianMixtureParams) -> G.GaussianStats:
         plan = G.estep_plan(params, self.frame)
         stats = GM.missing_pass(self.backend, self.Xs, self.ws, self.groups, plan,
-                                block_size=self.block_size, weight_sum=self.ws_sum)
+                                block_size=self.block_size, weight_sum=self.ws_sum,
+                                cache=self.block_plans)
         if self.X.shape[0]:
             complete = self.pass_(plan=plan)
             stats = complete + stats.reanchor(complete.anchors)
