@@ -336,8 +336,11 @@ def test_cuda_kernels_per_iteration_do_not_grow_with_n(rng):
                                      tol=0.0, max_iter=it, device="cuda").fit(X)
 
         counts[n] = ops_per_iteration(fit, n_iter=2)
-    assert counts[2000]["cuda_kernels"] == counts[40000]["cuda_kernels"], counts
-    assert counts[2000]["cuda_kernels"] <= 100, counts
+    assert counts[2000]["ops"] == counts[40000]["ops"], counts
+    # cuBLAS and reductions may pick a split (two-kernel) algorithm for longer rows: a
+    # few kernels, not a block loop's ~25 per block.
+    assert abs(counts[2000]["cuda_kernels"] - counts[40000]["cuda_kernels"]) <= 6, counts
+    assert counts[40000]["cuda_kernels"] <= 100, counts
     # One download of the statistics per pass; uploads do not synchronise.
     assert counts[2000]["cuda_syncs"] <= 2, counts
 
