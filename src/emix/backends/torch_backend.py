@@ -488,8 +488,9 @@ class TorchBackend:
 
             yield from host_blocks(X, w, rows, self.device, wdtype)
             return
-        if w is not None and wdtype is not None and w.dtype != wdtype:
-            w = w.to(wdtype)  # once per pass, not per block
+        if w is not None:
+            # once per pass, not per block
+            w = w.to(device=X.device, dtype=w.dtype if wdtype is None else wdtype)
         for start in range(0, N, rows):
             stop = min(start + rows, N)
             yield start, stop, X[start:stop], None if w is None else w[start:stop]
