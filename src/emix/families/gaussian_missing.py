@@ -663,6 +663,12 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
                                  width=max(K, kernel.M))
         out = lowrank_moments(lr, acc, K, D)
         return _stats_from_layout(ct, plan.frame, out, float(acc["loglik"]), wsum, n, D)
+    if ct in ("diag", "spherical") and _LOW_RANK:
+        kernel = _IndependentKernel(plan, np_dtype, plan.needs_anchors(np_dtype))
+        acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size,
+                                 width=max(K, kernel.M))
+        return _stats_from_layout(ct, plan.frame, kernel.moments(acc), float(acc["loglik"]),
+                                  wsum, n, D)
     marg, mu, prec, eta = plan_marginals(plan, groups)
     # Components whose expansion would cancel in the data's dtype (see
     # EStepPlan.needs_anchors) are computed in float64 here.
@@ -690,7 +696,7 @@ class _LogJointPass:
         return self.kernel.setup(ops)
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
-        _, LT, _ = self.kernel._log_joint(ops, st, Xb, start, stop)
+        LT = self.kernel._log_joint(ops, st, Xb, start, stop)[1]
         acc["L"][start:stop] += ops.cast(LT.T, ops.f64)
 
 
@@ -704,10 +710,19 @@ def log_joint_missing(backend, Xs, groups: PatternGroups, plan, *, block_size=No
     n, D = Xs.shape
     K = plan.n_components
     np_dtype = backend.numpy_dtype(Xs)
-    _, _, _, eta = plan_marginals(plan, groups)
+    ct = plan.covariance_type
+    f64 = plan.needs_anchors(np_dtype)
     dead = np.flatnonzero(np.isneginf(plan.const))
-    kernel = _PatternKernel(groups, eta, plan.frame, _layout(plan.covariance_type), K, D,
-                            np_dtype, dead, plan.needs_anchors(np_dtype))
+    if ct in ("full", "tied") and _LOW_RANK:
+        lr, quad = _lowrank_setup(plan, groups)
+        kernel = _LowRankKernel(groups, lr, quad, plan.frame, K, D, np_dtype, dead, f64,
+                                stats=False)
+    elif _LOW_RANK:
+        kernel = _IndependentKernel(plan, np_dtype, f64)
+    else:
+        _, _, _, eta = plan_marginals(plan, groups)
+        kernel = _PatternKernel(groups, eta, plan.frame, _layout(ct), K, D, np_dtype, dead,
+                                f64)
     acc = backend.stats_pass(Xs, None, _LogJointPass(kernel, n), block_size=block_size,
                              width=max(K, kernel.M))
     return acc["L"]
@@ -1007,3 +1022,80 @@ def _lowrank_setup(plan, groups):
     lr = lowrank_params(mu, prec, np.asarray(plan.const, dtype=np.float64),
                         math.log(plan.frame.scale), groups)
     return lr, quad
+
+
+# --------------------------------------------------------------------------- diag/spherical pass
+# With independent columns a missing cell simply leaves the row's density: with its z set
+# to 0, the complete feature map's terms for the cell vanish, and what remains of the
+# complete-data log-density differs from the observed cells' marginal by a sum over the
+# missing cells of 1/2 log 2 pi - 1/2 log p_d + 1/2 p_d mu_d^2 (data-unit precision in
+# the log, frame units in the square). So a block needs the complete product plus one
+# (K x D) product with its missing-cell indicator, and the statistics the complete ones
+# plus the responsibility mass of the rows missing each cell, (K, D), times the cell's
+# expected feature (mu_d, mu_d^2 + 1/p_d). No grouping by pattern at all.
+class _IndependentKernel:
+    def __init__(self, plan, np_dtype, f64=False):
+        ct = plan.covariance_type
+        self.layout = ct
+        mu = np.asarray(plan.anchors, dtype=np.float64)
+        K, D = mu.shape
+        self.K, self.D, self.frame = K, D, plan.frame
+        p = np.asarray(plan.prec, dtype=np.float64)
+        pd = p if ct == "diag" else np.repeat(p[:, None], D, axis=1)  # frame precisions
+        log_s = math.log(plan.frame.scale)
+        with np.errstate(divide="ignore"):
+            self.V = 0.5 * _LOG_2PI - 0.5 * (np.log(pd) - 2.0 * log_s) + 0.5 * pd * mu**2
+        self.eta = np.ascontiguousarray(plan.eta.T)  # (K, M)
+        self.mu, self.pd = mu, pd
+        self.np_dtype = np.dtype(np.float64 if f64 else np_dtype)
+        self.M = self.eta.shape[1]
+        self.dead = np.flatnonzero(np.isneginf(plan.const))
+        self.acc_shapes = {"obs": (K, self.M), "mass": (K, D), "loglik": ()}
+
+    def setup(self, ops):
+        dt = self.np_dtype
+        return {
+            "inv_scale": float(dt.type(1.0 / self.frame.scale)),
+            "center": ops.asarray(self.frame.center, dtype=dt),
+            "eta": ops.asarray(self.eta, dtype=dt),
+            "V": ops.asarray(self.V, dtype=dt),
+            "zero": ops.zeros((), dtype=dt),
+        }
+
+    def _log_joint(self, ops, st, Xb, start, stop):
+        rows = stop - start
+        if self.np_dtype != ops.dtype:
+            Xb = ops.cast(Xb, self.np_dtype)
+        FT = ops.scratch("iFT", (self.M, rows), dtype=self.np_dtype)
+        FT[-1] = 1.0
+        masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
+                        st["zero"])
+        miss = 1.0 - ops.cast(ops.isfinite(Xb), self.np_dtype)  # (rows, D)
+        LT = ops.scratch("iLT", (self.K, rows), dtype=self.np_dtype)
+        ops.matmul(st["eta"], FT, out=LT)
+        LT += ops.matmul(st["V"], miss.T)
+        return FT, LT, miss
+
+    def block(self, ops, st, Xb, wb, acc, start, stop):
+        FT, LT, miss = self._log_joint(ops, st, Xb, start, stop)
+        lse = ops.softmax_cols_(LT, self.dead)
+        if wb is not None and self.np_dtype != ops.dtype:
+            wb = ops.cast(wb, self.np_dtype)
+        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
+        if wb is not None:
+            LT *= wb
+        acc["obs"] += ops.cast(ops.weighted_stats(LT, FT), ops.f64)
+        acc["mass"] += ops.cast(ops.matmul(LT, miss), ops.f64)
+
+    def moments(self, acc) -> np.ndarray:
+        out = np.array(acc["obs"], dtype=np.float64)
+        mass = np.asarray(acc["mass"], dtype=np.float64)
+        D = self.D
+        Q = D if self.layout == "diag" else 1
+        sq = mass * (self.mu**2 + 1.0 / self.pd)
+        if self.layout == "diag":
+            out[:, :D] += sq
+        else:
+            out[:, 0] += sq.sum(axis=1)
+        out[:, Q : Q + D] += mass * self.mu
+        return out
