@@ -27,6 +27,23 @@ over all patterns with the same number of missing cells. For diagonal and spheri
 covariances the columns are independent given the component, so ``B = 0``: a missing
 cell's expected square is ``mu_d^2 + 1/p_d`` and no cross terms arise.
 
+Three passes implement this for ``GaussianMixture`` (``missing_pass``):
+
+* full and tied: the *low-rank* pass (``_LowRankKernel``): ``Lambda`` is ``P`` minus a
+  rank-m term, so the quadratic product is shared by every row of a block and each
+  pattern adds a (K (m+1)) x (D+1) product (the rank-m correction, the linear and
+  constant terms, and the fills ``B z + c`` in one matrix); the observed moments of a
+  block are one product, the fills' cross moments are summed per pattern. Rows of rare
+  patterns are gathered into batched products. Host work O(m^2 D) per (pattern,
+  component), on host threads.
+* diag and spherical: no patterns at all (``_IndependentKernel``): the complete product
+  plus a (K x D) product with the missing-cell indicator.
+* the per-pattern natural-parameter pass (``_PatternKernel``), the direct form of the
+  above, kept as the reference the others are tested against (``_LOW_RANK = False``).
+
+The Normal and Student-t families' missing-value hooks (used by ``MixtureModel`` and
+``HMM``) run the per-pattern form per block.
+
 Everything here that runs on blocks is written against the backend's ``ops``, so it runs
 on NumPy and torch alike; everything else is host NumPy float64.
 """
