@@ -43,7 +43,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from ._validation import check_int, check_sample_weight
+from ._missing import check_missing, check_missing_mode
+from ._validation import allow_nan, check_int, check_sample_weight
 from .backends import resolve_backend
 from .exceptions import (
     ConvergenceWarning,
@@ -310,14 +311,21 @@ def select(
     # Validate data and weights once, here, so that a bad input fails before any fit
     # (and before any worker process starts) with the usual message.
     backend = resolve_backend(X, kwargs.get("device"))
-    Xv, names = backend.validate(X, name="X")
+    # NaN is a missing value (missing='em', every estimator's default): the candidates
+    # fit it by EM, and their BIC counts the rows with an observed value.
+    missing = check_missing_mode(kwargs.get("missing", "em"))
+    with allow_nan(missing == "em"):
+        Xv, names = backend.validate(X, name="X")
+    info = check_missing(Xv, missing, name="X", column_names=names, fitting=False)
     N = Xv.shape[0]
     w = check_sample_weight(
         None if sample_weight is None else backend.to_numpy(sample_weight), N
     )
-    if ks[0] > (N if w is None else int(np.count_nonzero(w))):
+    usable = ~info.all_missing if w is None else (w > 0) & ~info.all_missing
+    if ks[0] > int(np.count_nonzero(usable)):
         raise InputError(
-            f"X has {N} rows but the smallest candidate has n_components={ks[0]}"
+            f"X has {int(np.count_nonzero(usable))} usable rows but the smallest candidate "
+            f"has n_components={ks[0]}"
         )
     if families is None:
         specs = [_Spec("gaussian", "gaussian", ct, None) for ct in cts]
@@ -364,7 +372,7 @@ def select(
 # ----------------------------------------------------------------------------- families
 
 # Parameters every candidate takes, Gaussian or not.
-_COMMON_PARAMS = frozenset({"tol", "max_iter", "block_size", "device", "verbose"})
+_COMMON_PARAMS = frozenset({"tol", "max_iter", "block_size", "device", "verbose", "missing"})
 # Starting values describe one K; across a grid of K they cannot be right.
 _STARTS = frozenset({"weights_init", "means_init", "precisions_init", "params_init"})
 _GM_PARAMS = frozenset(GaussianMixture().get_params()) - _STARTS
