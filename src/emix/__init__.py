@@ -16,6 +16,7 @@ from .exceptions import (
     ModelFileError,
     NotFittedError,
 )
+from ._missing import MissingDataWarning
 from . import data, datasets, finance, mle, plots
 from .explain import explain
 from .models.binomial import BinomialMixture
@@ -53,6 +54,7 @@ __all__ = [
     "EmixError",
     "InputError",
     "LikelihoodDecreaseWarning",
+    "MissingDataWarning",
     "NotFittedError",
     "__version__",
 ]
