@@ -67,10 +67,10 @@ def _problem(rng, ct, dtype, weighted, n=1500):
 
 
 # --------------------------------------------------------------------------- GPU form
-@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64-weighted", "f32"])
 @pytest.mark.parametrize("ct", G.COVARIANCE_TYPES)
-def test_gpu_form_pass_matches_numpy(rng, ct, dtype, weighted):
+def test_gpu_form_pass_matches_numpy(rng, ct, dtype):
+    weighted = dtype == np.float64  # both paths of the weights, half the cases
     X, w, kw, plan, centers = _problem(rng, ct, dtype, weighted)
     nb, tb = NumpyBackend(), TorchBackend("cpu", memory=BIG)
     assert tb.ops(np.float32).gpu_form
