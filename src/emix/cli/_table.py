@@ -115,10 +115,14 @@ class Table:
                     try:
                         float(cell)
                     except (TypeError, ValueError):
-                        shown = "an empty cell" if str(cell).strip() == "" else repr(cell)
+                        empty = str(cell).strip() == ""
+                        shown = "an empty cell" if empty else repr(cell)
+                        # An empty cell is usually a missing value, not a text column.
+                        why = (" (a missing value? --missing em fits with missing values)"
+                               if empty and not em else hint)
                         raise CliError(
                             f"{self.path}: column {name!r} is not numeric: {self._where(i)} "
-                            f"holds {shown}{hint}"
+                            f"holds {shown}{why}"
                         ) from None
                 raise CliError(f"{self.path}: column {name!r} is not numeric{hint}") from None
         bad = np.flatnonzero(np.isinf(values) if em else ~np.isfinite(values))
@@ -130,9 +134,11 @@ class Table:
             )
         if bad.size:
             i = int(bad[0])
+            nan = not np.isinf(values[i])
             raise CliError(
                 f"{self.path}: column {name!r} {self._where(i)} holds {raw[i]!s}; "
                 f"emix needs finite numbers ({bad.size} such cell{'s' if bad.size > 1 else ''})"
+                + ("; --missing em fits with missing values" if nan else "")
             )
         return values
 
