@@ -298,10 +298,12 @@ def test_block_rows_from_device_memory():
     M = G.n_features_of("full", D)
     kern = GK._Kernel(None, G.Frame.identity(D), "full", K, D, np.float32, None, None, None)
     per_row = kern.row_bytes(4, True)
-    assert per_row > (2 * M - 2 * D) * 4  # features and the triangle gather
-    # A large card: case (b), a million rows, is one block in float32 and two in float64.
+    assert per_row > (M + K) * 4  # the feature block and the log-joint at least
+    # A large card: case (b), a million rows, is one block in float32 and in float64.
     assert block_rows(1_000_000, per_row, 139 << 30) == 1_000_000
-    assert block_rows(1_000_000, kern.row_bytes(8, True), 139 << 30) == 500_000
+    assert block_rows(1_000_000, kern.row_bytes(8, True), 139 << 30) == 1_000_000
+    # An 8 GiB card: two blocks in float64.
+    assert block_rows(1_000_000, kern.row_bytes(8, True), 8 << 30) == 500_000
     # The budget is half the free memory and at most 8 GiB; blocks are evened out.
     rows = block_rows(10_000_000, per_row, 139 << 30)
     assert rows * per_row <= 8 << 30

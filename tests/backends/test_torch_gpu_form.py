@@ -360,3 +360,28 @@ def test_plan_reuses_the_m_step_eigenvalues(rng):
     import dataclasses
 
     assert "_cov_eig_min" not in {f.name for f in dataclasses.fields(params)}  # not saved
+
+
+@pytest.mark.parametrize("width", [3, 8, 16])
+def test_gpu_form_full_covariance_at_other_widths(rng, width):
+    """Widths that are powers of two take the level order (1 + log2 D products), others
+    the row loop; both give NumPy's statistics."""
+    from emix.families.gaussian_kernel import level_order
+
+    order = level_order(8)
+    assert sorted(order) == list(range(36)) and list(order[:8]) == [
+        int(k) for k in np.flatnonzero(np.triu_indices(8)[0] == np.triu_indices(8)[1])]
+    n = 1200
+    means = rng.normal(scale=4.0, size=(K, width))
+    X = means[rng.integers(0, K, n)] + rng.normal(size=(n, width))
+    nb, tb = NumpyBackend(), TorchBackend("cpu", memory=BIG)
+    s = nb.column_summary(X, None)
+    frame = G.Frame.from_data(s["mean"], s["var"])
+    kw = dict(covariance_type="full", frame=frame, n_components=K)
+    stats = GK.mixture_pass(nb, X, None, None, centers=means, **kw)
+    plan = G.estep_plan(G.m_step(stats, 1e-6)[0], frame)
+    Xt, _ = tb.validate(X)
+    for kwargs in (dict(plan=plan), dict(plan=None, centers=means)):
+        _same_stats(GK.mixture_pass(nb, X, None, **kwargs, **kw),
+                    GK.mixture_pass(tb, Xt, None, **kwargs, **kw), 1e-10)
+    _close(GK.log_joint(nb, X, plan), GK.log_joint(tb, Xt, plan), 1e-10, "log_joint")

@@ -14,8 +14,8 @@ when the host waits for it:
 * On CUDA blocks are sized from the device's free memory (:func:`block_rows`): a pass
   over a million rows of 32 columns is one block on a large card, so an iteration is a
   few dozen kernel launches whatever N is; on CPU it is NumPy's cache-sized default.
-  The Gaussian feature map is then built in a few gathers rather than one product per
-  column (see :mod:`emix.families.gaussian_kernel`).
+  The Gaussian feature map is then built in 1 + log2(D) broadcast products rather than
+  one per triangle row (see :mod:`emix.families.gaussian_kernel`).
 * Data that do not fit on the GPU stay on the host, pinned, and stream to it block by
   block, the copy of the next block overlapping the work on this one
   (:mod:`emix.backends._torch_stream`); data that fit are moved once.

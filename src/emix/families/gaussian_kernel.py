@@ -17,7 +17,14 @@ from __future__ import annotations
 import numpy as np
 
 from ..exceptions import InputError
-from .gaussian import EStepPlan, GaussianStats, first_moment_offset, n_features_of, pass_anchors
+from .gaussian import (
+    EStepPlan,
+    GaussianStats,
+    first_moment_offset,
+    n_features_of,
+    pass_anchors,
+    upper_indices,
+)
 
 __all__ = ["mixture_pass", "log_joint"]
 
@@ -34,21 +41,52 @@ def _anchored_rows(K: int, D: int, itemsize: int, on_gpu: bool) -> int:
     return max(256, budget // per_row)
 
 
-def _build_features(ops, FT, Xb, center, inv_scale: float, ct: str, D: int, tri=None):
+def level_order(D: int) -> np.ndarray:
+    """The GPU form's order of the upper triangle of ``z z^T`` (D a power of two).
+
+    The diagonal first, then, for square sizes ``s = D/2, D/4, ..., 1``, the ``D/(2s)``
+    squares ``z[a:a+s] x z[a+s:a+2s]`` (``a = 0, 2s, 4s, ...``) row by row. Each size is
+    one broadcast product over all its squares, so the triangle takes ``1 + log2(D)``
+    kernels, each writing its features once (a gather by triangle indices writes them
+    three times; a loop over triangle rows takes D kernels).
+
+    Returns
+    -------
+    ndarray of int, shape (D*(D+1)/2,)
+        For each position in this order, the index of the same pair in the ``vech``
+        (row-by-row) order of :func:`emix.families.gaussian.upper_indices`.
+    """
+    pairs = [(d, d) for d in range(D)]
+    s = D // 2
+    while s >= 1:
+        for i in range(D // (2 * s)):
+            a = 2 * s * i
+            pairs.extend((a + r, a + s + c) for r in range(s) for c in range(s))
+        s //= 2
+    iu, ju = upper_indices(D)
+    where = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(iu, ju))}
+    return np.array([where[p] for p in pairs], dtype=np.int64)
+
+
+def _levels_apply(D: int) -> bool:
+    """Whether the GPU form's level order applies: D a power of two (2 or more)."""
+    return D >= 2 and (D & (D - 1)) == 0
+
+
+def _build_features(ops, FT, Xb, center, inv_scale: float, ct: str, D: int, levels=False):
     """Write the feature map ``T(z)`` of a block, transposed, into ``FT`` (M, rows).
 
     Features are rows of ``FT``, so every elementwise kernel reads and writes contiguous
     memory (vector units on a CPU, coalesced accesses on a GPU) and both products take
     ``FT`` as it is. The packed upper triangle of ``z z^T``:
 
-    * on a CPU, one triangle row at a time, D broadcast products straight into slices of
-      ``FT``: no (D^2 x rows) temporary, and measured 3-5x faster on a CPU than
-      gathering with triangle indices;
-    * in the GPU form (``tri`` = the triangle's row and column indices on the device,
-      given when ``ops.gpu_form``), as ``z[iu] * z[ju]``: two gathers and one product,
-      three kernel launches instead of D, whatever the block size. On a GPU a block is
-      a million rows and the kernels are memory-bound at the same bytes either way; the
-      launches are what the per-row loop cost (about 300 per iteration at D=32).
+    * by default, in ``vech`` order, one triangle row at a time: D broadcast products
+      straight into slices of ``FT``, no (D^2 x rows) temporary (measured 3-5x faster
+      on a CPU than gathering with triangle indices);
+    * with ``levels`` (the GPU form, D a power of two), in :func:`level_order`: 1 +
+      log2(D) broadcast products (6 kernels instead of 32 at D=32), each feature
+      written once. The caller multiplies by coefficients in the same order and maps
+      the statistics back to ``vech`` order.
 
     Returns the view ``z`` (D, rows).
     """
@@ -57,14 +95,17 @@ def _build_features(ops, FT, Xb, center, inv_scale: float, ct: str, D: int, tri=
     ops.subtract(Xb.T, center[:, None], out=z)
     if inv_scale != 1.0:
         z *= inv_scale
-    if ct == "full" and tri is not None:
-        iu, ju = tri
+    if ct == "full" and levels:
         rows = FT.shape[1]
-        xp = ops.xp
-        xp.index_select(z, 0, iu, out=FT[:off])
-        other = ops.scratch("tri", (off, rows))
-        xp.index_select(z, 0, ju, out=other)
-        FT[:off] *= other
+        ops.multiply(z, z, out=FT[:D])
+        pos, s = D, D // 2
+        while s >= 1:
+            n = D // (2 * s)
+            zr = z.reshape(n, 2, s, rows)
+            ops.multiply(zr[:, 0, :, None, :], zr[:, 1, None, :, :],
+                         out=FT[pos : pos + n * s * s].reshape(n, s, s, rows))
+            pos += n * s * s
+            s //= 2
     elif ct == "full":
         row = 0
         for d in range(D):
@@ -97,10 +138,9 @@ class _Kernel:
 
     def row_bytes(self, itemsize: int, gpu_form: bool) -> int:
         """Bytes of block temporaries per row (for backends that size blocks by memory):
-        the feature block, the triangle gather of the GPU form, the log-joint and
-        responsibilities, and per-row vectors."""
-        tri = self.M - 2 * self.D - 1 if (gpu_form and self.ct == "full") else 0
-        return (self.M + tri + 2 * self.K + self.D + 4) * itemsize + 16
+        the feature block, the log-joint and responsibilities (and the product's
+        output), and per-row vectors."""
+        return (self.M + 3 * self.K + self.D + 4) * itemsize + 16
 
     # ------------------------------------------------------------------ set-up
     def setup(self, ops):
@@ -119,15 +159,21 @@ class _Kernel:
                 _, prec, const = self.plan.cast_anchored(self.np_dtype)
                 st["prec"] = ops.asarray(prec)
                 st["const"] = ops.asarray(const)
-        elif self.plan is not None:
+        st["levels"] = bool(self.ct == "full" and self.anchors is None
+                            and getattr(ops, "gpu_form", False) and _levels_apply(self.D))
+        order = None
+        if st["levels"]:
+            # Features in level order: coefficients permuted to it, statistics mapped
+            # back to vech order (one small gather per block).
+            T = self.M - self.D - 1
+            order = np.concatenate([level_order(self.D), np.arange(T, self.M)])
+            st["to_vech"] = ops.asarray(np.argsort(order), dtype=np.int64)
+        if self.anchors is None and self.plan is not None:
             eta, tied_chol, _ = self.plan.cast(self.np_dtype)
-            st["etaT"] = ops.asarray(np.ascontiguousarray(eta.T))
+            etaT = eta.T if order is None else eta.T[:, order]
+            st["etaT"] = ops.asarray(np.ascontiguousarray(etaT))
             if self.ct == "tied":
                 st["tcT"] = ops.asarray(np.ascontiguousarray(tied_chol.T))
-        st["tri"] = None
-        if self.ct == "full" and self.anchors is None and getattr(ops, "gpu_form", False):
-            iu, ju = np.triu_indices(self.D)
-            st["tri"] = (ops.asarray(iu, dtype=np.int64), ops.asarray(ju, dtype=np.int64))
         if self.cz is not None:
             st["cz"] = ops.asarray(self.cz, dtype=np.float64)
             st["cz_sq"] = ops.sum(st["cz"] * st["cz"], axis=1)
@@ -194,7 +240,7 @@ class _Kernel:
         FT = ops.scratch("FT", (self.M, rows))
         FT[-1] = 1.0
         z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], self.ct, self.D,
-                            st["tri"])
+                            st["levels"])
         if self.plan is not None:
             LT = ops.scratch("LT", (self.K, rows))
             self.expanded_log_joint(ops, st, FT, z, LT)
@@ -205,7 +251,8 @@ class _Kernel:
         if wb is not None:
             LT *= wb
         # Added into the float64 accumulators with promotion (no separate cast kernel).
-        acc["acc"] += ops.weighted_stats(LT, FT)
+        S = ops.weighted_stats(LT, FT)
+        acc["acc"] += S if not st["levels"] else ops.take(S, st["to_vech"], axis=1)
         if self.ct == "tied":
             # sqrt(w) on both sides keeps the scatter exactly symmetric.
             zs = z if wb is None else z * ops.sqrt(wb)
@@ -359,7 +406,8 @@ class _LogJoint:
         rows = Xb.shape[0]
         FT = ops.scratch("FT", (k.M, rows))
         FT[-1] = 1.0
-        z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], k.ct, k.D, st["tri"])
+        z = _build_features(ops, FT, Xb, st["center"], st["inv_scale"], k.ct, k.D,
+                            st["levels"])
         LT = ops.scratch("LT", (k.K, rows))
         k.expanded_log_joint(ops, st, FT, z, LT)
         return LT.T
