@@ -267,7 +267,7 @@ def test_bad_arguments_fail_before_fitting(three_blobs, kwargs, match):
 
 def test_bad_data_fails_with_the_usual_message():
     X = np.ones((10, 2))
-    X[3, 1] = np.nan
+    X[3, 1] = np.inf  # NaN is a missing value (missing='em'); inf is still an error
     with pytest.raises(emix.InputError, match=r"rows? 3.*column 1"):
         select(X, n_components=[1, 2])
 
