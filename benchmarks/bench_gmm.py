@@ -415,7 +415,7 @@ def run_gpu_case(name, spec, dtype, args, budget, out_row):
     from emix.backends._torch_launches import ops_per_iteration
 
     dev = torch.device(args.device)
-    scale = 0.1 if args.quick else 1.0
+    scale = args.scale
     N = max(int(spec["N"] * scale), 1000)
     D, K, ct = spec["D"], spec["K"], spec["covariance_type"]
     n_iter, repeats = args.iters, args.repeats
@@ -510,7 +510,7 @@ def run_gpu_case(name, spec, dtype, args, budget, out_row):
         yield row
 
     # 3. pomegranate on the same GPU, same start (full/diag cases up to 1M rows)
-    if not args.no_pomegranate and N <= 2_000_000 and budget.allows(60):
+    if not args.no_pomegranate and not host_case and N <= 2_000_000 and budget.allows(60):
         pm = pomegranate_per_iteration(Xd, w, m, p, ct, n_iter, repeats)
         if pm is None:
             row["pomegranate"] = "not installed"
@@ -522,7 +522,7 @@ def run_gpu_case(name, spec, dtype, args, budget, out_row):
 
     # 4. emix NumPy (same iterations: the log-likelihood reference) and, for (b),
     #    timings of emix NumPy and scikit-learn on this machine's CPUs
-    if Xh is not None and N <= 2_000_000 and budget.allows(60):
+    if not host_case and Xh is not None and N <= 2_000_000 and budget.allows(60):
         ref = make_emix(1 + n_iter, device=None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -601,6 +601,8 @@ def main(argv=None):
                     help="fits per timing; the minimum counts (default 3 CPU, 2 GPU)")
     ap.add_argument("--device", default=None, help="torch device for emix, e.g. cuda")
     ap.add_argument("--quick", action="store_true", help="1/10 of the rows")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="fraction of each case's rows (default 1, or 0.1 with --quick)")
     ap.add_argument("--no-sklearn", action="store_true")
     ap.add_argument("--no-pomegranate", action="store_true")
     ap.add_argument("--stream", action="store_true",
@@ -623,7 +625,9 @@ def main(argv=None):
     cases = [c for c in cases.replace(",", "") if c.strip()]
     args.iters = args.iters or (5 if gpu else 3)
     args.repeats = args.repeats or (2 if gpu else 3)
-    scale = 0.1 if args.quick else 1.0
+    if args.scale is None:
+        args.scale = 0.1 if args.quick else 1.0
+    scale = args.scale
     date = _dt.date.today().isoformat()
     machine = describe_machine(args.device)
     budget = Budget(args.max_seconds)
