@@ -394,8 +394,14 @@ class TorchBackend:
             t = _from_numpy(np.asarray(a))
         if not t.dtype.is_floating_point:
             t = t.to(torch.float64)
-        # Next to X: on the host when X is host-held (the weights stream with it).
-        return t.to(X.device)
+        # Next to X: on the host when X is host-held (the weights stream with it, from
+        # pinned memory like the rows).
+        t = t.to(X.device)
+        if X.device.type == "cpu" and self.device.type == "cuda":
+            from ._torch_stream import pin
+
+            t = pin(t)
+        return t
 
     def numpy_dtype(self, X) -> np.dtype:
         return np.dtype(np.float32) if X.dtype == torch.float32 else np.dtype(np.float64)
