@@ -77,10 +77,16 @@ _SMALL_PATTERN = 32
 # The low-rank pass for full and tied covariances (see _LowRankKernel); False runs the
 # per-pattern natural-parameter pass for every type (kept as a reference).
 _LOW_RANK = True
-# Threads for the per-pattern linear algebra on the host.
-_HOST_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Threads for the per-pattern linear algebra on the host: at most 4 (the pieces are
+# small), fewer on a small machine or under EMIX_NUM_THREADS (as the passes).
 _POOL = None
 _POOL_PID = None
+
+
+def _host_threads() -> int:
+    env = os.environ.get("EMIX_NUM_THREADS", "").strip()
+    n = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return max(1, min(4, n))
 
 
 def _host_pool():
@@ -88,7 +94,7 @@ def _host_pool():
     if _POOL is None or _POOL_PID != os.getpid():
         from concurrent.futures import ThreadPoolExecutor
 
-        _POOL = ThreadPoolExecutor(max_workers=_HOST_THREADS, thread_name_prefix="emix-missing")
+        _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="emix-missing")
         _POOL_PID = os.getpid()
     return _POOL
 
@@ -787,12 +793,13 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     # Work items: each run of patterns with equal m, cut into pieces so that the host
     # threads share them (NumPy releases the GIL in these array operations).
     P = obs.shape[0]
+    n_threads = _host_threads()
     items = []
     lo = 0
     while lo < P:
         m = int(n_miss[lo])
         end = int(np.searchsorted(n_miss, m, side="right"))
-        step = max(64, -(-(end - lo) // _HOST_THREADS))
+        step = max(64, -(-(end - lo) // n_threads))
         for a in range(lo, end, step):
             items.append((a, min(a + step, end), m))
         lo = end
@@ -830,7 +837,7 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
         AB[:, K * m + K :, D] = c.reshape(np_, K * m)
         return {"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C, "AB": AB}
 
-    if len(items) > 1 and _HOST_THREADS > 1:
+    if len(items) > 1 and n_threads > 1:
         return list(_host_pool().map(one, items))
     return [one(item) for item in items]
 
