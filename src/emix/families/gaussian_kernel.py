@@ -14,6 +14,8 @@ backend imports this module: the model hands the kernel to ``backend.stats_pass`
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..exceptions import InputError
@@ -41,6 +43,7 @@ def _anchored_rows(K: int, D: int, itemsize: int, on_gpu: bool) -> int:
     return max(256, budget // per_row)
 
 
+@functools.lru_cache(maxsize=16)
 def level_order(D: int) -> np.ndarray:
     """The GPU form's order of the upper triangle of ``z z^T`` (D a power of two).
 
@@ -65,7 +68,21 @@ def level_order(D: int) -> np.ndarray:
         s //= 2
     iu, ju = upper_indices(D)
     where = {(int(i), int(j)): k for k, (i, j) in enumerate(zip(iu, ju))}
-    return np.array([where[p] for p in pairs], dtype=np.int64)
+    out = np.array([where[p] for p in pairs], dtype=np.int64)
+    out.flags.writeable = False  # cached: every pass of every fit shares it
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _level_maps(D: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, to_vech)`` over all M features of the full map: the level order of the
+    triangle followed by z and 1, and its inverse permutation (cached per D)."""
+    T = D * (D + 1) // 2
+    order = np.concatenate([level_order(D), np.arange(T, T + D + 1)])
+    to_vech = np.argsort(order)
+    order.flags.writeable = False
+    to_vech.flags.writeable = False
+    return order, to_vech
 
 
 def _levels_apply(D: int) -> bool:
@@ -165,9 +182,8 @@ class _Kernel:
         if st["levels"]:
             # Features in level order: coefficients permuted to it, statistics mapped
             # back to vech order (one small gather per block).
-            T = self.M - self.D - 1
-            order = np.concatenate([level_order(self.D), np.arange(T, self.M)])
-            st["to_vech"] = ops.asarray(np.argsort(order), dtype=np.int64)
+            order, to_vech = _level_maps(self.D)
+            st["to_vech"] = ops.asarray(to_vech, dtype=np.int64)
         if self.anchors is None and self.plan is not None:
             eta, tied_chol, _ = self.plan.cast(self.np_dtype)
             etaT = eta.T if order is None else eta.T[:, order]
