@@ -253,12 +253,27 @@ class Normal(Family):
         else:
             prec = 1.0 / covf
             logdet_f = D * np.log(covf)
-        return {
+        st = {
             "mu": mu, "prec": prec, "logdet": logdet_f + 2.0 * D * math.log(s),
             "log_scale": math.log(s), "layout": self._missing_layout(),
             "center": ops.asarray(self.frame.center), "zero": ops.zeros(()),
             "inv_scale": 1.0 / s, "params": params,
         }
+        if ct in ("diag", "spherical"):
+            # Independent columns: no grouping by pattern. A missing cell's z is 0, so
+            # its features vanish; what the complete log-density then lacks from the
+            # observed cells' marginal is, per missing cell, V[k, d] (see
+            # gaussian_missing's diag/spherical pass).
+            pd = prec if ct == "diag" else np.repeat(prec[:, None], D, axis=1)
+            eta, A = self.natural(params)
+            V = 0.5 * _LOG_2PI - 0.5 * (np.log(pd) - 2.0 * math.log(s)) + 0.5 * pd * mu**2
+            st.update({
+                "eta_dev": ops.asarray(eta), "A_dev": ops.asarray(A[:, None]),
+                "V_dev": ops.asarray(V),
+                "mu_dev": ops.asarray(mu, dtype=ops.f64),
+                "var_dev": ops.asarray(1.0 / pd, dtype=ops.f64),
+            })
+        return st
 
     def _missing_block(self, ops, mstate, Xb, O):
         """Group a block's rows by pattern; features of the sorted rows and the
@@ -299,6 +314,8 @@ class Normal(Family):
 
         See :meth:`emix.families._base.Family.missing_log_joint`.
         """
+        if "V_dev" in mstate:
+            return self._independent_log_joint(ops, mstate, Xb, O)
         ctx = self._missing_block(ops, mstate, Xb, O)
         marg = ctx["marg"]
         LT = self._missing_linear(ops, ctx)
@@ -324,10 +341,43 @@ class Normal(Family):
         """``sum_n R_kn E[T(z_n) | z_obs, k]`` (K, M) float64 on the device."""
         from . import gaussian_missing as GM
 
+        if "independent" in ctx:
+            return self._independent_stats(ops, mstate, ctx, R), {}
         Rs = ops.take(R, ctx["idx"], axis=1)
         G = self._pattern_stats(ops, ctx, Rs)
         out = GM.expected_moments(ctx["marg"], mstate["mu"], mstate["prec"], G)
         return ops.asarray(np.ascontiguousarray(out[:, :-1]), dtype=ops.f64), {}
+
+    def _independent_log_joint(self, ops, mstate, Xb, O):
+        """Diag/spherical: the complete product plus a (K x D) one with the missing-cell
+        indicator."""
+        from . import gaussian_missing as GM
+
+        D = self.n_features
+        layout = mstate["layout"]
+        Q = GM.quad_width(layout, D)
+        F = ops.empty((Q + D, Xb.shape[0]))
+        GM.masked_features(ops, F, Xb, mstate["center"], mstate["inv_scale"], layout, D,
+                           mstate["zero"])
+        miss = 1.0 - ops.cast(O)  # (rows, D)
+        L = ops.matmul(mstate["eta_dev"], F) - mstate["A_dev"]
+        L += ops.matmul(mstate["V_dev"], miss.T)
+        return L, {"independent": True, "F": F, "miss": miss}
+
+    def _independent_stats(self, ops, mstate, ctx, R):
+        """Observed sums plus each missing cell's expected features (mu, mu^2 + var)."""
+        F, miss = ctx["F"], ctx["miss"]
+        D = self.n_features
+        S = ops.cast(ops.weighted_stats(R, F), ops.f64)
+        mass = ops.cast(ops.matmul(R, miss), ops.f64)  # (K, D)
+        mu, var = mstate["mu_dev"], mstate["var_dev"]
+        sq = mass * (mu * mu + var)
+        if mstate["layout"] == "diag":
+            quad = S[:, :D] + sq
+        else:
+            quad = S[:, :1] + ops.sum(sq, axis=1)[:, None]
+        Q = quad.shape[1]
+        return ops.concat([quad, S[:, Q:] + mass * mu], axis=1)
 
     def missing_features(self, ops, Xb, O):
         """``T(z)`` with missing cells' z set to 0, and 1/0 for observed features."""
