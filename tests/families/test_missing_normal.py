@@ -154,11 +154,13 @@ def test_conditional_means_and_draws(rng):
     assert np.all(draws[:, o] == X[n, o])
 
 
-def test_torch_hooks_equal_numpy(rng):
+@pytest.mark.parametrize("family", [StudentT("full"), Normal("full"), Normal("diag")],
+                         ids=["t-full", "normal-full", "normal-diag"])
+def test_torch_hooks_equal_numpy(rng, family):
     torch = pytest.importorskip("torch")
     from emix.backends.torch_backend import TorchOps
 
-    X, fam, params, _ = _setup(rng, StudentT("full"))
+    X, fam, params, _ = _setup(rng, family)
     O = ~np.isnan(X)
     R = rng.random((K, N))
     out = []
@@ -167,6 +169,6 @@ def test_torch_hooks_equal_numpy(rng):
         st = fam.missing_state(ops, params)
         L, ctx = fam.missing_log_joint(ops, st, conv(X), conv(O))
         S, extra = fam.missing_stats(ops, st, ctx, conv(R))
-        out.append([ops.to_host(a) for a in (L, S, extra["sum_u"])])
+        out.append([ops.to_host(a) for a in (L, S) + tuple(extra.values())])
     for a, b in zip(*out):
         np.testing.assert_allclose(a, b, rtol=1e-12)

@@ -774,7 +774,7 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     mu : (K, D) frame means; prec : (K, D, D) frame precisions
     const : (K,) ``log w_k + log det U_k (data units) - D/2 log 2 pi``
     log_scale : log of the frame's scale
-    groups : PatternGroups, patterns sorted by number of missing cells (none complete)
+    groups : PatternGroups, patterns sorted by number of missing cells
 
     Returns
     -------
@@ -807,6 +807,14 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     def one(item):
         lo, hi, m = item
         np_ = hi - lo
+        if m == 0:
+            # Complete rows (the families' hooks see them in a block): the full form.
+            AB = np.empty((np_, K, D + 1))
+            AB[:, :, :D] = Pmu[None]
+            with np.errstate(invalid="ignore"):
+                AB[:, :, D] = (const - 0.5 * muPmu)[None]
+            return {"lo": lo, "hi": hi, "m": 0, "mis": np.zeros((np_, 0), np.intp),
+                    "C": np.zeros((np_, K, 0, 0)), "AB": AB}
         mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)
         PM = np.moveaxis(prec[:, mis, :], 0, 1)  # (np, K, m, D)
         PMM = np.take_along_axis(PM, mis[:, None, None, :], axis=3)  # (np, K, m, m)
@@ -958,6 +966,12 @@ class _LowRankKernel:
         acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
         if wb is not None:
             LT *= wb
+        self.accumulate(ops, st, FT, LT, big, fills, small, acc)
+
+    def accumulate(self, ops, st, FT, LT, big, fills, small, acc):
+        """Add the statistics of a block with (weighted) responsibilities ``LT`` (K,
+        rows), from what :meth:`_log_joint` returned."""
+        K, D, Q = self.K, self.D, self.Q
         acc["obs"] += ops.cast(ops.weighted_stats(LT, FT), ops.f64)
         Z1 = FT[Q:]
         ar = st["ar"]

@@ -47,6 +47,7 @@ form does not.
 from __future__ import annotations
 
 import math
+from dataclasses import replace as _replace
 
 import numpy as np
 
@@ -316,6 +317,8 @@ class Normal(Family):
         """
         if "V_dev" in mstate:
             return self._independent_log_joint(ops, mstate, Xb, O)
+        if type(self).missing_log_joint is Normal.missing_log_joint:
+            return self._lowrank_log_joint(ops, mstate, Xb, O)
         ctx = self._missing_block(ops, mstate, Xb, O)
         marg = ctx["marg"]
         LT = self._missing_linear(ops, ctx)
@@ -343,10 +346,60 @@ class Normal(Family):
 
         if "independent" in ctx:
             return self._independent_stats(ops, mstate, ctx, R), {}
+        if "lowrank" in ctx:
+            return self._lowrank_stats(ops, mstate, ctx, R), {}
         Rs = ops.take(R, ctx["idx"], axis=1)
         G = self._pattern_stats(ops, ctx, Rs)
         out = GM.expected_moments(ctx["marg"], mstate["mu"], mstate["prec"], G)
         return ops.asarray(np.ascontiguousarray(out[:, :-1]), dtype=ops.f64), {}
+
+    def _lowrank_log_joint(self, ops, mstate, Xb, O):
+        """Full and tied: the block's rows grouped by pattern and run through the
+        low-rank form of :mod:`emix.families.gaussian_missing` (one product for the
+        quadratic part of every row, a small one per pattern)."""
+        from . import gaussian_missing as GM
+
+        D = self.n_features
+        miss = ~np.asarray(ops.to_host(O), dtype=bool)
+        groups = GM.group_patterns(miss)
+        rows = Xb.shape[0]
+        idx = ops.asarray(groups.order, dtype=np.int64)
+        Xs = ops.take(Xb, idx, axis=0)
+        groups = _replace(groups, order=np.arange(rows))
+        mu, prec = mstate["mu"], np.asarray(mstate["prec"])
+        K = mu.shape[0]
+        iu, ju = upper_indices(D)
+        quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
+        const = -0.5 * D * _LOG_2PI - 0.5 * mstate["logdet"]
+        lr = GM.lowrank_params(mu, prec, const, mstate["log_scale"], groups)
+        np_dtype = mstate.get("np_dtype")
+        if np_dtype is None:
+            # The data's dtype as NumPy names it (ops.dtype is torch's on torch).
+            np_dtype = mstate["np_dtype"] = np.asarray(ops.to_host(ops.zeros(1))).dtype
+        kernel = GM._LowRankKernel(groups, lr, quad, self.frame, K, D, np_dtype,
+                                   np.zeros(0, dtype=np.intp))
+        st = kernel.setup(ops)
+        FT, LT, (big, fills), small = kernel._log_joint(ops, st, Xs, 0, rows)
+        inv = np.empty(rows, dtype=np.int64)
+        inv[np.asarray(ops.to_host(idx))] = np.arange(rows)
+        L = ops.take(LT, ops.asarray(inv, dtype=np.int64), axis=1)
+        # FT and LT are scratch buffers of ops, reused by the next block: a model may
+        # ask for several blocks' log-densities before their statistics (an HMM), so
+        # the context keeps its own copy of the features.
+        ctx = {"lowrank": (kernel, st, FT + 0.0, big, fills, small), "idx": idx}
+        return L, ctx
+
+    def _lowrank_stats(self, ops, mstate, ctx, R):
+        from . import gaussian_missing as GM
+
+        kernel, st, FT, big, fills, small = ctx["lowrank"]
+        Rs = ops.take(R, ctx["idx"], axis=1)
+        acc = {name: ops.zeros(shape, dtype=ops.f64)
+               for name, shape in kernel.acc_shapes.items() if name != "loglik"}
+        kernel.accumulate(ops, st, FT, Rs, big, fills, small, acc)
+        host = {name: np.asarray(ops.to_host(a)) for name, a in acc.items()}
+        out = GM.lowrank_moments(kernel.lr, host, kernel.K, kernel.D)
+        return ops.asarray(np.ascontiguousarray(out[:, :-1]), dtype=ops.f64)
 
     def _independent_log_joint(self, ops, mstate, Xb, O):
         """Diag/spherical: the complete product plus a (K x D) one with the missing-cell
