@@ -74,6 +74,10 @@ _PATTERN_CHUNK = 512
 # Patterns with fewer rows than this are evaluated row by row with gathered parameters
 # (one batched product per block) instead of one product per pattern.
 _SMALL_PATTERN = 32
+# Rare patterns' rows are summed per pattern in at most this many rounds of indexed adds;
+# beyond it (few patterns with several rows each) by one indicator product.
+_MAX_ROUNDS = 3
+_MAX_INDICATOR = 1 << 16  # cells of that indicator: beyond, rounds again
 # The low-rank pass for full and tied covariances (see _LowRankKernel); False runs the
 # per-pattern natural-parameter pass for every type (kept as a reference).
 _LOW_RANK = True
@@ -912,6 +916,14 @@ class _LowRankKernel:
             # is then exact); fewer than _SMALL_PATTERN rounds, usually one or two.
             sizes = np.array([b - a for _, a, b in lst])
             offsets = np.concatenate([[0], np.cumsum(sizes)])
+            if sizes.max() > _MAX_ROUNDS and len(lst) * rows.size <= _MAX_INDICATOR:
+                # Few patterns with several rows each: one product with their
+                # (patterns, rows) indicator sums them, at little arithmetic.
+                onehot = np.zeros((len(lst), rows.size))
+                for j in range(len(lst)):
+                    onehot[j, offsets[j] : offsets[j + 1]] = 1.0
+                small[g] = (rows, pids, ("onehot", onehot, np.array([q for q, _, _ in lst])))
+                continue
             rounds = []
             for j in range(int(sizes.max())):
                 have = np.flatnonzero(sizes > j)
@@ -952,8 +964,12 @@ class _LowRankKernel:
             Wz = out[:, : K * m].reshape(n, K, m)
             corr = out[:, K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=2)  # (n, K)
             LT[:, ri] = LT[:, ri] + corr.T
-            rounds = [(ops.asarray(r, dtype=np.int64), ops.asarray(q, dtype=np.int64))
-                      for r, q in rounds]
+            if isinstance(rounds, tuple):
+                rounds = ("onehot", ops.asarray(rounds[1], dtype=self.np_dtype),
+                          ops.asarray(rounds[2], dtype=np.int64))
+            else:
+                rounds = [(ops.asarray(r, dtype=np.int64), ops.asarray(q, dtype=np.int64))
+                          for r, q in rounds]
             dev[g] = (ri, Zs, rounds, out[:, K * m + K :].reshape(n, K, m))
         return FT, LT, (big, fills), dev
 
@@ -1000,6 +1016,10 @@ class _LowRankKernel:
                 Rr,
             ], axis=1), f64)
             target = acc[f"g{g}"]
+            if isinstance(rounds, tuple):
+                _, onehot, pats = rounds
+                target[pats] += ops.cast(ops.matmul(onehot, ops.cast(parts, onehot.dtype)), f64)
+                continue
             for r, q in rounds:
                 target[q] += ops.take(parts, r, axis=0)
 
