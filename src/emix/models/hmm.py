@@ -449,9 +449,12 @@ class HMM(MixtureEstimator):
     device : str, optional
         None for NumPy; ``'cpu'`` or ``'cuda'`` to run the emission passes (the
         log-emissions and the statistics) on PyTorch. The forward-backward recursion
-        runs compiled on the host, except on a GPU with many sequences (on average
-        ``DEVICE_FB_MIN_BATCH`` = 256 or more per time step): there it runs on the
-        device with all sequences batched and the log-emissions never leave it.
+        runs compiled on the host, except on a GPU, where the log-emissions never leave
+        the device: one or a few long sequences (65,536 rows or more, one of 1,024
+        steps or more) run as a parallel scan (``models/_fb_scan.py``), and many
+        sequences (on average ``DEVICE_FB_MIN_BATCH`` = 256 or more per time step) run
+        batched. ``emix.models.forward_backward.SCAN`` forces (True) or forbids (False)
+        the scan.
     callback : callable ``(iteration, log_likelihood, params)``, optional
         Called at every iteration with the mean log-likelihood per row of ``params`` =
         ``(startprob, transmat, emission params dict)``. Return True to stop.
