@@ -91,3 +91,26 @@ def test_parquet_nulls_with_missing_em(tmp_path, capsys):
         warnings.simplefilter("ignore", MissingDataWarning)
         ref = emix.GaussianMixture(1).fit(X)
     np.testing.assert_allclose(emix.load(tmp_path / "m.emix").means_, ref.means_, rtol=1e-9)
+
+
+def test_streamed_fit_counts_rows_with_an_observed_value(tmp_path, capsys):
+    # A line of empty cells is a row with nothing observed: it is reported, and BIC's
+    # log n counts only the observed rows, streamed or not.
+    import json
+
+    from emix.cli import main
+
+    path = tmp_path / "holes.csv"
+    path.write_text("a,b\n1,2\n,\n4,5\n6,7\n2,3.5\n8,6\n")
+    out = {}
+    for mode, extra in (("memory", []), ("stream", ["--block-rows", "2"])):
+        code = main(["fit", str(path), "-k", "1", "-o", str(tmp_path / f"{mode}.emix"),
+                     "--missing", "em", "--json", "--quiet", *extra])
+        assert code == 0
+        out[mode] = json.loads(capsys.readouterr().out)
+    for s in out.values():
+        assert s["n_rows"] == 6 and s["n_observed_rows"] == 5
+    assert out["stream"]["bic"] == pytest.approx(out["memory"]["bic"], rel=1e-9)
+    p = 5  # 2 means + 3 covariance entries
+    assert out["memory"]["bic"] == pytest.approx(
+        -2 * out["memory"]["log_likelihood"] + p * np.log(5), rel=1e-9)

@@ -319,10 +319,23 @@ def _fit_summary(model, X, names: list, data_path: str, out: str, n_rows=None) -
     }
     if n_rows is None:
         summary["bic"], summary["aic"] = float(model.bic(X)), float(model.aic(X))
+        if getattr(model, "missing", "error") == "em" and isinstance(X, np.ndarray):
+            n_obs = int(N - np.isnan(X).reshape(N, -1).all(axis=1).sum())
+            if n_obs != N:
+                summary["n_observed_rows"] = n_obs
     else:
+        # A row with every value missing scores 0 and is no observation: BIC's log n
+        # counts the rows with an observed value (one more pass, only with missing='em').
+        n_obs = N
+        if getattr(model, "missing", "error") == "em":
+            from ..data._stream import n_observed_rows_of
+
+            n_obs = int(n_observed_rows_of(X))
         p = model._n_parameters()
-        summary["bic"] = -2.0 * mean_ll * N + p * math.log(N)
+        summary["bic"] = -2.0 * mean_ll * N + p * math.log(n_obs)
         summary["aic"] = -2.0 * mean_ll * N + 2.0 * p
+        if n_obs != N:
+            summary["n_observed_rows"] = n_obs
     if hasattr(model, "weights_"):
         summary["weights"] = np.asarray(model.weights_, dtype=np.float64)
     if hasattr(model, "transmat_"):
@@ -334,7 +347,9 @@ def _fit_summary(model, X, names: list, data_path: str, out: str, n_rows=None) -
 
 
 def _print_fit_summary(s: dict) -> None:
-    print(f"{s['description']}, fitted to {s['n_rows']} rows of {s['data']} "
+    seen = s.get("n_observed_rows")
+    rows = f"{s['n_rows']} rows" + (f" ({seen} with an observed value)" if seen is not None else "")
+    print(f"{s['description']}, fitted to {rows} of {s['data']} "
           f"(columns {', '.join(s['columns'])})")
     if s.get("algorithm") == "minibatch":
         conv = f"mini-batch EM: {s['n_iter']} batches"
