@@ -820,38 +820,91 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
             return {"lo": lo, "hi": hi, "m": 0, "mis": np.zeros((np_, 0), np.intp),
                     "C": np.zeros((np_, K, 0, 0)), "AB": AB}
         mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)
-        PM = np.moveaxis(prec[:, mis, :], 0, 1)  # (np, K, m, D)
-        PMM = np.take_along_axis(PM, mis[:, None, None, :], axis=3)  # (np, K, m, m)
-        L = np.linalg.cholesky(PMM)
-        logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=2, axis2=3)), axis=2)  # (np, K)
-        Linv = np.linalg.solve(L, np.broadcast_to(np.eye(m), PMM.shape))
-        W = Linv @ PM  # (np, K, m, D)
-        muo = mu[None] * of[lo:hi, None, :]  # (np, K, D)
-        muM = np.moveaxis(mu[:, mis], 0, 1)  # (np, K, m)
-        d = np.sum(W * muo[:, :, None, :], axis=3)  # (np, K, m)
-        PMmu = np.sum(PM * mu[None, :, None, :], axis=3)  # (np, K, m)
-        lin = Pmu[None] - np.sum(PM * muM[..., None], axis=2)  # (np, K, D)
-        quad_o = (muPmu[None] - 2.0 * np.sum(muM * PMmu, axis=2)
-                  + np.einsum("pki,pkij,pkj->pk", muM, PMM, muM))
+        # The m x m algebra is looped over m on arrays of shape (m, ..., np, K): a few
+        # vectorised operations per step instead of one LAPACK call per (pattern,
+        # component), which cost ~1.5 us each (most patterns have m of 4 to 6).
+        PMM = np.transpose(prec[:, mis[:, :, None], mis[:, None, :]], (2, 3, 1, 0))
+        L, Linv = _chol_and_inverse(PMM)  # (m, m, np, K) each, lower triangular
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=0, axis2=1)), axis=-1)
+        if not np.all(np.isfinite(logdet)):
+            # Not positive definite (cannot happen for a valid precision): raise as
+            # LAPACK does.
+            np.linalg.cholesky(np.transpose(PMM, (2, 3, 0, 1)))
+        PMt = np.transpose(prec[:, mis.T, :], (1, 2, 0, 3))  # (m, np, K, D) rows of P
+        muM = mu[:, mis].transpose(2, 1, 0)  # (m, np, K)
+        PmuM = Pmu[:, mis].transpose(2, 1, 0)  # (m, np, K): (P mu)_M
+        # W = Linv P_M; its missing columns are Linv P_MM = L^T, so with mu_o = mu on
+        # the observed cells, W mu_o = Linv (P mu)_M - L^T mu_M, and the fills' constant
+        # c = mu_M - B mu_o (B = -C P_M) reduces to C (P mu)_M.
+        W = np.empty_like(PMt)
+        d = np.empty_like(muM)
+        for i in range(m):
+            W[i] = np.einsum("jpk,jpkd->pkd", Linv[i, : i + 1], PMt[: i + 1])
+            d[i] = (np.sum(Linv[i, : i + 1] * PmuM[: i + 1], axis=0)
+                    - np.sum(L[i:, i] * muM[i:], axis=0))
+        C = np.empty_like(L)
+        for i in range(m):
+            # C = Linv^T Linv: C_ij = sum over k >= max(i, j) of Linv_ki Linv_kj
+            C[i] = np.sum(Linv[i:, i][:, None] * Linv[i:], axis=0)
+        C = 0.5 * (C + np.swapaxes(C, 0, 1))
+        B = np.empty_like(PMt)
+        c = np.empty_like(muM)
+        for i in range(m):
+            B[i] = -np.einsum("jpk,jpkd->pkd", Linv[i:, i], W[i:])
+            c[i] = np.sum(C[i] * PmuM, axis=0)
+        # lin = P mu - P_M^T mu_M; quad_o = mu_o^T P mu_o
+        lin = Pmu[None] - np.einsum("ipk,ipkd->pkd", muM, PMt)  # (np, K, D)
+        quad_o = muPmu[None] - 2.0 * np.sum(muM * PmuM, axis=0)
+        for i in range(m):
+            quad_o = quad_o + muM[i] * np.sum(PMM[i] * muM, axis=0)
         with np.errstate(invalid="ignore"):
             cst = (const[None] + 0.5 * m * _LOG_2PI - 0.5 * (logdet - 2.0 * m * log_scale)
                    - 0.5 * quad_o)  # (np, K)
         AB = np.empty((np_, 2 * K * m + K, D + 1))
-        AB[:, : K * m, :D] = W.reshape(np_, K * m, D)
-        AB[:, : K * m, D] = -d.reshape(np_, K * m)
+        # Rows are (component, missing cell) pairs, component-major.
+        AB[:, : K * m, :D] = W.transpose(1, 2, 0, 3).reshape(np_, K * m, D)
+        AB[:, : K * m, D] = -d.transpose(1, 2, 0).reshape(np_, K * m)
         AB[:, K * m : K * m + K, :D] = lin
         AB[:, K * m : K * m + K, D] = cst
-        C = np.swapaxes(Linv, 2, 3) @ Linv
-        C = 0.5 * (C + np.swapaxes(C, 2, 3))
-        B = -(C @ PM)  # (np, K, m, D); its M columns multiply zeros
-        c = muM - np.sum(B * muo[:, :, None, :], axis=3)
-        AB[:, K * m + K :, :D] = B.reshape(np_, K * m, D)
-        AB[:, K * m + K :, D] = c.reshape(np_, K * m)
+        AB[:, K * m + K :, :D] = B.transpose(1, 2, 0, 3).reshape(np_, K * m, D)
+        AB[:, K * m + K :, D] = c.transpose(1, 2, 0).reshape(np_, K * m)
+        C = np.ascontiguousarray(np.transpose(C, (2, 3, 0, 1)))  # (np, K, m, m)
         return {"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C, "AB": AB}
 
     if len(items) > 1 and n_threads > 1:
         return list(_host_pool().map(one, items))
     return [one(item) for item in items]
+
+
+def _chol_and_inverse(A):
+    """Cholesky factors and their inverses of a batch of small SPD matrices.
+
+    Parameters
+    ----------
+    A : ndarray of shape (m, m, ...)
+        Symmetric positive definite in its first two axes (the batch trails).
+
+    Returns
+    -------
+    L, Linv : ndarrays of shape (m, m, ...)
+        Lower triangular, ``A = L L^T`` and ``Linv = L^-1``; NaN where A is not positive
+        definite.
+    """
+    m = A.shape[0]
+    L = np.zeros_like(A)
+    Linv = np.zeros_like(A)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for j in range(m):
+            L[j, j] = np.sqrt(A[j, j] - np.sum(L[j, :j] ** 2, axis=0))
+            if j + 1 < m:
+                L[j + 1 :, j] = (A[j + 1 :, j] - np.sum(L[j + 1 :, :j] * L[j, :j][None], axis=1)
+                                 ) / L[j, j]
+        for i in range(m):
+            Linv[i, i] = 1.0 / L[i, i]
+            if i:
+                Linv[i, :i] = -np.sum(L[i, :i, None] * Linv[:i, :i], axis=0) * Linv[i, i]
+    return L, Linv
 
 
 class _LowRankKernel:
