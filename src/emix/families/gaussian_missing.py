@@ -74,10 +74,9 @@ _PATTERN_CHUNK = 512
 # Patterns with fewer rows than this are evaluated row by row with gathered parameters
 # (one batched product per block) instead of one product per pattern.
 _SMALL_PATTERN = 32
-# Rare patterns' rows are summed per pattern in at most this many rounds of indexed adds;
-# beyond it (few patterns with several rows each) by one indicator product.
-_MAX_ROUNDS = 3
-_MAX_INDICATOR = 1 << 16  # cells of that indicator: beyond, rounds again
+# In the low-rank pass, a block's pieces of patterns shorter than this are padded to a
+# common length and evaluated by one batched product per number of missing cells.
+_BIG_SEGMENT = 1024
 # The low-rank pass for full and tied covariances (see _LowRankKernel); False runs the
 # per-pattern natural-parameter pass for every type (kept as a reference).
 _LOW_RANK = True
@@ -946,8 +945,11 @@ class _LowRankKernel:
         }
 
     def _plan_block(self, start, stop):
-        """``(big, small)``: big segments ``(g, pl, a, b)``; small rows per group ``g ->
-        (rows, local pattern ids, rounds)``."""
+        """``(big, padded)``: big segments ``(g, pl, a, b)`` (one product each); the other
+        segments of group g padded to a common length, ``padded[g] = (pls, idx, mask,
+        vpos, vrows, S, L)``: local pattern ids (S,), block rows (S L,) (padding repeats a
+        segment's first row), mask (S, 1, L) of real rows, the real positions vpos in the
+        flat (S L) layout and their block rows vrows."""
         hit = self.cache.get((start, stop))
         if hit is not None:
             return hit
@@ -956,34 +958,24 @@ class _LowRankKernel:
         for p, a, b in segs:
             g = int(self.group_of[p])
             pl = p - self.lr[g]["lo"]
-            if self.counts[p] >= _SMALL_PATTERN or b - a >= _SMALL_PATTERN:
+            if b - a >= _BIG_SEGMENT or self.lr[g]["m"] == 0:
                 big.append((g, pl, a, b))
             else:
                 few.setdefault(g, []).append((pl, a, b))
-        small = {}
+        padded = {}
         for g, lst in few.items():
-            rows = np.concatenate([np.arange(a, b) for _, a, b in lst])
-            pids = np.concatenate([np.full(b - a, pl) for pl, a, b in lst])
-            # Rows summed per pattern in rounds: round j adds the j-th row of every
-            # pattern that has one, so a round's patterns are distinct (an indexed add
-            # is then exact); fewer than _SMALL_PATTERN rounds, usually one or two.
-            sizes = np.array([b - a for _, a, b in lst])
-            offsets = np.concatenate([[0], np.cumsum(sizes)])
-            if sizes.max() > _MAX_ROUNDS and len(lst) * rows.size <= _MAX_INDICATOR:
-                # Few patterns with several rows each: one product with their
-                # (patterns, rows) indicator sums them, at little arithmetic.
-                onehot = np.zeros((len(lst), rows.size))
-                for j in range(len(lst)):
-                    onehot[j, offsets[j] : offsets[j + 1]] = 1.0
-                small[g] = (rows, pids, ("onehot", onehot, np.array([q for q, _, _ in lst])))
-                continue
-            rounds = []
-            for j in range(int(sizes.max())):
-                have = np.flatnonzero(sizes > j)
-                rounds.append((offsets[have] + j, np.array([lst[i][0] for i in have])))
-            small[g] = (rows, pids, rounds)
-        self.cache[(start, stop)] = (big, small)
-        return big, small
+            S = len(lst)
+            L = max(b - a for _, a, b in lst)
+            lens = np.array([b - a for _, a, b in lst])
+            firsts = np.array([a for _, a, _ in lst])
+            j = np.arange(L)
+            valid = j[None, :] < lens[:, None]  # (S, L)
+            idx = np.where(valid, firsts[:, None] + j[None, :], firsts[:, None]).ravel()
+            vpos = np.flatnonzero(valid.ravel())
+            padded[g] = (np.array([q for q, _, _ in lst]), idx,
+                         valid[:, None, :].astype(self.np_dtype), vpos, idx[vpos], S, L)
+        self.cache[(start, stop)] = (big, padded)
+        return big, padded
 
     def _log_joint(self, ops, st, Xb, start, stop):
         K, D, Q = self.K, self.D, self.Q
@@ -1006,24 +998,21 @@ class _LowRankKernel:
             LT[:, a:b] += out[K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=1)
             fills.append(out[K * m + K :])
         dev = {}
-        for g, (rws, pids, rounds) in small.items():
+        for g, (pls, idx, mask, vpos, vrows, S, L) in small.items():
+            # The segments of rare or split patterns, padded to a common length L: one
+            # batched product over the (S) patterns instead of one product each.
             m = self.lr[g]["m"]
-            ri = ops.asarray(rws, dtype=np.int64)
-            pi = ops.asarray(pids, dtype=np.int64)
-            Zs = ops.take(Z1, ri, axis=1)  # (D + 1, n)
-            ABg = ops.take(st["AB"][g], pi, axis=0)  # (n, K m + K + K m, D + 1)
-            out = ops.matmul(ABg, Zs.T[:, :, None])[:, :, 0]  # (n, K m + K + K m)
-            n = rws.size
-            Wz = out[:, : K * m].reshape(n, K, m)
-            corr = out[:, K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=2)  # (n, K)
-            LT[:, ri] = LT[:, ri] + corr.T
-            if isinstance(rounds, tuple):
-                rounds = ("onehot", ops.asarray(rounds[1], dtype=self.np_dtype),
-                          ops.asarray(rounds[2], dtype=np.int64))
-            else:
-                rounds = [(ops.asarray(r, dtype=np.int64), ops.asarray(q, dtype=np.int64))
-                          for r, q in rounds]
-            dev[g] = (ri, Zs, rounds, out[:, K * m + K :].reshape(n, K, m))
+            pi = ops.asarray(pls, dtype=np.int64)
+            Zr = ops.take(Z1.T, ops.asarray(idx, dtype=np.int64), axis=0).reshape(S, L, D + 1)
+            out = ops.matmul(ops.take(st["AB"][g], pi, axis=0), Zr.mT)  # (S, 2 K m + K, L)
+            Wz = out[:, : K * m].reshape(S, K, m, L)
+            corr = out[:, K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=2)  # (S, K, L)
+            vr = ops.asarray(vrows, dtype=np.int64)
+            corr = ops.take(corr.mT.reshape(S * L, K), ops.asarray(vpos, dtype=np.int64),
+                            axis=0)
+            LT[:, vr] = LT[:, vr] + corr.T
+            dev[g] = (pi, ops.asarray(idx, dtype=np.int64), ops.asarray(mask), Zr,
+                      out[:, K * m + K :], S, L)
         return FT, LT, (big, fills), dev
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
@@ -1056,25 +1045,20 @@ class _LowRankKernel:
             row = ops.concat([both[:, :D].reshape(K * m * D), MM.reshape(K * m * m),
                               ops.sum(Rf, axis=1), ops.sum(R, axis=1)], axis=0)
             acc[f"g{g}"][pl] += ops.cast(row, f64)
-        for g, (ri, Zs, rounds, Fm) in small.items():
+        for g, (pi, idx, mask, Zr, Fm, S, L) in small.items():
             m = self.lr[g]["m"]
-            n = Zs.shape[1]
-            Rr = ops.take(LT, ri, axis=1).T  # (n, K)
-            Rf = Fm * Rr[:, :, None]  # (n, K, m)
-            z = Zs[:D].T  # (n, D)
-            parts = ops.cast(ops.concat([
-                (Rf[:, :, :, None] * z[:, None, None, :]).reshape(n, K * m * D),
-                (Rf[:, :, :, None] * Fm[:, :, None, :]).reshape(n, K * m * m),
-                Rf.reshape(n, K * m),
-                Rr,
-            ], axis=1), f64)
-            target = acc[f"g{g}"]
-            if isinstance(rounds, tuple):
-                _, onehot, pats = rounds
-                target[pats] += ops.cast(ops.matmul(onehot, ops.cast(parts, onehot.dtype)), f64)
-                continue
-            for r, q in rounds:
-                target[q] += ops.take(parts, r, axis=0)
+            R = ops.take(LT, idx, axis=1).T.reshape(S, L, K).mT * mask  # (S, K, L)
+            Rf = (Fm.reshape(S, K, m, L) * R[:, :, None, :]).reshape(S, K * m, L)
+            XZ = ops.matmul(Rf, Zr[:, :, :D])  # (S, K m, D)
+            XF = ops.matmul(Rf, Fm.mT).reshape(S, K * m * K * m)  # (S, K m, K m)
+            # The (k, k) blocks of XF: entry (k, i, j) at (k m + i) K m + k m + j.
+            kk = np.arange(K)[:, None, None] * m
+            pos = ((kk + np.arange(m)[None, :, None]) * (K * m) + kk
+                   + np.arange(m)[None, None, :]).ravel()
+            row = ops.concat([XZ.reshape(S, K * m * D),
+                              ops.take(XF, ops.asarray(pos, dtype=np.int64), axis=1),
+                              ops.sum(Rf, axis=2), ops.sum(R, axis=2)], axis=1)
+            acc[f"g{g}"][pi] += ops.cast(row, f64)
 
 
 def _lowrank_width(K: int, m: int, D: int) -> int:
