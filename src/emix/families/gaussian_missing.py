@@ -71,6 +71,8 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 # Patterns processed together on the host: bounds the (patterns, K, D, D) temporaries.
 _PATTERN_CHUNK = 512
+# The same for the low-rank pass's (patterns, K, m, D) temporaries.
+_LOWRANK_CHUNK = 256
 # Patterns with fewer rows than this are evaluated row by row with gathered parameters
 # (one batched product per block) instead of one product per pattern.
 _SMALL_PATTERN = 32
@@ -802,7 +804,9 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     while lo < P:
         m = int(n_miss[lo])
         end = int(np.searchsorted(n_miss, m, side="right"))
-        step = max(64, -(-(end - lo) // n_threads))
+        # At most _LOWRANK_CHUNK patterns a piece: its temporaries then stay in cache
+        # (about 20% faster than pieces of thousands of patterns).
+        step = min(_LOWRANK_CHUNK, max(64, -(-(end - lo) // n_threads)))
         for a in range(lo, end, step):
             items.append((a, min(a + step, end), m))
         lo = end
@@ -1050,13 +1054,10 @@ class _LowRankKernel:
             R = ops.take(LT, idx, axis=1).T.reshape(S, L, K).mT * mask  # (S, K, L)
             Rf = (Fm.reshape(S, K, m, L) * R[:, :, None, :]).reshape(S, K * m, L)
             XZ = ops.matmul(Rf, Zr[:, :, :D])  # (S, K m, D)
-            XF = ops.matmul(Rf, Fm.mT).reshape(S, K * m * K * m)  # (S, K m, K m)
-            # The (k, k) blocks of XF: entry (k, i, j) at (k m + i) K m + k m + j.
-            kk = np.arange(K)[:, None, None] * m
-            pos = ((kk + np.arange(m)[None, :, None]) * (K * m) + kk
-                   + np.arange(m)[None, None, :]).ravel()
-            row = ops.concat([XZ.reshape(S, K * m * D),
-                              ops.take(XF, ops.asarray(pos, dtype=np.int64), axis=1),
+            # The fills' cross moments within each component only: (S K) products of
+            # (m, L) by (L, m), not (K m) x (K m) ones of which K m m entries are used.
+            XF = ops.matmul(Rf.reshape(S * K, m, L), Fm.reshape(S * K, m, L).mT)
+            row = ops.concat([XZ.reshape(S, K * m * D), XF.reshape(S, K * m * m),
                               ops.sum(Rf, axis=2), ops.sum(R, axis=2)], axis=1)
             acc[f"g{g}"][pi] += ops.cast(row, f64)
 
