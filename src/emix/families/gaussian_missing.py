@@ -687,6 +687,15 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
         lr, quad = _lowrank_setup(plan, groups)
         kernel = _LowRankKernel(groups, lr, quad, plan.frame, K, D, np_dtype, dead,
                                 plan.needs_anchors(np_dtype), cache=cache)
+        if block_size is None and type(backend).__name__ == "NumpyBackend":
+            # On the CPU, blocks three times the complete pass's (~10,000 rows at D=16,
+            # K=8): the per-block Python work of the patterns is then paid a third as
+            # often (~7% faster at 1,000,000 x 16, K=8). Device backends size blocks
+            # from free memory and keep theirs.
+            from ..backends.numpy_backend import default_block_size
+
+            block_size = default_block_size(n, K, max(K, kernel.M) // 3,
+                                            np.dtype(np_dtype).itemsize)
         acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size,
                                  width=max(K, kernel.M))
         out = lowrank_moments(lr, acc, K, D)
