@@ -33,9 +33,11 @@ Three passes implement this for ``GaussianMixture`` (``missing_pass``):
   rank-m term, so the quadratic product is shared by every row of a block and each
   pattern adds a (K (m+1)) x (D+1) product (the rank-m correction, the linear and
   constant terms, and the fills ``B z + c`` in one matrix); the observed moments of a
-  block are one product, the fills' cross moments are summed per pattern. Rows of rare
-  patterns are gathered into batched products. Host work O(m^2 D) per (pattern,
-  component), on host threads.
+  block are one product, the fills' cross moments are summed per pattern. A block's
+  pieces of patterns shorter than ``_BIG_SEGMENT`` rows are padded to a common length
+  and run as one batched product per number of missing cells. Host work O(m^2 D) per
+  (pattern, component), vectorised over patterns in cache-sized pieces, on host
+  threads.
 * diag and spherical: no patterns at all (``_IndependentKernel``): the complete product
   plus a (K x D) product with the missing-cell indicator.
 * the per-pattern natural-parameter pass (``_PatternKernel``), the direct form of the
