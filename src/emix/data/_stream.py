@@ -50,21 +50,17 @@ __all__ = [
 ]
 
 
-class _ColumnView(Source):
-    """Some columns of another source (``MixtureModel(columns=...)``)."""
+class _View(Source):
+    """Another source seen differently (some columns, some rows, NaN filled): what the
+    views share is read from the parent; each view overrides what it changes."""
 
-    def __init__(self, parent: Source, positions, keep_names: bool = True):
+    def __init__(self, parent: Source):
         self._parent = parent
-        self._positions = list(positions)
         self.label = parent.label
         self.path = parent.path
-        self.n_features = len(self._positions)
+        self.n_features = parent.n_features
         self.dtype = parent.dtype
-        names = parent.column_names
-        if names is None or not keep_names:
-            self.column_names = None
-        else:
-            self.column_names = [names[p] for p in self._positions]
+        self.column_names = parent.column_names
 
     @property
     def n_rows(self):
@@ -78,6 +74,23 @@ class _ColumnView(Source):
         return self._parent.count_rows()
 
     def describe_column(self, j):
+        return self._parent.describe_column(j)
+
+
+class _ColumnView(_View):
+    """Some columns of another source (``MixtureModel(columns=...)``)."""
+
+    def __init__(self, parent: Source, positions, keep_names: bool = True):
+        super().__init__(parent)
+        self._positions = list(positions)
+        self.n_features = len(self._positions)
+        names = parent.column_names
+        if names is None or not keep_names:
+            self.column_names = None
+        else:
+            self.column_names = [names[p] for p in self._positions]
+
+    def describe_column(self, j):
         return self._parent.describe_column(self._positions[j])
 
     def blocks(self, allow_nan=False):
@@ -85,7 +98,7 @@ class _ColumnView(Source):
         return (b[:, pos] for b in self._parent.blocks(allow_nan=allow_nan))
 
 
-class _RowsView(Source):
+class _RowsView(_View):
     """Another source without some of its rows (those with every value missing).
 
     Parameters
@@ -98,28 +111,16 @@ class _RowsView(Source):
     """
 
     def __init__(self, parent: Source, drop, n_rows: int):
-        self._parent = parent
+        super().__init__(parent)
         self._drop = np.asarray(drop, dtype=np.int64)
-        self.label = parent.label
-        self.path = parent.path
-        self.n_features = parent.n_features
-        self.dtype = parent.dtype
-        self.column_names = parent.column_names
         self._kept = int(n_rows)
 
     @property
     def n_rows(self):
         return self._kept
 
-    @property
-    def block_rows(self):
-        return self._parent.block_rows
-
     def count_rows(self):
         return self._kept
-
-    def describe_column(self, j):
-        return self._parent.describe_column(j)
 
     def blocks(self, allow_nan=False):
         offset = 0
@@ -137,31 +138,12 @@ class _RowsView(Source):
             yield b
 
 
-class _FilledView(Source):
+class _FilledView(_View):
     """Another source with every missing value (NaN) set to its column's ``values``."""
 
     def __init__(self, parent: Source, values):
-        self._parent = parent
+        super().__init__(parent)
         self._values = np.asarray(values, dtype=parent.dtype)
-        self.label = parent.label
-        self.path = parent.path
-        self.n_features = parent.n_features
-        self.dtype = parent.dtype
-        self.column_names = parent.column_names
-
-    @property
-    def n_rows(self):
-        return self._parent.n_rows
-
-    @property
-    def block_rows(self):
-        return self._parent.block_rows
-
-    def count_rows(self):
-        return self._parent.count_rows()
-
-    def describe_column(self, j):
-        return self._parent.describe_column(j)
 
     def blocks(self, allow_nan=False):
         for b in self._parent.blocks(allow_nan=True):
