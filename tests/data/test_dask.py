@@ -24,28 +24,6 @@ pytestmark = pytest.mark.slow
 RTOL = 1e-9
 
 
-@pytest.fixture(scope="module")
-def client():
-    import cloudpickle
-
-    # The generator of blocks below travels by value: workers cannot import tests.
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        cluster = distributed.LocalCluster(
-            n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
-        )
-        c = distributed.Client(cluster)
-    try:
-        yield c
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            c.close()
-            cluster.close()
-        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
-
-
 def _rel(a, b):
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
