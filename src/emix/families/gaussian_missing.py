@@ -374,16 +374,7 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
             + nc[lo:hi, :, None, None] * C
         # Scatter-add over patterns into the (d, e) cells they fill: rows M of X1 (and
         # by symmetry columns M), the M x M block of MM; segment sums by bincount.
-        cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()  # (np*m*D,)
-        cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()  # (np*m*m,)
-        Xk = np.moveaxis(X1, 1, -1).reshape(-1, K)  # (np*m*D, K)
-        Mk = np.moveaxis(MM, 1, -1).reshape(-1, K)
-        Sk = np.moveaxis(s1M, 1, -1).reshape(-1, K)
-        flat_mis = mis.ravel()
-        for k in range(K):
-            S2x[k] += np.bincount(cells_x, Xk[:, k], minlength=D * D)
-            S2m[k] += np.bincount(cells_mm, Mk[:, k], minlength=D * D)
-            S1[k] += np.bincount(flat_mis, Sk[:, k], minlength=D)
+        _scatter_fills(mis, X1, MM, s1M, S2x, S2m, S1)
     S2x = S2x.reshape(K, D, D)
     # X1 filled the rows M (its M columns are 0); their mirror images are the columns M.
     S2 = S2x + np.swapaxes(S2x, 1, 2) + S2m.reshape(K, D, D)
@@ -1107,16 +1098,7 @@ def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
         X = sums[:, :a].reshape(P, K, m, D)
         MM = sums[:, a:b].reshape(P, K, m, m) + sums[:, c:][:, :, None, None] * g["C"]
         s = sums[:, b:c].reshape(P, K, m)
-        cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()
-        cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()
-        Xk = np.moveaxis(X, 1, -1).reshape(-1, K)
-        Mk = np.moveaxis(MM, 1, -1).reshape(-1, K)
-        Sk = np.moveaxis(s, 1, -1).reshape(-1, K)
-        flat = mis.ravel()
-        for k in range(K):
-            S2x[k] += np.bincount(cells_x, Xk[:, k], minlength=D * D)
-            S2m[k] += np.bincount(cells_mm, Mk[:, k], minlength=D * D)
-            S1[k] += np.bincount(flat, Sk[:, k], minlength=D)
+        _scatter_fills(mis, X, MM, s, S2x, S2m, S1)
     S2x = S2x.reshape(K, D, D)
     S2 = S2 + S2x + np.swapaxes(S2x, 1, 2) + S2m.reshape(K, D, D)
     out = obs.copy()
@@ -1216,3 +1198,31 @@ class _IndependentKernel:
             out[:, 0] += sq.sum(axis=1)
         out[:, Q : Q + D] += mass * self.mu
         return out
+
+
+def _scatter_fills(mis, X1, MM, s1, S2x, S2m, S1) -> None:
+    """Add per-pattern sums of the fills into per-component cells, in place.
+
+    Parameters
+    ----------
+    mis : ndarray of int, shape (P, m): each pattern's missing columns
+    X1 : ndarray of shape (P, K, m, D): sums of fill x z^T (rows M of the D x D cells)
+    MM : ndarray of shape (P, K, m, m): sums of fill x fill^T (+ the conditional
+        covariance), the M x M block
+    s1 : ndarray of shape (P, K, m): sums of the fills
+    S2x, S2m : ndarrays of shape (K, D * D), added into
+    S1 : ndarray of shape (K, D), added into
+    """
+    K, D = S1.shape
+    # Segment sums over patterns by bincount: each pattern's cells are the rows M (and
+    # the M x M block) it fills.
+    cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()  # (P*m*D,)
+    cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()  # (P*m*m,)
+    Xk = np.moveaxis(X1, 1, -1).reshape(-1, K)  # (P*m*D, K)
+    Mk = np.moveaxis(MM, 1, -1).reshape(-1, K)
+    Sk = np.moveaxis(s1, 1, -1).reshape(-1, K)
+    flat = mis.ravel()
+    for k in range(K):
+        S2x[k] += np.bincount(cells_x, Xk[:, k], minlength=D * D)
+        S2m[k] += np.bincount(cells_mm, Mk[:, k], minlength=D * D)
+        S1[k] += np.bincount(flat, Sk[:, k], minlength=D)
