@@ -73,8 +73,6 @@ __all__ = [
 _LOG_2PI = math.log(2.0 * math.pi)
 # Patterns processed together on the host: bounds the (patterns, K, D, D) temporaries.
 _PATTERN_CHUNK = 512
-# The same for the low-rank pass's (patterns, K, m, D) temporaries.
-_LOWRANK_CHUNK = 256
 # Patterns with fewer rows than this are evaluated row by row with gathered parameters
 # (one batched product per block) instead of one product per pattern.
 _SMALL_PATTERN = 32
@@ -88,6 +86,19 @@ _LOW_RANK = True
 # small), fewer on a small machine or under EMIX_NUM_THREADS (as the passes).
 _POOL = None
 _POOL_PID = None
+
+
+_KERNELS = None
+
+
+def _numba_kernels():
+    """Compile (or load from numba's cache) the host kernels on first use."""
+    global _KERNELS
+    if _KERNELS is None:
+        from . import _missing_numba
+
+        _KERNELS = _missing_numba
+    return _KERNELS
 
 
 def _host_threads() -> int:
@@ -355,9 +366,10 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
     pos[iu, ju] = np.arange(iu.size)
     pos[ju, iu] = np.arange(iu.size)
     full_idx = pos.ravel()
-    S2x = np.zeros((K, D * D))
-    S2m = np.zeros((K, D * D))
+    S2x = np.zeros((K, D, D))
+    S2m = np.zeros((K, D, D))
     S1 = np.zeros((K, D))
+    scatter = _numba_kernels().scatter_fills
     for lo, hi, mis, B, c, C in marg.groups:
         m = mis.shape[1]
         if m == 0:
@@ -373,11 +385,11 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
         MM = X1 @ np.swapaxes(B, 2, 3) + s1M[..., :, None] * c[..., None, :] \
             + nc[lo:hi, :, None, None] * C
         # Scatter-add over patterns into the (d, e) cells they fill: rows M of X1 (and
-        # by symmetry columns M), the M x M block of MM; segment sums by bincount.
-        _scatter_fills(mis, X1, MM, s1M, S2x, S2m, S1)
-    S2x = S2x.reshape(K, D, D)
+        # by symmetry columns M), the M x M block of MM.
+        scatter(mis.astype(np.int64), np.ascontiguousarray(X1), np.ascontiguousarray(MM),
+                np.ascontiguousarray(s1M), S2x, S2m, S1)
     # X1 filled the rows M (its M columns are 0); their mirror images are the columns M.
-    S2 = S2x + np.swapaxes(S2x, 1, 2) + S2m.reshape(K, D, D)
+    S2 = S2x + np.swapaxes(S2x, 1, 2) + S2m
     out[:, :Q] += S2[:, iu, ju]
     out[:, Q : Q + D] += S1
     return out
@@ -677,9 +689,8 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
     else:
         wsum = float(np.sum(backend.to_numpy(ws), dtype=np.float64))
     if ct in ("full", "tied") and _LOW_RANK:
-        lr, quad = _lowrank_setup(plan, groups)
-        kernel = _LowRankKernel(groups, lr, quad, plan.frame, K, D, np_dtype, dead,
-                                plan.needs_anchors(np_dtype), cache=cache)
+        kernel = _plan_kernel(plan, groups, np_dtype, dead, plan.needs_anchors(np_dtype),
+                              cache=cache)
         if block_size is None and type(backend).__name__ == "NumpyBackend":
             # On the CPU, blocks three times the complete pass's (~10,000 rows at D=16,
             # K=8): the per-block Python work of the patterns is then paid a third as
@@ -691,7 +702,7 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
                                             np.dtype(np_dtype).itemsize)
         acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size,
                                  width=max(K, kernel.M))
-        out = lowrank_moments(lr, acc, K, D)
+        out = lowrank_moments(kernel.lr, acc, K, D)
         return _stats_from_layout(ct, plan.frame, out, float(acc["loglik"]), wsum, n, D)
     if ct in ("diag", "spherical") and _LOW_RANK:
         kernel = _IndependentKernel(plan, np_dtype, plan.needs_anchors(np_dtype))
@@ -744,9 +755,7 @@ def log_joint_missing(backend, Xs, groups: PatternGroups, plan, *, block_size=No
     f64 = plan.needs_anchors(np_dtype)
     dead = np.flatnonzero(np.isneginf(plan.const))
     if ct in ("full", "tied") and _LOW_RANK:
-        lr, quad = _lowrank_setup(plan, groups)
-        kernel = _LowRankKernel(groups, lr, quad, plan.frame, K, D, np_dtype, dead, f64,
-                                stats=False)
+        kernel = _plan_kernel(plan, groups, np_dtype, dead, f64, stats=False)
     elif _LOW_RANK:
         kernel = _IndependentKernel(plan, np_dtype, f64)
     else:
@@ -759,22 +768,28 @@ def log_joint_missing(backend, Xs, groups: PatternGroups, plan, *, block_size=No
 
 
 # --------------------------------------------------------------------------- low-rank pass
-# For full (and tied) covariances the pass above pays, per pattern, a D x D matrix on the
-# host and two (K x M) products on the device. The marginal precision differs from the
-# full one by a rank-m term, Lambda = P - PM^T C PM with C = P_MM^-1 = Linv^T Linv, so
-# with the missing cells of z set to 0 (and w = z - mu on the observed cells):
+# For full (and tied) covariances the per-pattern pass above pays, per pattern, a D x D
+# matrix on the host and two (K x M) products on the device. The marginal precision
+# differs from the full one by a rank-m term, Lambda = P_OO - P_OM C P_MO with
+# C = P_MM^-1, so with the missing cells of z set to 0 and w = z - mu on the observed
+# cells (0 on the missing ones), y_M = (P w)_M = P_MO w_O and
 #
-#   -1/2 w^T Lambda w = [-1/2 z^T P z] + P(mu*o) . z - 1/2 (mu*o)^T P (mu*o)
-#                       + 1/2 |Linv PM z - Linv PM (mu*o)|^2
+#   -1/2 w_O^T Lambda w_O = -1/2 w^T P w + 1/2 y_M^T C y_M
+#                         = [-1/2 z^T P z + (P mu) . z] - mu_M . Y_M - 1/2 mu_o^T P mu_o
+#                           + 1/2 y_M^T C y_M,        Y_M = (P z)_M, y_M = Y_M - h,
 #
-# The bracket is the complete-data quadratic term, one product for every row of a block;
-# the rest is a (K (m+1)) x (D+1) matrix per pattern. The statistics likewise: the
-# observed moments of all rows are one product per block, and the missing cells' fills
-# E[z_M | z_O, k] = B z + c (B = -C PM) give the cross moments sum r fill z^T and sum r
-# fill fill^T per pattern, (K, m, D) and (K, m, m), summed per pattern on the device and
-# scattered on the host. Host work per (pattern, component) is O(m^2 D), not O(D^2).
+# with mu_o the mean with its missing cells set to 0 and h = (P mu)_M - P_MM mu_M. The
+# bracket is the complete-data product, one GEMM for every row of a block; Y_M is the
+# rows M of P times z (a (K m) x D product per pattern, its matrix gathered from P on
+# the device), and the rest is m x m per row and component. The fills are
+# E[z_M | z_O, k] = mu_M - C y_M. The statistics: the observed moments of all rows are
+# one product per block, and the fills give the cross moments sum r fill z^T and
+# sum r fill fill^T per pattern, (K, m, D) and (K, m, m), summed per pattern on the
+# device and scattered on the host. Host work per (pattern, component) is O(m^3) (the
+# Cholesky factor of P_MM and C), and what goes to the device per pattern is C, h, mu_M
+# and a constant: K (m^2 + 2m + 1) numbers.
 def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
-    """Per-pattern matrices of the low-rank pass, grouped by number of missing cells.
+    """Per-pattern parameters of the low-rank pass, grouped by number of missing cells.
 
     Parameters
     ----------
@@ -785,15 +800,15 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
 
     Returns
     -------
-    list of dict with ``lo``, ``hi`` (the patterns), ``m``, ``mis`` (P_m, m), ``A``
-    (P_m, K m + K, D + 1) log-density matrices, ``BC`` (P_m, K m, D + 1) fill
-    matrices, ``C`` (P_m, K, m, m) conditional covariances
+    list of dict with ``lo``, ``hi`` (the patterns), ``m``, ``mis`` (P_m, m) missing
+    columns, ``C`` (P_m, K, m, m) conditional covariances and ``T`` (P_m, K (m^2 + 2 m
+    + 1)): per pattern, C, h, mu_M (each component-major) and the constant of each
+    component's log-density, side by side (see :func:`_lowrank_slices`)
     """
     mu = np.asarray(mu, dtype=np.float64)
     prec = np.asarray(prec, dtype=np.float64)
     K, D = mu.shape
     obs = groups.observed
-    of = obs.astype(np.float64)
     n_miss = groups.n_missing
     Pmu = (prec @ mu[:, :, None])[..., 0]  # (K, D)
     muPmu = np.sum(mu * Pmu, axis=1)  # (K,)
@@ -806,128 +821,63 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     while lo < P:
         m = int(n_miss[lo])
         end = int(np.searchsorted(n_miss, m, side="right"))
-        step = max(64, -(-(end - lo) // n_threads))
+        step = max(256, -(-(end - lo) // n_threads))
         for a in range(lo, end, step):
             items.append((a, min(a + step, end), m))
         lo = end
 
-    def one(item):
-        # In pieces of at most _LOWRANK_CHUNK patterns, whose temporaries stay in cache
-        # (about 20% faster than thousands at once), joined so that the pass still sees
-        # one group per number of missing cells and thread (its batches are per group).
-        lo, hi, m = item
-        parts = [piece((a, min(a + _LOWRANK_CHUNK, hi), m))
-                 for a in range(lo, hi, _LOWRANK_CHUNK)]
-        if len(parts) == 1:
-            return parts[0]
-        return {"lo": lo, "hi": hi, "m": m,
-                **{key: np.concatenate([q[key] for q in parts]) for key in ("mis", "C", "AB")}}
+    kern = _numba_kernels()
+    precC = np.ascontiguousarray(prec)
+    const = np.asarray(const, dtype=np.float64)
 
-    def piece(item):
+    def one(item):
         lo, hi, m = item
         np_ = hi - lo
         if m == 0:
             # Complete rows (the families' hooks see them in a block): the full form.
-            AB = np.empty((np_, K, D + 1))
-            AB[:, :, :D] = Pmu[None]
             with np.errstate(invalid="ignore"):
-                AB[:, :, D] = (const - 0.5 * muPmu)[None]
+                T = np.broadcast_to(const - 0.5 * muPmu, (np_, K)).copy()
             return {"lo": lo, "hi": hi, "m": 0, "mis": np.zeros((np_, 0), np.intp),
-                    "C": np.zeros((np_, K, 0, 0)), "AB": AB}
-        mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m)
-        # The m x m algebra is looped over m on arrays of shape (m, ..., np, K): a few
-        # vectorised operations per step instead of one LAPACK call per (pattern,
-        # component), which cost ~1.5 us each (most patterns have m of 4 to 6).
-        PMM = np.transpose(prec[:, mis[:, :, None], mis[:, None, :]], (2, 3, 1, 0))
-        L, Linv = _chol_and_inverse(PMM)  # (m, m, np, K) each, lower triangular
-        with np.errstate(divide="ignore", invalid="ignore"):
-            logdet = 2.0 * np.sum(np.log(np.diagonal(L, axis1=0, axis2=1)), axis=-1)
+                    "C": np.zeros((np_, K, 0, 0)), "T": T}
+        mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m).astype(np.int64)
+        C = np.empty((np_, K, m, m))
+        T = np.empty((np_, K * (m * m + 2 * m + 1)))
+        logdet = np.empty((np_, K))
+        kern.pattern_params(precC, mu, Pmu, muPmu, const, float(log_scale), mis, C, T,
+                            logdet)
         if not np.all(np.isfinite(logdet)):
             # Not positive definite (cannot happen for a valid precision): raise as
             # LAPACK does.
-            np.linalg.cholesky(np.transpose(PMM, (2, 3, 0, 1)))
-        PMt = np.transpose(prec[:, mis.T, :], (1, 2, 0, 3))  # (m, np, K, D) rows of P
-        muM = mu[:, mis].transpose(2, 1, 0)  # (m, np, K)
-        PmuM = Pmu[:, mis].transpose(2, 1, 0)  # (m, np, K): (P mu)_M
-        # W = Linv P_M; its missing columns are Linv P_MM = L^T, so with mu_o = mu on
-        # the observed cells, W mu_o = Linv (P mu)_M - L^T mu_M, and the fills' constant
-        # c = mu_M - B mu_o (B = -C P_M) reduces to C (P mu)_M.
-        W = np.empty_like(PMt)
-        d = np.empty_like(muM)
-        for i in range(m):
-            W[i] = np.einsum("jpk,jpkd->pkd", Linv[i, : i + 1], PMt[: i + 1])
-            d[i] = (np.sum(Linv[i, : i + 1] * PmuM[: i + 1], axis=0)
-                    - np.sum(L[i:, i] * muM[i:], axis=0))
-        C = np.empty_like(L)
-        for i in range(m):
-            # C = Linv^T Linv: C_ij = sum over k >= max(i, j) of Linv_ki Linv_kj
-            C[i] = np.sum(Linv[i:, i][:, None] * Linv[i:], axis=0)
-        C = 0.5 * (C + np.swapaxes(C, 0, 1))
-        B = np.empty_like(PMt)
-        c = np.empty_like(muM)
-        for i in range(m):
-            B[i] = -np.einsum("jpk,jpkd->pkd", Linv[i:, i], W[i:])
-            c[i] = np.sum(C[i] * PmuM, axis=0)
-        # lin = P mu - P_M^T mu_M; quad_o = mu_o^T P mu_o
-        lin = Pmu[None] - np.einsum("ipk,ipkd->pkd", muM, PMt)  # (np, K, D)
-        quad_o = muPmu[None] - 2.0 * np.sum(muM * PmuM, axis=0)
-        for i in range(m):
-            quad_o = quad_o + muM[i] * np.sum(PMM[i] * muM, axis=0)
-        with np.errstate(invalid="ignore"):
-            cst = (const[None] + 0.5 * m * _LOG_2PI - 0.5 * (logdet - 2.0 * m * log_scale)
-                   - 0.5 * quad_o)  # (np, K)
-        AB = np.empty((np_, 2 * K * m + K, D + 1))
-        # Rows are (component, missing cell) pairs, component-major.
-        AB[:, : K * m, :D] = W.transpose(1, 2, 0, 3).reshape(np_, K * m, D)
-        AB[:, : K * m, D] = -d.transpose(1, 2, 0).reshape(np_, K * m)
-        AB[:, K * m : K * m + K, :D] = lin
-        AB[:, K * m : K * m + K, D] = cst
-        AB[:, K * m + K :, :D] = B.transpose(1, 2, 0, 3).reshape(np_, K * m, D)
-        AB[:, K * m + K :, D] = c.transpose(1, 2, 0).reshape(np_, K * m)
-        C = np.ascontiguousarray(np.transpose(C, (2, 3, 0, 1)))  # (np, K, m, m)
-        return {"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C, "AB": AB}
+            np.linalg.cholesky(prec[:, mis[:, :, None], mis[:, None, :]])
+        return {"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C, "T": T}
 
     if len(items) > 1 and n_threads > 1:
         return list(_host_pool().map(one, items))
     return [one(item) for item in items]
 
 
-def _chol_and_inverse(A):
-    """Cholesky factors and their inverses of a batch of small SPD matrices.
-
-    Parameters
-    ----------
-    A : ndarray of shape (m, m, ...)
-        Symmetric positive definite in its first two axes (the batch trails).
-
-    Returns
-    -------
-    L, Linv : ndarrays of shape (m, m, ...)
-        Lower triangular, ``A = L L^T`` and ``Linv = L^-1``; NaN where A is not positive
-        definite.
-    """
-    m = A.shape[0]
-    L = np.zeros_like(A)
-    Linv = np.zeros_like(A)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        for j in range(m):
-            L[j, j] = np.sqrt(A[j, j] - np.sum(L[j, :j] ** 2, axis=0))
-            if j + 1 < m:
-                L[j + 1 :, j] = (A[j + 1 :, j] - np.sum(L[j + 1 :, :j] * L[j, :j][None], axis=1)
-                                 ) / L[j, j]
-        for i in range(m):
-            Linv[i, i] = 1.0 / L[i, i]
-            if i:
-                Linv[i, :i] = -np.sum(L[i, :i, None] * Linv[:i, :i], axis=0) * Linv[i, i]
-    return L, Linv
+def _lowrank_slices(K: int, m: int):
+    """Where C, h, mu_M and the constant sit in a row of ``T`` (lowrank_params)."""
+    a, b = K * m * m, K * m * (m + 1)
+    return slice(0, a), slice(a, b), slice(b, b + K * m), slice(b + K * m, b + K * m + K)
 
 
 class _LowRankKernel:
-    """The low-rank pass (see above) over rows with missing cells sorted by pattern."""
+    """The low-rank pass (see above) over rows with missing cells sorted by pattern.
 
-    def __init__(self, groups, lr, quad, frame, K, D, np_dtype, dead, f64=False, stats=True,
-                 cache=None):
-        self.groups, self.lr, self.quad, self.frame = groups, lr, quad, frame
+    Parameters
+    ----------
+    groups : PatternGroups
+    lr : list of dict, from :func:`lowrank_params`
+    lin : ndarray of shape (K, Q + D): the complete-data product's matrix
+        ``[-1/2 vech(P) (off-diagonal doubled), P mu]``
+    prec : ndarray of shape (K, D, D), frame precisions
+    """
+
+    def __init__(self, groups, lr, lin, prec, frame, K, D, np_dtype, dead, f64=False,
+                 stats=True, cache=None):
+        self.groups, self.lr, self.lin, self.frame = groups, lr, lin, frame
+        self.prec = prec
         # Block plans depend only on the patterns and the block bounds, which are the
         # same at every iteration: the caller may keep them across passes.
         self.cache = {} if cache is None else cache
@@ -951,13 +901,20 @@ class _LowRankKernel:
 
     def setup(self, ops):
         dt = self.np_dtype
+        K, D = self.K, self.D
+        # Rows of the stacked precisions (K D, D) that give each pattern's Y_M, component
+        # major: k D + mis.
+        rows = [(np.arange(K)[None, :, None] * D + g["mis"][:, None, :]).reshape(
+                    len(g["mis"]), K * g["m"]) for g in self.lr]
         return {
             "inv_scale": float(dt.type(1.0 / self.frame.scale)),
             "center": ops.asarray(self.frame.center, dtype=dt),
-            "quad": ops.asarray(np.ascontiguousarray(self.quad), dtype=dt),
-            "AB": [ops.asarray(g["AB"], dtype=dt) for g in self.lr],
+            "lin": ops.asarray(np.ascontiguousarray(self.lin), dtype=dt),
+            "Pst": ops.asarray(np.ascontiguousarray(self.prec).reshape(K * D, D), dtype=dt),
+            "T": [ops.asarray(g["T"], dtype=dt) for g in self.lr],
+            "rows": [ops.asarray(r, dtype=np.int64) for r in rows],
             "zero": ops.zeros((), dtype=dt),
-            "ar": ops.asarray(np.arange(self.K), dtype=np.int64),
+            "ar": ops.asarray(np.arange(K), dtype=np.int64),
         }
 
     def _plan_block(self, start, stop):
@@ -1000,35 +957,51 @@ class _LowRankKernel:
             Xb = ops.cast(Xb, self.np_dtype)
         FT = ops.scratch("lrFT", (self.M, rows), dtype=self.np_dtype)
         FT[-1] = 1.0
-        masked_features(ops, FT, Xb, st["center"], st["inv_scale"], "full", D, st["zero"])
-        Z1 = FT[Q:]  # (D + 1, rows): [z; 1]
+        Z = masked_features(ops, FT, Xb, st["center"], st["inv_scale"], "full", D,
+                            st["zero"])  # (D, rows)
         LT = ops.scratch("lrLT", (K, rows), dtype=self.np_dtype)
-        ops.matmul(st["quad"], FT[:Q], out=LT)
+        ops.matmul(st["lin"], FT[: Q + D], out=LT)
         big, small = self._plan_block(start, stop)
         fills = []
         for g, pl, a, b in big:
             m = self.lr[g]["m"]
-            # One product gives the log-density terms and the fills (used by block).
-            out = ops.matmul(st["AB"][g][pl], Z1[:, a:b])  # (K m + K + K m, n)
-            Wz = out[: K * m].reshape(K, m, b - a)
-            LT[:, a:b] += out[K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=1)
-            fills.append(out[K * m + K :])
+            n = b - a
+            Cs, hs, ms, cs = _lowrank_slices(K, m)
+            T = st["T"][g][pl]
+            if m == 0:
+                LT[:, a:b] += T[cs][:, None]
+                fills.append(FT[:0, a:b])
+                continue
+            PM = ops.take(st["Pst"], st["rows"][g][pl], axis=0)  # (K m, D)
+            e = ops.matmul(PM, Z[:, a:b]) - T[hs][:, None]  # y_M, (K m, n)
+            e = e.reshape(K, m, n)
+            u = ops.matmul(T[Cs].reshape(K, m, m), e)  # C y_M, (K, m, n)
+            muM = T[ms].reshape(K, m, 1)
+            LT[:, a:b] += T[cs][:, None] + ops.sum(e * (0.5 * u - muM), axis=1)
+            fills.append((muM - u).reshape(K * m, n))
         dev = {}
         for g, (pls, idx, mask, vpos, vrows, S, L) in small.items():
             # The segments of rare or split patterns, padded to a common length L: one
             # batched product over the (S) patterns instead of one product each.
             m = self.lr[g]["m"]
+            Cs, hs, ms, cs = _lowrank_slices(K, m)
             pi = ops.asarray(pls, dtype=np.int64)
-            Zr = ops.take(Z1.T, ops.asarray(idx, dtype=np.int64), axis=0).reshape(S, L, D + 1)
-            out = ops.matmul(ops.take(st["AB"][g], pi, axis=0), Zr.mT)  # (S, 2 K m + K, L)
-            Wz = out[:, : K * m].reshape(S, K, m, L)
-            corr = out[:, K * m : K * m + K] + 0.5 * ops.sum(Wz * Wz, axis=2)  # (S, K, L)
+            T = ops.take(st["T"][g], pi, axis=0)  # (S, K (m^2 + 2m + 1))
+            ix = ops.asarray(idx, dtype=np.int64)
+            Zr = ops.take(Z.T, ix, axis=0).reshape(S, L, D)
+            PM = ops.take(st["Pst"], ops.take(st["rows"][g], pi, axis=0).reshape(S * K * m),
+                          axis=0).reshape(S, K * m, D)
+            e = ops.matmul(PM, Zr.mT) - T[:, hs][:, :, None]  # y_M, (S, K m, L)
+            u = ops.matmul(T[:, Cs].reshape(S * K, m, m), e.reshape(S * K, m, L))
+            e = e.reshape(S, K, m, L)
+            u = u.reshape(S, K, m, L)
+            muM = T[:, ms].reshape(S, K, m, 1)
+            corr = T[:, cs][:, :, None] + ops.sum(e * (0.5 * u - muM), axis=2)  # (S, K, L)
             vr = ops.asarray(vrows, dtype=np.int64)
             corr = ops.take(corr.mT.reshape(S * L, K), ops.asarray(vpos, dtype=np.int64),
                             axis=0)
             LT[:, vr] = LT[:, vr] + corr.T
-            dev[g] = (pi, ops.asarray(idx, dtype=np.int64), ops.asarray(mask), Zr,
-                      out[:, K * m + K :], S, L)
+            dev[g] = (pi, ix, ops.asarray(mask), Zr, (muM - u).reshape(S, K * m, L), S, L)
         return FT, LT, (big, fills), dev
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
@@ -1087,9 +1060,10 @@ def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
     pos[iu, ju] = np.arange(Q)
     pos[ju, iu] = np.arange(Q)
     S2 = obs[:, pos.ravel()].reshape(K, D, D)
-    S2x = np.zeros((K, D * D))
-    S2m = np.zeros((K, D * D))
+    S2x = np.zeros((K, D, D))
+    S2m = np.zeros((K, D, D))
     S1 = np.zeros((K, D))
+    scatter = _numba_kernels().scatter_fills
     for i, g in enumerate(lr):
         m, mis = g["m"], g["mis"]
         sums = acc[f"g{i}"]
@@ -1098,29 +1072,41 @@ def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
         X = sums[:, :a].reshape(P, K, m, D)
         MM = sums[:, a:b].reshape(P, K, m, m) + sums[:, c:][:, :, None, None] * g["C"]
         s = sums[:, b:c].reshape(P, K, m)
-        _scatter_fills(mis, X, MM, s, S2x, S2m, S1)
-    S2x = S2x.reshape(K, D, D)
-    S2 = S2 + S2x + np.swapaxes(S2x, 1, 2) + S2m.reshape(K, D, D)
+        scatter(mis.astype(np.int64), np.ascontiguousarray(X), np.ascontiguousarray(MM),
+                np.ascontiguousarray(s), S2x, S2m, S1)
+    S2 = S2 + S2x + np.swapaxes(S2x, 1, 2) + S2m
     out = obs.copy()
     out[:, :Q] = S2[:, iu, ju]
     out[:, Q : Q + D] += S1
     return out
 
 
-def _lowrank_setup(plan, groups):
-    ct = plan.covariance_type
+def lowrank_kernel(mu, prec, const, log_scale: float, groups: PatternGroups, frame, np_dtype,
+                   dead, f64: bool = False, stats: bool = True, cache=None):
+    """The low-rank pass's kernel for frame means ``mu`` (K, D), precisions ``prec``
+    (K, D, D) and constants ``const`` (K,) (as :func:`lowrank_params`)."""
+    mu = np.asarray(mu, dtype=np.float64)
+    prec = np.asarray(prec, dtype=np.float64)
+    K, D = mu.shape
+    iu, ju = np.triu_indices(D)
+    lin = np.concatenate([-0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0),
+                          (prec @ mu[:, :, None])[..., 0]], axis=1)  # (K, Q + D)
+    lr = lowrank_params(mu, prec, np.asarray(const, dtype=np.float64), log_scale, groups)
+    return _LowRankKernel(groups, lr, lin, prec, frame, K, D, np_dtype, dead, f64,
+                          stats=stats, cache=cache)
+
+
+def _plan_kernel(plan, groups, np_dtype, dead, f64, **kwargs):
+    """:func:`lowrank_kernel` for an E-step plan (full or tied)."""
     mu = np.asarray(plan.anchors, dtype=np.float64)
     K, D = mu.shape
     U = np.asarray(plan.prec, dtype=np.float64)
-    if ct == "full":
+    if plan.covariance_type == "full":
         prec = U @ np.swapaxes(U, 1, 2)
     else:
         prec = np.broadcast_to(U @ U.T, (K, D, D))
-    iu, ju = np.triu_indices(D)
-    quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)  # (K, Q)
-    lr = lowrank_params(mu, prec, np.asarray(plan.const, dtype=np.float64),
-                        math.log(plan.frame.scale), groups)
-    return lr, quad
+    return lowrank_kernel(mu, prec, plan.const, math.log(plan.frame.scale), groups,
+                          plan.frame, np_dtype, dead, f64, **kwargs)
 
 
 # --------------------------------------------------------------------------- diag/spherical pass
@@ -1198,31 +1184,3 @@ class _IndependentKernel:
             out[:, 0] += sq.sum(axis=1)
         out[:, Q : Q + D] += mass * self.mu
         return out
-
-
-def _scatter_fills(mis, X1, MM, s1, S2x, S2m, S1) -> None:
-    """Add per-pattern sums of the fills into per-component cells, in place.
-
-    Parameters
-    ----------
-    mis : ndarray of int, shape (P, m): each pattern's missing columns
-    X1 : ndarray of shape (P, K, m, D): sums of fill x z^T (rows M of the D x D cells)
-    MM : ndarray of shape (P, K, m, m): sums of fill x fill^T (+ the conditional
-        covariance), the M x M block
-    s1 : ndarray of shape (P, K, m): sums of the fills
-    S2x, S2m : ndarrays of shape (K, D * D), added into
-    S1 : ndarray of shape (K, D), added into
-    """
-    K, D = S1.shape
-    # Segment sums over patterns by bincount: each pattern's cells are the rows M (and
-    # the M x M block) it fills.
-    cells_x = (mis[:, :, None] * D + np.arange(D)[None, None, :]).ravel()  # (P*m*D,)
-    cells_mm = (mis[:, :, None] * D + mis[:, None, :]).ravel()  # (P*m*m,)
-    Xk = np.moveaxis(X1, 1, -1).reshape(-1, K)  # (P*m*D, K)
-    Mk = np.moveaxis(MM, 1, -1).reshape(-1, K)
-    Sk = np.moveaxis(s1, 1, -1).reshape(-1, K)
-    flat = mis.ravel()
-    for k in range(K):
-        S2x[k] += np.bincount(cells_x, Xk[:, k], minlength=D * D)
-        S2m[k] += np.bincount(cells_mm, Mk[:, k], minlength=D * D)
-        S1[k] += np.bincount(flat, Sk[:, k], minlength=D)

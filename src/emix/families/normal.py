@@ -368,16 +368,13 @@ class Normal(Family):
         groups = _replace(groups, order=np.arange(rows))
         mu, prec = mstate["mu"], np.asarray(mstate["prec"])
         K = mu.shape[0]
-        iu, ju = upper_indices(D)
-        quad = -0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0)
         const = -0.5 * D * _LOG_2PI - 0.5 * mstate["logdet"]
-        lr = GM.lowrank_params(mu, prec, const, mstate["log_scale"], groups)
         np_dtype = mstate.get("np_dtype")
         if np_dtype is None:
             # The data's dtype as NumPy names it (ops.dtype is torch's on torch).
             np_dtype = mstate["np_dtype"] = np.asarray(ops.to_host(ops.zeros(1))).dtype
-        kernel = GM._LowRankKernel(groups, lr, quad, self.frame, K, D, np_dtype,
-                                   np.zeros(0, dtype=np.intp))
+        kernel = GM.lowrank_kernel(mu, prec, const, mstate["log_scale"], groups, self.frame,
+                                   np_dtype, np.zeros(0, dtype=np.intp))
         st = kernel.setup(ops)
         FT, LT, (big, fills), small = kernel._log_joint(ops, st, Xs, 0, rows)
         inv = np.empty(rows, dtype=np.int64)
