@@ -763,6 +763,11 @@ class TorchOps:
     def take(self, a, idx, axis=0):
         return torch.index_select(a, axis, idx)
 
+    def add_at(self, target, idx, values):
+        """``target[idx] += values`` with repeated indices summed; target (n,) float64,
+        idx and values flat of one length."""
+        target.index_add_(0, idx, values.to(target.dtype))
+
     def softmax_cols_(self, LT, dead=None):
         # Dead components have a -inf log-joint, which the floor turns into exactly 0.
         return _softmax_cols_(LT, self.floor, self.gpu_form)

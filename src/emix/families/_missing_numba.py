@@ -124,3 +124,21 @@ def scatter_fills(mis, X1, MM, s1, S2x, S2m, S1):
                     S2x[k, a, d] += X1[p, k, i, d]
                 for j in range(m):
                     S2m[k, a, mis[p, j]] += MM[p, k, i, j]
+
+
+@njit(cache=True, nogil=True)
+def scatter_cov(mis, C, n, S2m):
+    """``S2m[k, M, M] += n[p, k] C[p, k]`` for every pattern p and component k.
+
+    Parameters
+    ----------
+    mis : (P, m) int64; C : (P, K, m, m); n : (P, K) responsibility sums
+    S2m : (K, D, D) added into
+    """
+    P, K, m, _ = C.shape
+    for p in range(P):
+        for k in range(K):
+            w = n[p, k]
+            for i in range(m):
+                for j in range(m):
+                    S2m[k, mis[p, i], mis[p, j]] += w * C[p, k, i, j]

@@ -893,11 +893,14 @@ class _LowRankKernel:
         self.counts = np.diff(groups.starts)
         self.acc_shapes = {"obs": (K, self.M), "loglik": ()}
         if stats:
-            # Per pattern: sum r fill z^T (K, m, D), sum r fill fill^T (K, m, m),
-            # sum r fill (K, m) and sum r (K), side by side.
+            # The fills' moments go straight into per-component cells: sum r fill z^T
+            # into the rows M of (K, D, D), sum r fill fill^T into its M x M block, sum
+            # r fill into (K, D). Per pattern only sum r (K): the host adds it times the
+            # conditional covariance C, in float64.
+            self.acc_shapes.update({"S2x": (K * D * D,), "S2m": (K * D * D,),
+                                    "S1": (K * D,)})
             for i, g in enumerate(lr):
-                m, n = g["m"], g["hi"] - g["lo"]
-                self.acc_shapes[f"g{i}"] = (n, _lowrank_width(K, m, D))
+                self.acc_shapes[f"n{i}"] = (g["hi"] - g["lo"], K)
 
     def setup(self, ops):
         dt = self.np_dtype
@@ -919,10 +922,13 @@ class _LowRankKernel:
 
     def _plan_block(self, start, stop):
         """``(big, padded)``: big segments ``(g, pl, a, b)`` (one product each); the other
-        segments of group g padded to a common length, ``padded[g] = (pls, idx, mask,
-        vpos, vrows, S, L)``: local pattern ids (S,), block rows (S L,) (padding repeats a
-        segment's first row), mask (S, 1, L) of real rows, the real positions vpos in the
-        flat (S L) layout and their block rows vrows."""
+        segments of group g, bucketed by length (1, 2, 3-4, 5-8, ...) and padded to the
+        longest in their bucket L, ``padded[(g, L)] = (pls, idx, mask, vpos, vrows, S,
+        L)``: local pattern ids (S,), block rows (S L,) (padding repeats a segment's
+        first row), mask (S, 1, L) of real rows, the real positions vpos in the flat
+        (S L) layout and their block rows vrows. The buckets bound the padding to less
+        than twice the rows (one length for a whole group padded single-row patterns,
+        the most common, to the group's longest piece)."""
         hit = self.cache.get((start, stop))
         if hit is not None:
             return hit
@@ -934,9 +940,9 @@ class _LowRankKernel:
             if b - a >= _BIG_SEGMENT or self.lr[g]["m"] == 0:
                 big.append((g, pl, a, b))
             else:
-                few.setdefault(g, []).append((pl, a, b))
+                few.setdefault((g, (b - a - 1).bit_length()), []).append((pl, a, b))
         padded = {}
-        for g, lst in few.items():
+        for (g, _), lst in sorted(few.items()):
             S = len(lst)
             L = max(b - a for _, a, b in lst)
             lens = np.array([b - a for _, a, b in lst])
@@ -945,8 +951,8 @@ class _LowRankKernel:
             valid = j[None, :] < lens[:, None]  # (S, L)
             idx = np.where(valid, firsts[:, None] + j[None, :], firsts[:, None]).ravel()
             vpos = np.flatnonzero(valid.ravel())
-            padded[g] = (np.array([q for q, _, _ in lst]), idx,
-                         valid[:, None, :].astype(self.np_dtype), vpos, idx[vpos], S, L)
+            padded[(g, L)] = (np.array([q for q, _, _ in lst]), idx,
+                              valid[:, None, :].astype(self.np_dtype), vpos, idx[vpos], S, L)
         self.cache[(start, stop)] = (big, padded)
         return big, padded
 
@@ -980,7 +986,7 @@ class _LowRankKernel:
             LT[:, a:b] += T[cs][:, None] + _quad_sum(e, u, muM, m)
             fills.append((muM - u).reshape(K * m, n))
         dev = {}
-        for g, (pls, idx, mask, vpos, vrows, S, L) in small.items():
+        for (g, _), (pls, idx, mask, vpos, vrows, S, L) in small.items():
             # The segments of rare or split patterns, padded to a common length L: one
             # batched product over the (S) patterns instead of one product each.
             m = self.lr[g]["m"]
@@ -1001,11 +1007,11 @@ class _LowRankKernel:
             corr = ops.take(corr.mT.reshape(S * L, K), ops.asarray(vpos, dtype=np.int64),
                             axis=0)
             LT[:, vr] = LT[:, vr] + corr.T
-            # The patterns of a group are contiguous in the block, unless a big segment
-            # of the same group sits between them: then they are added by index.
+            # A bucket's patterns are contiguous unless patterns of other lengths (other
+            # buckets, big segments) sit between them: then they are added by index.
             span = slice(int(pls[0]), int(pls[0]) + S) if pls[-1] - pls[0] + 1 == S else None
-            dev[g] = (pi, ix, ops.asarray(mask), Zr, (muM - u).reshape(S, K * m, L), S, L,
-                      span)
+            dev[(g, L)] = (pi, ix, ops.asarray(mask), Zr, (muM - u).reshape(S, K * m, L), S,
+                           L, span)
         return FT, LT, (big, fills), dev
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
@@ -1024,20 +1030,22 @@ class _LowRankKernel:
         rows), from what :meth:`_log_joint` returned."""
         K, D, Q = self.K, self.D, self.Q
         acc["obs"] += ops.cast(ops.weighted_stats(LT, FT), ops.f64)
-        Z1 = FT[Q:]
+        Z = FT[Q : Q + D]
         ar = st["ar"]
         for (g, pl, a, b), Fm in zip(big, fills):
             m = self.lr[g]["m"]
-            n = b - a
             R = LT[:, a:b]
+            acc[f"n{g}"][pl] += ops.cast(ops.sum(R, axis=1), ops.f64)
+            if m == 0:
+                continue
+            n = b - a
             Rf = (Fm.reshape(K, m, n) * R[:, None, :]).reshape(K * m, n)
             # One product for the cross moments with z and with the fills.
-            both = ops.matmul(Rf, ops.concat([Z1[:D, a:b], Fm], axis=0).T)  # (K m, D + K m)
+            both = ops.matmul(Rf, ops.concat([Z[:, a:b], Fm], axis=0).T)  # (K m, D + K m)
             MM = both[:, D:].reshape(K, m, K, m)[ar, :, ar, :]  # (K, m, m)
-            _add_parts(ops, acc[f"g{g}"][pl], (both[:, :D].reshape(K * m * D),
-                                               MM.reshape(K * m * m), ops.sum(Rf, axis=1),
-                                               ops.sum(R, axis=1)))
-        for g, (pi, idx, mask, Zr, Fm, S, L, span) in small.items():
+            self._scatter(ops, acc, st["rows"][g][pl], m, both[:, :D], MM,
+                          ops.sum(Rf, axis=1))
+        for (g, _), (pi, idx, mask, Zr, Fm, S, L, span) in small.items():
             m = self.lr[g]["m"]
             R = ops.take(LT, idx, axis=1).T.reshape(S, L, K).mT * mask  # (S, K, L)
             Rf = (Fm.reshape(S, K, m, L) * R[:, :, None, :]).reshape(S, K * m, L)
@@ -1045,12 +1053,30 @@ class _LowRankKernel:
             # The fills' cross moments within each component only: (S K) products of
             # (m, L) by (L, m), not (K m) x (K m) ones of which K m m entries are used.
             XF = ops.matmul(Rf.reshape(S * K, m, L), Fm.reshape(S * K, m, L).mT)
-            parts = (XZ.reshape(S, K * m * D), XF.reshape(S, K * m * m),
-                     ops.sum(Rf, axis=2), ops.sum(R, axis=2))
+            nR = ops.cast(ops.sum(R, axis=2), ops.f64)  # (S, K)
             if span is not None:
-                _add_parts(ops, acc[f"g{g}"][span], parts)
+                acc[f"n{g}"][span] += nR
             else:
-                acc[f"g{g}"][pi] += ops.cast(ops.concat(parts, axis=1), ops.f64)
+                acc[f"n{g}"][pi] += nR
+            self._scatter(ops, acc, ops.take(st["rows"][g], pi, axis=0), m, XZ, XF,
+                          ops.sum(Rf, axis=2))
+
+    def _scatter(self, ops, acc, rows, m, XZ, MM, s1):
+        """Add fill moments of patterns into the per-component cells.
+
+        ``rows`` (..., K m): ``k D + d`` of each (component, missing cell) pair; XZ (...,
+        K m, D), MM (..., K m, m) or (..., K, m, m), s1 (..., K m)."""
+        D = self.D
+        rows = rows.reshape(-1)
+        n = rows.shape[0] // m
+        f64 = ops.f64
+        cols = ops.asarray(np.arange(D), dtype=np.int64)
+        ops.add_at(acc["S2x"], (rows[:, None] * D + cols[None, :]).reshape(-1),
+                   ops.cast(XZ.reshape(-1), f64))
+        r3 = rows.reshape(n, m)
+        cells = r3[:, :, None] * D + (r3 % D)[:, None, :]  # (n, m, m)
+        ops.add_at(acc["S2m"], cells.reshape(-1), ops.cast(MM.reshape(-1), f64))
+        ops.add_at(acc["S1"], rows, ops.cast(s1.reshape(-1), f64))
 
 
 def _quad_sum(e, u, muM, m: int):
@@ -1066,19 +1092,6 @@ def _quad_sum(e, u, muM, m: int):
     return out
 
 
-def _add_parts(ops, target, parts) -> None:
-    """Add arrays side by side into the last axis of ``target`` (a view, float64)."""
-    off = 0
-    for part in parts:
-        w = part.shape[-1]
-        target[..., off : off + w] += ops.cast(part, ops.f64)
-        off += w
-
-
-def _lowrank_width(K: int, m: int, D: int) -> int:
-    return K * m * D + K * m * m + K * m + K
-
-
 def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
     """Expected moments (K, M) in the full layout from the low-rank pass's sums."""
     Q = D * (D + 1) // 2
@@ -1088,24 +1101,18 @@ def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
     pos[iu, ju] = np.arange(Q)
     pos[ju, iu] = np.arange(Q)
     S2 = obs[:, pos.ravel()].reshape(K, D, D)
-    S2x = np.zeros((K, D, D))
-    S2m = np.zeros((K, D, D))
-    S1 = np.zeros((K, D))
-    scatter = _numba_kernels().scatter_fills
+    S2x = np.asarray(acc["S2x"], dtype=np.float64).reshape(K, D, D)
+    S2m = np.asarray(acc["S2m"], dtype=np.float64).reshape(K, D, D).copy()
+    cov = _numba_kernels().scatter_cov
     for i, g in enumerate(lr):
-        m, mis = g["m"], g["mis"]
-        sums = acc[f"g{i}"]
-        P = sums.shape[0]
-        a, b, c = K * m * D, K * m * (D + m), K * m * (D + m + 1)
-        X = sums[:, :a].reshape(P, K, m, D)
-        MM = sums[:, a:b].reshape(P, K, m, m) + sums[:, c:][:, :, None, None] * g["C"]
-        s = sums[:, b:c].reshape(P, K, m)
-        scatter(mis.astype(np.int64), np.ascontiguousarray(X), np.ascontiguousarray(MM),
-                np.ascontiguousarray(s), S2x, S2m, S1)
+        if g["m"]:
+            # E[z_M z_M^T] adds the conditional covariance to fill fill^T.
+            cov(g["mis"], g["C"], np.ascontiguousarray(acc[f"n{i}"], dtype=np.float64), S2m)
+    # S2x filled the rows M; their mirror images are the columns M.
     S2 = S2 + S2x + np.swapaxes(S2x, 1, 2) + S2m
     out = obs.copy()
     out[:, :Q] = S2[:, iu, ju]
-    out[:, Q : Q + D] += S1
+    out[:, Q : Q + D] += np.asarray(acc["S1"], dtype=np.float64).reshape(K, D)
     return out
 
 
