@@ -30,14 +30,14 @@ cell's expected square is ``mu_d^2 + 1/p_d`` and no cross terms arise.
 Three passes implement this for ``GaussianMixture`` (``missing_pass``):
 
 * full and tied: the *low-rank* pass (``_LowRankKernel``): ``Lambda`` is ``P`` minus a
-  rank-m term, so the quadratic product is shared by every row of a block and each
-  pattern adds a (K (m+1)) x (D+1) product (the rank-m correction, the linear and
-  constant terms, and the fills ``B z + c`` in one matrix); the observed moments of a
-  block are one product, the fills' cross moments are summed per pattern. A block's
-  pieces of patterns shorter than ``_BIG_SEGMENT`` rows are padded to a common length
-  and run as one batched product per number of missing cells. Host work O(m^2 D) per
-  (pattern, component), vectorised over patterns in cache-sized pieces, on host
-  threads.
+  rank-m term, so the quadratic product is shared by every row of a block; each pattern
+  adds a (K m) x D product with the rows M of P (gathered on the device) and, per row,
+  m x m products with ``C = P_MM^-1`` for the rank-m correction and the fills
+  ``E[z_M | z_O, k] = mu_M - C y_M``. The observed moments of a block are one product;
+  the fills' cross moments are summed per pattern and added into per-component cells
+  on the device. A block's pieces of patterns shorter than ``_BIG_SEGMENT`` rows are
+  padded (by length bucket) and run as one batched product per bucket. Host work per
+  (pattern, component) is an m x m Cholesky factor and inverse, compiled with numba.
 * diag and spherical: no patterns at all (``_IndependentKernel``): the complete product
   plus a (K x D) product with the missing-cell indicator.
 * the per-pattern natural-parameter pass (``_PatternKernel``), the direct form of the
