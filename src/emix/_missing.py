@@ -44,6 +44,18 @@ class MissingDataWarning(UserWarning):
     """Some rows of the data carry no information (every value missing) and were ignored."""
 
 
+def warn_all_missing(rows: np.ndarray, *, stacklevel: int) -> None:
+    """The one :class:`MissingDataWarning` of a fit: ``rows`` (sorted row numbers) had
+    every value missing and were ignored."""
+    n = len(rows)
+    warnings.warn(
+        f"{n} row{'s have' if n != 1 else ' has'} every value missing and "
+        f"{'were' if n != 1 else 'was'} ignored ({describe_positions(np.asarray(rows))})",
+        MissingDataWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
 def check_missing_mode(missing) -> str:
     """Validate the estimators' ``missing`` keyword."""
     if not isinstance(missing, str) or missing not in MISSING_MODES:
@@ -168,14 +180,7 @@ def check_missing(
                 f"every value of {name} is missing (NaN): there is nothing to fit"
             )
         if n_obs < N:
-            n_all = N - n_obs
-            warnings.warn(
-                f"{n_all} row{'s have' if n_all != 1 else ' has'} every value missing and "
-                f"{'were' if n_all != 1 else 'was'} ignored "
-                f"({describe_positions(np.flatnonzero(all_missing))})",
-                MissingDataWarning,
-                stacklevel=stacklevel,
-            )
+            warn_all_missing(np.flatnonzero(all_missing), stacklevel=stacklevel)
         empty_cols = np.flatnonzero(nan.all(axis=0))
         if empty_cols.size:
             raise InputError(

@@ -283,3 +283,19 @@ def test_complete_files_fit_identically_with_missing_em_and_error(data, tmp_path
         b, _ = _fit(est("error"), source(tmp_path / f"{path}.npy", block_rows=BLOCK))
         np.testing.assert_array_equal(a.lower_bounds_, b.lower_bounds_)
         np.testing.assert_array_equal(a.weights_, b.weights_)
+
+
+def test_bic_on_a_wider_file_counts_rows_observed_in_the_fitted_columns(rng, tmp_path):
+    # Rows 0-9 miss both fitted columns but not the extra one: they are no observation.
+    A = rng.normal(size=(120, 3))
+    A[:10, :2] = np.nan
+    path = tmp_path / "wide.csv"
+    np.savetxt(path, A, delimiter=",", header="a,b,c", comments="")
+    kw = dict(n_components=2, max_iter=200, random_state=0)
+    with pytest.warns(MissingDataWarning, match="10 rows"):
+        gm = emix.GaussianMixture(**kw).fit(source(path, columns=["a", "b"]))
+    with pytest.warns(MissingDataWarning, match="10 rows"):
+        ref = emix.GaussianMixture(**kw).fit(A[:, :2])
+    assert gm.bic(path) == pytest.approx(ref.bic(A[:, :2]), rel=1e-9)
+    assert ref.bic(A[:, :2]) == pytest.approx(
+        -2 * ref.score(A[:, :2]) * 120 + ref._n_parameters() * np.log(110), rel=1e-12)

@@ -221,9 +221,13 @@ def test_failed_partial_fit_changes_nothing(rng):
     with pytest.raises(InputError):
         g.partial_fit(np.ones((10, 3)))
     bad = X[1_000:].copy()
-    bad[7, 1] = np.nan
-    with pytest.raises(InputError):
+    bad[7, 1] = np.inf  # NaN is a missing value; inf is always an error
+    with pytest.raises(InputError, match="inf"):
         g.partial_fit(bad)
+    bad[7, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        g.set_params(missing="error").partial_fit(bad)
+    g.set_params(missing="em")
     np.testing.assert_array_equal(g.means_, means)
     assert g.n_batches_seen_ == n and g._stepwise.t == n - 1
     g.partial_fit(X[1_000:])

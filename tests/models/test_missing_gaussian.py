@@ -343,3 +343,33 @@ def test_fast_passes_equal_the_per_pattern_reference(rng, ct, monkeypatch):
     np.testing.assert_allclose(fast.covariances_, ref.covariances_, rtol=1e-11, atol=1e-12)
     np.testing.assert_allclose(fast.lower_bounds_, ref.lower_bounds_, rtol=1e-13)
     np.testing.assert_allclose(fast.score_samples(X), ref.score_samples(X), rtol=1e-12)
+
+
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_partial_fit_first_step_is_one_em_iteration(rng, ct):
+    # Stepwise EM's first step (step size 1) is the E-step on the batch and the M-step
+    # on its statistics: one iteration of the batch fit from the same start.
+    Xm = _hide(rng, _two_clusters(rng, 300), 0.2)
+    start = GaussianMixture(2, covariance_type=ct, random_state=0).fit(_two_clusters(rng, 300))
+    kw = dict(covariance_type=ct, weights_init=start.weights_, means_init=start.means_,
+              precisions_init=start.precisions_)
+    step = GaussianMixture(2, **kw).partial_fit(Xm)
+    one = GaussianMixture(2, max_iter=1, tol=0.0, **kw).fit(Xm)
+    np.testing.assert_allclose(step.means_, one.means_, rtol=1e-10)
+    np.testing.assert_allclose(step.covariances_, one.covariances_, rtol=1e-10)
+    # A later batch is taken in the first batch's frame and moves the fit.
+    before = step.means_.copy()
+    step.partial_fit(_hide(rng, _two_clusters(rng, 300), 0.2))
+    assert step.n_batches_seen_ == 2 and not np.allclose(step.means_, before)
+
+
+def test_minibatch_with_nan_counts_empty_rows_once_in_the_whole_data(rng):
+    Xm = _hide(rng, _two_clusters(rng, 400), 0.2)
+    Xm[[5, 250]] = np.nan
+    with pytest.warns(MissingDataWarning, match=r"2 rows .* \(rows 5, 250\)") as rec:
+        g = GaussianMixture(2, random_state=0).fit(Xm, algorithm="minibatch",
+                                                   batch_rows=100, n_epochs=2)
+    assert sum(issubclass(r.category, MissingDataWarning) for r in rec) == 1
+    assert g.n_batches_seen_ == 8
+    centres = np.sort(g.means_[:, 0])
+    np.testing.assert_allclose(centres, [0.0, 6.0], atol=0.5)

@@ -274,7 +274,7 @@ def test_torch_cpu_equals_numpy_with_missing_cells(rng):
     np.testing.assert_allclose(a.impute(Xm), b.impute(Xm), rtol=1e-10)
 
 
-def test_partial_fit_and_minibatch_take_missing_cells(rng):
+def test_partial_fit_and_minibatch_take_missing_cells(rng, tmp_path):
     X, _ = _draw("poisson", rng, 600)
     Xm = _mcar(rng, X, 0.2)
     Xm[10] = np.nan
@@ -286,6 +286,13 @@ def test_partial_fit_and_minibatch_take_missing_cells(rng):
     full = _fit("poisson", Xm)
     order = np.argsort(m.rates_[:, 0])
     np.testing.assert_allclose(m.rates_[order], full.rates_, atol=1.0)
+    # algorithm="minibatch" reads a file's NaN the same way, batch by batch.
+    np.save(tmp_path / "x.npy", Xm)
+    with pytest.warns(MissingDataWarning, match=r"1 row .* \(rows 10\)"):
+        mb = MixtureModel("poisson", 2, random_state=0, label_order="mean").fit(
+            tmp_path / "x.npy", algorithm="minibatch", batch_rows=200, n_epochs=3)
+    assert mb.n_batches_seen_ == 9
+    np.testing.assert_allclose(mb.rates_, full.rates_, atol=1.0)
     with pytest.raises(InputError, match="column 1 has no observed value in the first batch"):
         Xc = Xm[:50].copy()
         Xc[:, 1] = np.nan

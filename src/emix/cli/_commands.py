@@ -330,7 +330,7 @@ def _fit_summary(model, X, names: list, data_path: str, out: str, n_rows=None) -
         if getattr(model, "missing", "error") == "em":
             from ..data._stream import n_observed_rows_of
 
-            n_obs = int(n_observed_rows_of(X))
+            n_obs = int(n_observed_rows_of(X, model))
         p = model._n_parameters()
         summary["bic"] = -2.0 * mean_ll * N + p * math.log(n_obs)
         summary["aic"] = -2.0 * mean_ll * N + 2.0 * p

@@ -783,9 +783,12 @@ def n_rows_of(X) -> int:
     return int(np.shape(X)[0])
 
 
-def n_observed_rows_of(X) -> int:
+def n_observed_rows_of(X, est=None) -> int:
     """Rows of a path, Source or dask array with at least one observed (non-NaN) value:
-    one pass over the blocks (a ``compute`` for Dask); inf is an error."""
+    one pass over the blocks (a ``compute`` for Dask); inf is an error. With a fitted
+    ``est``, only the columns it was fitted on count (a file may hold more)."""
+    import warnings
+
     from ._dask import is_dask
 
     if is_dask(X):
@@ -793,7 +796,13 @@ def n_observed_rows_of(X) -> int:
 
         arr, _ = _to_array(X)
         return int((~np.isnan(arr).all(axis=1)).sum().compute())
-    src = X.source if isinstance(X, SourceData) else _as_source(X)
+    if est is not None:
+        with warnings.catch_warnings():
+            # The same column checks as the prediction pass, which has warned already.
+            warnings.simplefilter("ignore", UserWarning)
+            src, _ = _prediction_source(est, X, "score")
+    else:
+        src = X.source if isinstance(X, SourceData) else _as_source(X)
     return int(sum(int((~np.isnan(b).all(axis=1)).sum()) for b in src.blocks(allow_nan=True)))
 
 

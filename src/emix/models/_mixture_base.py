@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .._missing import allow_nan, check_missing, check_missing_mode, nan_mask
+from .._missing import allow_nan, check_missing, check_missing_mode, nan_mask, warn_all_missing
 from .._validation import check_float, check_int, check_sample_weight
 from ..backends import resolve_backend
 from ..data import is_source_like
@@ -74,7 +74,8 @@ class MixtureEstimator(EstimatorBase):
         if hasattr(self, "missing"):
             check_missing_mode(self.missing)
 
-    def _validate_missing(self, backend, X, *, name: str = "X", fitting: bool = True, **kwargs):
+    def _validate_missing(self, backend, X, *, name: str = "X", fitting: bool = True,
+                          stacklevel: int = 5, **kwargs):
         """``backend.validate`` with the estimator's ``missing`` rule.
 
         With ``missing="em"`` on an in-memory backend (NumPy, torch) NaN passes the
@@ -97,11 +98,11 @@ class MixtureEstimator(EstimatorBase):
         if hasattr(backend, "check_missing"):
             # Sources and Dask: found in a pass over the blocks (emix.data._stream).
             info = backend.check_missing(Xv, name=name, column_names=names, fitting=fitting,
-                                         stacklevel=5)
+                                         stacklevel=stacklevel)
             return Xv, names, info
         # The warning points at the caller of fit (check_missing, this, _fit, fit).
         info = check_missing(Xv, "em", name=name, column_names=names, fitting=fitting,
-                             stacklevel=5)
+                             stacklevel=stacklevel)
         return Xv, names, info
 
     @staticmethod
@@ -234,9 +235,14 @@ class MixtureEstimator(EstimatorBase):
         try:
             if not (self.warm_start and getattr(self, "_stepwise", None) is not None):
                 self.__dict__.pop("_stepwise", None)
-            for _ in range(n_epochs):
+            em = getattr(self, "missing", "error") == "em"
+            dropped: list = []
+            for epoch in range(n_epochs):
                 offset = 0
-                for block in src.blocks():
+                # NaN reaches _partial_fit, which applies the estimator's missing rule;
+                # rows with every value missing are dropped here, to be counted once
+                # (numbered in the whole data) rather than per batch.
+                for block in src.blocks(allow_nan=em):
                     stop = offset + block.shape[0]
                     wb = None
                     if sw is not None:
@@ -246,6 +252,16 @@ class MixtureEstimator(EstimatorBase):
                                 f"more rows"
                             )
                         wb = sw[offset:stop]
+                    if em and block.ndim == 2 and block.shape[1]:
+                        empty = np.isnan(block).all(axis=1)
+                        if empty.any():
+                            if epoch == 0:
+                                dropped.append(offset + np.flatnonzero(empty))
+                            block = block[~empty]
+                            wb = None if wb is None else wb[~empty]
+                            if block.shape[0] == 0:
+                                offset = stop
+                                continue
                     Xb = _NamedBlock(block, names) if names is not None else block
                     self._partial_fit(Xb, wb, step_alpha, step_offset, warn=False)
                     offset = stop
@@ -253,10 +269,16 @@ class MixtureEstimator(EstimatorBase):
                     raise InputError(
                         f"sample_weight has {sw.shape[0]} entries but {src.label} has {offset} rows"
                     )
+            if getattr(self, "_stepwise", None) is None:
+                raise InputError(f"every value of {src.label} is missing (NaN): there is "
+                                 "nothing to fit")
         except BaseException:
             self.__dict__.clear()
             self.__dict__.update(before)
             raise
+        if dropped:
+            # The caller of fit (warn_all_missing, this, fit).
+            warn_all_missing(np.concatenate(dropped), stacklevel=3)
         self._warn_issues(*self._stepwise_issue_report())
 
     def fit_predict(self, X, y=None, sample_weight=None):
@@ -411,7 +433,7 @@ class MixtureEstimator(EstimatorBase):
         n = n_rows_of(X)
         if getattr(self, "missing", "error") == "em" and (is_source_like(X) or is_dask(X)):
             # Read in blocks: the rows with an observed value counted in one more pass.
-            return self.score(X) * n, n_observed_rows_of(X)
+            return self.score(X) * n, n_observed_rows_of(X, self)
         return self.score(X) * n, n
 
     def bic(self, X) -> float:

@@ -349,7 +349,7 @@ class GaussianMixture(MixtureEstimator):
         self._record_run(result)
         return self
 
-    def _missing_problems(self, backend, Xv, w, info, names):
+    def _missing_problems(self, backend, Xv, w, info, names, frame=None):
         """The EM problem for data with missing cells, and the one its start runs on.
 
         Rows with every value missing are dropped (``check_missing`` warned). The frame
@@ -357,6 +357,12 @@ class GaussianMixture(MixtureEstimator):
         random...) run on the data with each missing cell set to its column's observed
         mean: only the starting point depends on that; EM then uses the observed cells
         alone.
+
+        Parameters
+        ----------
+        frame : Frame, optional
+            Fixed (a later mini-batch of ``partial_fit``): the rows need only as many
+            rows as one; None: from the data, which must have K rows.
 
         Returns
         -------
@@ -367,10 +373,11 @@ class GaussianMixture(MixtureEstimator):
             keep = np.flatnonzero(~info.all_missing)
             Xv = take(Xv, keep)
             w = None if w is None else w[keep]
-            self._checked_weights(backend, w, Xv.shape[0], K)
-        summary = nan_column_summary(Xv, w)
-        self._screen_data(summary, names, K)
-        frame = G.Frame.from_data(summary["mean"], summary["var"])
+            self._checked_weights(backend, w, Xv.shape[0], K if frame is None else 1)
+        if frame is None:
+            summary = nan_column_summary(Xv, w)
+            self._screen_data(summary, names, K)
+            frame = G.Frame.from_data(summary["mean"], summary["var"])
         miss = nan_mask(Xv)
         has = miss.any(axis=1)
         comp = np.flatnonzero(~has)
@@ -403,34 +410,46 @@ class GaussianMixture(MixtureEstimator):
         """
         backend = resolve_backend(X, self.device)
         K = self.n_components
+        # The warnings point at the caller of partial_fit (check_missing, _validate_missing,
+        # this, _partial_fit, partial_fit).
         if first:
-            Xv, names = backend.validate(X, name="X")
+            Xv, names, minfo = self._validate_missing(backend, X, name="X", stacklevel=6)
         else:
             D = self.n_features_in_
-            Xv, names = backend.validate(
-                X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(self).__name__
+            Xv, names, minfo = self._validate_missing(
+                backend, X, name="X", stacklevel=6, n_features=D, allow_1d=(D == 1),
+                estimator_name=type(self).__name__,
             )
             self._check_feature_names(names)
         N, D = Xv.shape
         w = self._checked_weights(backend, sample_weight, N, K if first else 1)
-        w_dev = None if w is None else backend.asarray_like(w, Xv)
         if first:
             w_init, m_init, p_init = self._check_initial(D)
-            summary = backend.column_summary(Xv, w_dev)
-            self._screen_data(summary, names, K)
-            frame = G.Frame.from_data(summary["mean"], summary["var"])
+        if minfo is not None and minfo.any_missing:
+            # Rows with missing cells: the exact E-step for incomplete data, in the first
+            # batch's frame; a first batch starts from its mean-filled rows.
+            problem, init_problem, X_init, w, frame = self._missing_problems(
+                backend, Xv, w, minfo, names, frame=None if first else self._frame
+            )
         else:
-            frame = self._frame
-        problem = _GaussianProblem(
-            backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
-            self.block_size, K,
-        )
+            w_dev = None if w is None else backend.asarray_like(w, Xv)
+            if first:
+                summary = backend.column_summary(Xv, w_dev)
+                self._screen_data(summary, names, K)
+                frame = G.Frame.from_data(summary["mean"], summary["var"])
+            else:
+                frame = self._frame
+            problem = init_problem = _GaussianProblem(
+                backend, Xv, w_dev, self.covariance_type, frame, float(self.reg_covar),
+                self.block_size, K,
+            )
+            X_init = Xv
         if first:
             if w_init is not None and m_init is not None and p_init is not None:
                 params = self._override(None, w_init, m_init, p_init)
             else:
                 rng = as_generator(self.random_state)
-                params = self._initial_params(problem, Xv, w, rng, self.init_params)
+                params = self._initial_params(init_problem, X_init, w, rng, self.init_params)
                 params = self._override(params, w_init, m_init, p_init)
         else:
             params = self._params
