@@ -82,10 +82,12 @@ def test_misaligned_blocks_are_rechunked_on_sequence_boundaries():
         backend.sequence_pass(Xd, lengths, None)
 
 
+@pytest.mark.filterwarnings("ignore::emix.exceptions.ConvergenceWarning")
 def test_fit_equals_in_memory_from_the_same_start(client):
     X, lengths = _sequences()
     Xd = da.from_array(X, chunks=(97, 2)).persist()
-    kw = dict(covariance_type="diag", tol=1e-10, max_iter=60, **START)
+    # A fixed number of iterations (each is a round of tasks on the cluster).
+    kw = dict(covariance_type="diag", tol=0.0, max_iter=6, **START)
     ref = emix.HMM(3, **kw).fit(X, lengths)
     iters = []
     with distributed.get_task_stream(client) as ts:

@@ -168,7 +168,8 @@ class GaussianMixture(MixtureEstimator):
         prior (``predict_proba`` = ``weights_``, ``score_samples`` = 0). See
         :meth:`impute`. ``'error'``: NaN is an :class:`emix.InputError`. inf is always
         an error. Files (NaN in ``.npy``, empty CSV cells, Parquet nulls) and Dask
-        arrays are read the same way.
+        arrays are read the same way, and so are the batches of :meth:`partial_fit` and
+        ``fit(..., algorithm="minibatch")``.
 
     Attributes
     ----------
