@@ -154,6 +154,39 @@ def test_conditional_means_and_draws(rng):
     assert np.all(draws[:, o] == X[n, o])
 
 
+def test_student_t_draws_scale_the_conditional_by_the_latent_scale(rng):
+    # tau | x_O ~ Gamma((nu + p) / 2, rate (nu + delta) / 2), then x_M | tau is the
+    # Gaussian conditional with covariance / tau: its variance is cvar E[1 / tau] =
+    # cvar (nu + delta) / (nu + p - 2).
+    from emix.families import gaussian_missing as GM
+
+    X, fam, params, covs = _setup(rng, StudentT("full"))
+    O = ~np.isnan(X)
+    rows = np.flatnonzero(~O.all(axis=1) & O.any(axis=1))
+    z = rng.integers(0, K, N).astype(np.int64)
+    got = np.empty(rows.size)
+    GM._numba_kernels().observed_mahalanobis(X, O, z, params["means"], covs, rows, got)
+    for i, n in enumerate(rows):
+        o, k = O[n], z[n]
+        d = X[n, o] - params["means"][k, o]
+        assert got[i] == pytest.approx(d @ np.linalg.solve(covs[k][np.ix_(o, o)], d), rel=1e-10)
+    n, k = int(rows[0]), 1
+    o, m = O[n], ~O[n]
+    mu, cov, nu = params["means"][k], covs[k], params["df"][k]
+    d = X[n, o] - mu[o]
+    delta = d @ np.linalg.solve(cov[np.ix_(o, o)], d)
+    want = mu[m] + cov[np.ix_(m, o)] @ np.linalg.solve(cov[np.ix_(o, o)], d)
+    cvar = cov[np.ix_(m, m)] - cov[np.ix_(m, o)] @ np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)])
+    scale = (nu + delta) / (nu + o.sum() - 2)
+    draws = fam.conditional_draw(params, np.repeat(X[n:n + 1], 4000, axis=0),
+                                 np.repeat(O[n:n + 1], 4000, axis=0), np.full(4000, k),
+                                 np.random.default_rng(0))
+    np.testing.assert_allclose(draws[:, m].mean(axis=0), want,
+                               atol=4 * np.sqrt(scale * np.diag(cvar).max() / 4000))
+    np.testing.assert_allclose(np.var(draws[:, m], axis=0), scale * np.diag(cvar), rtol=0.12)
+    assert np.all(draws[:, o] == X[n, o])
+
+
 @pytest.mark.parametrize("family", [StudentT("full"), Normal("full"), Normal("diag")],
                          ids=["t-full", "normal-full", "normal-diag"])
 def test_torch_hooks_equal_numpy(rng, family):

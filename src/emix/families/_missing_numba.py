@@ -142,3 +142,52 @@ def scatter_cov(mis, C, n, S2m):
             for i in range(m):
                 for j in range(m):
                     S2m[k, mis[p, i], mis[p, j]] += w * C[p, k, i, j]
+
+
+@njit(cache=True, nogil=True)
+def observed_mahalanobis(X, O, z, means, covs, rows, out):
+    """``out[i] = d^T Sigma_OO^-1 d`` with ``d = x_O - mu_O`` for each row ``rows[i]``
+    under its component ``z``: the observed cells' squared Mahalanobis distance.
+
+    Parameters
+    ----------
+    X : (N, D) float64; O : (N, D) bool, observed cells; z : (N,) int64 components
+    means : (K, D); covs : (K, D, D) C-contiguous covariances
+    rows : (n,) int64, rows with at least one observed cell
+    out : (n,) written
+    """
+    D = X.shape[1]
+    idx = np.empty(D, dtype=np.int64)
+    A = np.empty((D, D))
+    y = np.empty(D)
+    for i in range(rows.shape[0]):
+        n = rows[i]
+        k = z[n]
+        p = 0
+        for j in range(D):
+            if O[n, j]:
+                idx[p] = j
+                p += 1
+        for a in range(p):
+            for b in range(a + 1):
+                A[a, b] = covs[k, idx[a], idx[b]]
+        # Cholesky (lower, in place) and the forward solve L y = d.
+        for j in range(p):
+            s = A[j, j]
+            for q in range(j):
+                s -= A[j, q] * A[j, q]
+            d = math.sqrt(s) if s > 0.0 else np.nan
+            A[j, j] = d
+            for r in range(j + 1, p):
+                s = A[r, j]
+                for q in range(j):
+                    s -= A[r, q] * A[j, q]
+                A[r, j] = s / d
+        total = 0.0
+        for j in range(p):
+            s = X[n, idx[j]] - means[k, idx[j]]
+            for q in range(j):
+                s -= A[j, q] * y[q]
+            y[j] = s / A[j, j]
+            total += y[j] * y[j]
+        out[i] = total

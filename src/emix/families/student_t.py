@@ -248,15 +248,19 @@ class StudentT(Normal):
         df = np.asarray(params["df"], dtype=np.float64)
         N, D = X.shape
         tau = np.ones(N)
+        O = np.asarray(O, dtype=bool)
         rows = np.flatnonzero(~O.all(axis=1) & O.any(axis=1))
-        for n in rows:
-            o = O[n]
-            k = int(z[n])
-            d = X[n, o] - means[k, o]
-            delta = float(d @ np.linalg.solve(covs[k][np.ix_(o, o)], d))
-            tau[n] = rng.gamma(0.5 * (df[k] + o.sum()), 2.0 / (df[k] + delta))
-        for n in np.flatnonzero(~O.any(axis=1)):
-            tau[n] = rng.gamma(0.5 * df[int(z[n])], 2.0 / df[int(z[n])])
+        zi = z.astype(np.int64)
+        if rows.size:
+            delta = np.empty(rows.size)
+            GM._numba_kernels().observed_mahalanobis(
+                X, O, zi, means, np.ascontiguousarray(covs, dtype=np.float64), rows, delta)
+            nu, p = df[zi[rows]], O[rows].sum(axis=1)
+            tau[rows] = rng.gamma(0.5 * (nu + p), 2.0 / (nu + delta))
+        empty = np.flatnonzero(~O.any(axis=1))
+        if empty.size:
+            nu = df[zi[empty]]
+            tau[empty] = rng.gamma(0.5 * nu, 2.0 / nu)
         return GM.conditional_draw(means, covs, X, O, z, rng, scale_draws=tau)
 
     # -------------------------------------------------------------- M-step
