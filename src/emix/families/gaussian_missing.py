@@ -58,6 +58,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .gaussian import unpack_upper, upper_indices
+
 __all__ = [
     "PatternGroups",
     "group_patterns",
@@ -274,7 +276,7 @@ def marginal_params(layout: str, mu: np.ndarray, prec: np.ndarray,
         return MarginalParams(layout, np.concatenate([quad, lin], axis=2), mlm, logdet_mm,
                               n_miss, obs, [])
     Pm = np.asarray(prec, dtype=np.float64)  # (K, D, D)
-    iu, ju = np.triu_indices(D)
+    iu, ju = upper_indices(D)
     twice = np.where(iu == ju, 1.0, 2.0)
     T = iu.size
     quad_full = -0.5 * Pm[:, iu, ju] * twice  # (K, T)
@@ -360,12 +362,7 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
         p = np.asarray(prec, dtype=np.float64)
         pd = p if layout == "diag" else np.repeat(p[:, None], D, axis=1)
         return _independent_moments(out, marg, mu, pd, n, nc, layout, Q)
-    iu, ju = np.triu_indices(D)
-    # vech position of every (d, e) cell, for unpacking symmetric matrices by one gather.
-    pos = np.empty((D, D), dtype=np.intp)
-    pos[iu, ju] = np.arange(iu.size)
-    pos[ju, iu] = np.arange(iu.size)
-    full_idx = pos.ravel()
+    iu, ju = upper_indices(D)
     S2x = np.zeros((K, D, D))
     S2m = np.zeros((K, D, D))
     S1 = np.zeros((K, D))
@@ -376,7 +373,7 @@ def expected_moments(marg: MarginalParams, mu: np.ndarray, prec: np.ndarray,
             continue
         Gp = G[lo:hi]
         np_ = hi - lo
-        S2o = Gp[:, :, full_idx].reshape(np_, K, D, D)
+        S2o = unpack_upper(Gp[:, :, :Q].reshape(np_ * K, Q), D).reshape(np_, K, D, D)
         s1o = Gp[:, :, Q : Q + D]
         nn = n[lo:hi]
         X1 = np.einsum("pkmd,pkde->pkme", B, S2o, optimize=True)
@@ -647,7 +644,7 @@ class _PatternKernel:
 
 
 def _stats_from_layout(ct, frame, out, loglik, weight_sum, n_rows, D):
-    from .gaussian import GaussianStats, unpack_upper
+    from .gaussian import GaussianStats
 
     if ct == "tied":
         T = D * (D + 1) // 2
@@ -1096,11 +1093,8 @@ def lowrank_moments(lr, acc, K: int, D: int) -> np.ndarray:
     """Expected moments (K, M) in the full layout from the low-rank pass's sums."""
     Q = D * (D + 1) // 2
     obs = np.asarray(acc["obs"], dtype=np.float64)
-    iu, ju = np.triu_indices(D)
-    pos = np.empty((D, D), dtype=np.intp)
-    pos[iu, ju] = np.arange(Q)
-    pos[ju, iu] = np.arange(Q)
-    S2 = obs[:, pos.ravel()].reshape(K, D, D)
+    iu, ju = upper_indices(D)
+    S2 = unpack_upper(obs[:, :Q], D)
     S2x = np.asarray(acc["S2x"], dtype=np.float64).reshape(K, D, D)
     S2m = np.asarray(acc["S2m"], dtype=np.float64).reshape(K, D, D).copy()
     cov = _numba_kernels().scatter_cov
@@ -1123,7 +1117,7 @@ def lowrank_kernel(mu, prec, const, log_scale: float, groups: PatternGroups, fra
     mu = np.asarray(mu, dtype=np.float64)
     prec = np.asarray(prec, dtype=np.float64)
     K, D = mu.shape
-    iu, ju = np.triu_indices(D)
+    iu, ju = upper_indices(D)
     lin = np.concatenate([-0.5 * prec[:, iu, ju] * np.where(iu == ju, 1.0, 2.0),
                           (prec @ mu[:, :, None])[..., 0]], axis=1)  # (K, Q + D)
     lr = lowrank_params(mu, prec, np.asarray(const, dtype=np.float64), log_scale, groups)
