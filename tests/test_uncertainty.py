@@ -489,3 +489,26 @@ def test_a_shared_tied_covariance_is_not_relabelled(rng):
     np.testing.assert_allclose(r.means_boot, ref.means_boot, rtol=1e-4, atol=1e-5)
     lines = r.summary().splitlines()
     assert sum(line.startswith("all ") for line in lines) == 3
+
+
+def test_missing_cells_widen_the_standard_error_of_their_column(rng):
+    # One Gaussian, independent columns of unit variance; column 1 is 40% missing at
+    # random, so its mean rests on ~60% of the rows: SE ~ 1 / sqrt(0.6 N) against
+    # 1 / sqrt(N) for the complete column 0. A row with nothing observed is left out of
+    # the resampling, with one warning.
+    N = 400
+    X = rng.normal(size=(N, 2))
+    X[rng.random(N) < 0.4, 1] = np.nan
+    X[7] = np.nan
+    with pytest.warns(emix.MissingDataWarning):
+        model = GaussianMixture(1, covariance_type="diag").fit(X)
+    with pytest.warns(emix.MissingDataWarning, match=r"1 row .* \(rows 7\)"):
+        result = bootstrap(model, X, n_boot=150, random_state=_seed(rng))
+    assert result.n_failed == 0
+    n_obs = (~np.isnan(X)).sum(axis=0)
+    se = result.means_se[0] / np.sqrt(model.covariances_[0] / n_obs)
+    np.testing.assert_allclose(se, 1.0, atol=0.2)
+    assert result.means_se[0, 1] > 1.1 * result.means_se[0, 0]
+    with pytest.raises(InputError, match="NaN"):
+        bootstrap(GaussianMixture(1, missing="error").fit(X[~np.isnan(X).any(axis=1)]), X,
+                  n_boot=2)

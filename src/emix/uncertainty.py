@@ -29,7 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validation import check_int, check_sample_weight
+from ._missing import check_missing, take
+from ._validation import allow_nan, check_int, check_sample_weight
 from .backends import resolve_backend
 from .em.init import as_generator
 from .families.gaussian import COVARIANCE_TYPES, covariance_shape, permute
@@ -699,7 +700,10 @@ def bootstrap(
         fitted parameters, so no randomness enters the refits. A MixtureModel with
         ``family='gaussian'`` is bootstrapped through its ``gaussian_mixture_``.
     X : array-like of shape (N, D) or (N,)
-        The data the model was fitted on. 1-D input is one feature.
+        The data the model was fitted on. 1-D input is one feature. With the model's
+        ``missing='em'`` (the default) NaN is a missing value: every refit runs EM for
+        incomplete data, and rows with every value missing are left out of the
+        resampling (one :class:`~emix.MissingDataWarning`).
     n_boot : int, default=200
         Number of replicates, at least 2. The standard errors carry a Monte Carlo
         relative error of about ``1 / sqrt(2 * (n_boot - 1))`` (5% at 200); the tails of
@@ -794,14 +798,28 @@ def bootstrap(
 
     D = int(model.n_features_in_)
     backend = resolve_backend(X, model.device)
-    Xv, names = backend.validate(
-        X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(model).__name__
-    )
+    # NaN is a missing value when the model says so (its refits then run EM for
+    # incomplete data); rows with every value missing are no observation and are left
+    # out of the resampling, with one warning.
+    em = getattr(model, "missing", "error") == "em"
+    with allow_nan(em):
+        Xv, names = backend.validate(
+            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(model).__name__
+        )
     model._check_feature_names(names)
     N = int(Xv.shape[0])
     sw = check_sample_weight(
         None if sample_weight is None else backend.to_numpy(sample_weight), N
     )
+    if em:
+        # The warning points at the caller of bootstrap (check_missing, bootstrap).
+        info = check_missing(Xv, "em", name="X", column_names=names, stacklevel=3)
+        if info.any_all_missing:
+            keep = np.flatnonzero(~info.all_missing)
+            Xv = take(Xv, keep)
+            X = X.iloc[keep] if hasattr(X, "iloc") else Xv
+            sw = None if sw is None else sw[keep]
+            N = int(keep.size)
     if sw is None:
         n_obs, probs = N, np.full(N, 1.0 / N)
     else:
