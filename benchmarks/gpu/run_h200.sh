@@ -28,6 +28,7 @@ python3 -c "import hmmlearn, pomegranate; print('peers ok', hmmlearn.__version__
 timeout 110 python3 -m pytest -q -p no:cacheprovider -n 8 \
   tests/backends/test_torch_backend.py tests/backends/test_torch_gpu_form.py \
   tests/models/test_fb_scan.py tests/models/test_fb_torch.py \
+  tests/models/test_missing_gaussian.py \
   >"$OUT/tests.txt" 2>&1
 echo "tests exit $?" >>"$OUT/tests.txt"
 
@@ -41,3 +42,8 @@ echo "bench_gmm exit $?" >>"$OUT/gmm.txt"
 timeout $((HMM_BUDGET + 40)) python3 benchmarks/bench_hmm.py --device cuda \
   --max-seconds "$HMM_BUDGET" ${HMM_ARGS:-} --out "$OUT/hmm.json" >"$OUT/hmm.txt" 2>&1
 echo "bench_hmm exit $?" >>"$OUT/hmm.txt"
+
+# 4. Missing values: 1,000,000 x 16, K=8 full, 10% of cells missing, on the GPU.
+timeout 90 python3 benchmarks/bench_missing.py --device cuda --iters 3 --repeats 2 \
+  >"$OUT/missing.txt" 2>&1
+echo "bench_missing exit $?" >>"$OUT/missing.txt"

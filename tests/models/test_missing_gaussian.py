@@ -318,6 +318,24 @@ def test_torch_cpu_equals_numpy(rng, ct):
     np.testing.assert_allclose(b.score_samples(X), a.score_samples(X), rtol=1e-10)
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("ct", CTS)
+def test_cuda_equals_numpy(rng, ct):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    X = _hide(rng, _two_clusters(rng, 3000), 0.2)
+    kw = dict(n_components=2, covariance_type=ct, random_state=0, max_iter=5, tol=0)
+    a = GaussianMixture(**kw).fit(X)
+    b = GaussianMixture(**kw, device="cuda").fit(X)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-11)
+    np.testing.assert_allclose(b.impute(X), a.impute(X), rtol=1e-9, atol=1e-11)
+    c = GaussianMixture(**kw, device="cuda").fit(X.astype(np.float32))
+    np.testing.assert_allclose(c.means_, a.means_, rtol=1e-4, atol=1e-4)
+
+
 def test_float32_with_nan(rng):
     X = _hide(rng, _two_clusters(rng, 300), 0.2).astype(np.float32)
     X = X[~np.isnan(X).all(axis=1)]
