@@ -19,6 +19,31 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 
 @njit(cache=True, nogil=True)
+def _cholesky(A, m):
+    """Overwrite the lower triangle of ``A[:m, :m]`` (read there: symmetric positive
+    definite) with its Cholesky factor L; return log det A, NaN if not positive
+    definite (L then holds NaN from the failing column on)."""
+    ld = 0.0
+    for j in range(m):
+        s = A[j, j]
+        for q in range(j):
+            s -= A[j, q] * A[j, q]
+        if s > 0.0:
+            d = math.sqrt(s)
+            ld += 2.0 * math.log(d)
+        else:
+            d = np.nan
+            ld = np.nan
+        A[j, j] = d
+        for i in range(j + 1, m):
+            s = A[i, j]
+            for q in range(j):
+                s -= A[i, q] * A[j, q]
+            A[i, j] = s / d
+    return ld
+
+
+@njit(cache=True, nogil=True)
 def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, C, T, logdet):
     """Fill the low-rank pass's parameters of patterns with the missing columns ``mis``.
 
@@ -61,24 +86,7 @@ def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, C, T, logdet):
                 mh += mu[k, a] * h
                 T[p, off_h + k * m + i] = h
                 T[p, off_mu + k * m + i] = mu[k, a]
-            # Cholesky factor L (lower triangle of A) and log det.
-            ld = 0.0
-            for j in range(m):
-                s = A[j, j]
-                for q in range(j):
-                    s -= A[j, q] * A[j, q]
-                if s > 0.0:
-                    d = math.sqrt(s)
-                    ld += 2.0 * math.log(d)
-                else:
-                    d = np.nan
-                    ld = np.nan
-                A[j, j] = d
-                for i in range(j + 1, m):
-                    s = A[i, j]
-                    for q in range(j):
-                        s -= A[i, q] * A[j, q]
-                    A[i, j] = s / d
+            ld = _cholesky(A, m)
             logdet[p, k] = ld
             # Linv = L^-1 (lower), then C = Linv^T Linv.
             for i in range(m):
@@ -171,18 +179,7 @@ def observed_mahalanobis(X, O, z, means, covs, rows, out):
         for a in range(p):
             for b in range(a + 1):
                 A[a, b] = covs[k, idx[a], idx[b]]
-        # Cholesky (lower, in place) and the forward solve L y = d.
-        for j in range(p):
-            s = A[j, j]
-            for q in range(j):
-                s -= A[j, q] * A[j, q]
-            d = math.sqrt(s) if s > 0.0 else np.nan
-            A[j, j] = d
-            for r in range(j + 1, p):
-                s = A[r, j]
-                for q in range(j):
-                    s -= A[r, q] * A[j, q]
-                A[r, j] = s / d
+        _cholesky(A, p)  # then the forward solve L y = d
         total = 0.0
         for j in range(p):
             s = X[n, idx[j]] - means[k, idx[j]]
