@@ -915,6 +915,7 @@ class _LowRankKernel:
             "rows": [ops.asarray(r, dtype=np.int64) for r in rows],
             "zero": ops.zeros((), dtype=dt),
             "ar": ops.asarray(np.arange(K), dtype=np.int64),
+            "cols": ops.asarray(np.arange(D), dtype=np.int64),
         }
 
     def _plan_block(self, start, stop):
@@ -953,6 +954,21 @@ class _LowRankKernel:
         self.cache[(start, stop)] = (big, padded)
         return big, padded
 
+    def _device_plan(self, ops, start, stop, small):
+        """The index arrays of :meth:`_plan_block`'s padded pieces on the pass's device,
+        kept with the plan: uploaded once per fit, not per pass (on a GPU each upload
+        is a copy and a stall)."""
+        key = (start, stop, "dev", str(getattr(ops, "device", "host")))
+        hit = self.cache.get(key)
+        if hit is None:
+            i64 = np.int64
+            hit = {gk: (ops.asarray(pls, dtype=i64), ops.asarray(idx, dtype=i64),
+                        ops.asarray(mask), ops.asarray(vpos, dtype=i64),
+                        ops.asarray(vrows, dtype=i64))
+                   for gk, (pls, idx, mask, vpos, vrows, S, L) in small.items()}
+            self.cache[key] = hit
+        return hit
+
     def _log_joint(self, ops, st, Xb, start, stop):
         K, D, Q = self.K, self.D, self.Q
         rows = stop - start
@@ -965,6 +981,7 @@ class _LowRankKernel:
         LT = ops.scratch("lrLT", (K, rows), dtype=self.np_dtype)
         ops.matmul(st["lin"], FT[: Q + D], out=LT)
         big, small = self._plan_block(start, stop)
+        small_dev = self._device_plan(ops, start, stop, small)
         fills = []
         for g, pl, a, b in big:
             m = self.lr[g]["m"]
@@ -988,9 +1005,8 @@ class _LowRankKernel:
             # batched product over the (S) patterns instead of one product each.
             m = self.lr[g]["m"]
             Cs, hs, ms, cs = _lowrank_slices(K, m)
-            pi = ops.asarray(pls, dtype=np.int64)
+            pi, ix, mask_d, vpos_d, vr = small_dev[(g, L)]
             T = ops.take(st["T"][g], pi, axis=0)  # (S, K (m^2 + 2m + 1))
-            ix = ops.asarray(idx, dtype=np.int64)
             Zr = ops.take(Z.T, ix, axis=0).reshape(S, L, D)
             PM = ops.take(st["Pst"], ops.take(st["rows"][g], pi, axis=0).reshape(S * K * m),
                           axis=0).reshape(S, K * m, D)
@@ -1000,15 +1016,12 @@ class _LowRankKernel:
             u = u.reshape(S, K, m, L)
             muM = T[:, ms].reshape(S, K, m, 1)
             corr = T[:, cs][:, :, None] + _quad_sum(e, u, muM, m)  # (S, K, L)
-            vr = ops.asarray(vrows, dtype=np.int64)
-            corr = ops.take(corr.mT.reshape(S * L, K), ops.asarray(vpos, dtype=np.int64),
-                            axis=0)
+            corr = ops.take(corr.mT.reshape(S * L, K), vpos_d, axis=0)
             LT[:, vr] = LT[:, vr] + corr.T
             # A bucket's patterns are contiguous unless patterns of other lengths (other
             # buckets, big segments) sit between them: then they are added by index.
             span = slice(int(pls[0]), int(pls[0]) + S) if pls[-1] - pls[0] + 1 == S else None
-            dev[(g, L)] = (pi, ix, ops.asarray(mask), Zr, (muM - u).reshape(S, K * m, L), S,
-                           L, span)
+            dev[(g, L)] = (pi, ix, mask_d, Zr, (muM - u).reshape(S, K * m, L), S, L, span)
         return FT, LT, (big, fills), dev
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
@@ -1040,7 +1053,7 @@ class _LowRankKernel:
             # One product for the cross moments with z and with the fills.
             both = ops.matmul(Rf, ops.concat([Z[:, a:b], Fm], axis=0).T)  # (K m, D + K m)
             MM = both[:, D:].reshape(K, m, K, m)[ar, :, ar, :]  # (K, m, m)
-            self._scatter(ops, acc, st["rows"][g][pl], m, both[:, :D], MM,
+            self._scatter(ops, st, acc, st["rows"][g][pl], m, both[:, :D], MM,
                           ops.sum(Rf, axis=1))
         for (g, _), (pi, idx, mask, Zr, Fm, S, L, span) in small.items():
             m = self.lr[g]["m"]
@@ -1055,10 +1068,10 @@ class _LowRankKernel:
                 acc[f"n{g}"][span] += nR
             else:
                 acc[f"n{g}"][pi] += nR
-            self._scatter(ops, acc, ops.take(st["rows"][g], pi, axis=0), m, XZ, XF,
+            self._scatter(ops, st, acc, ops.take(st["rows"][g], pi, axis=0), m, XZ, XF,
                           ops.sum(Rf, axis=2))
 
-    def _scatter(self, ops, acc, rows, m, XZ, MM, s1):
+    def _scatter(self, ops, st, acc, rows, m, XZ, MM, s1):
         """Add fill moments of patterns into the per-component cells.
 
         ``rows`` (..., K m): ``k D + d`` of each (component, missing cell) pair; XZ (...,
@@ -1067,8 +1080,7 @@ class _LowRankKernel:
         rows = rows.reshape(-1)
         n = rows.shape[0] // m
         f64 = ops.f64
-        cols = ops.asarray(np.arange(D), dtype=np.int64)
-        ops.add_at(acc["S2x"], (rows[:, None] * D + cols[None, :]).reshape(-1),
+        ops.add_at(acc["S2x"], (rows[:, None] * D + st["cols"][None, :]).reshape(-1),
                    ops.cast(XZ.reshape(-1), f64))
         r3 = rows.reshape(n, m)
         cells = r3[:, :, None] * D + (r3 % D)[:, None, :]  # (n, m, m)
