@@ -379,3 +379,47 @@ def test_minibatch_with_nan_counts_empty_rows_once_in_the_whole_data(rng):
     assert g.n_batches_seen_ == 8
     centres = np.sort(g.means_[:, 0])
     np.testing.assert_allclose(centres, [0.0, 6.0], atol=0.5)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), block=st.integers(7, 400), big=st.sampled_from([4, 16, 1024]),
+       ct=st.sampled_from(["full", "tied"]), weighted=st.booleans())
+def test_low_rank_pass_is_additive_over_any_blocks(seed, block, big, ct, weighted):
+    """The low-rank pass's statistics do not depend on where blocks cut the sorted rows
+    or on which pieces take the one-product or the padded route: they equal the
+    per-pattern reference pass, and hence add up over blocks."""
+    import emix.families.gaussian as G
+    from emix.backends.numpy_backend import NumpyBackend
+    from emix.families import gaussian_missing as GM
+
+    rng = np.random.default_rng(seed)
+    X = _hide(rng, _two_clusters(rng, 240), 0.3)
+    X = np.vstack([X, np.repeat(X[:3], 30, axis=0)])  # patterns with many rows
+    miss = np.isnan(X)
+    inc = np.flatnonzero(miss.any(axis=1) & ~miss.all(axis=1))
+    groups = GM.group_patterns(miss[inc])
+    Xs = X[inc][groups.order]
+    groups = GM.PatternGroups(np.arange(len(inc)), groups.observed, groups.starts,
+                              groups.n_missing)
+    ws = rng.uniform(0.5, 2.0, len(inc)) if weighted else None
+    g = GaussianMixture(2, covariance_type=ct, random_state=0, max_iter=2, tol=0).fit(
+        _two_clusters(rng, 200))
+    frame = G.Frame.from_data(np.nanmean(X, axis=0), np.nanvar(X, axis=0))
+    plan = G.estep_plan(g._params, frame)
+    be = NumpyBackend()
+    old = GM._BIG_SEGMENT
+    try:
+        GM._BIG_SEGMENT = big
+        fast = GM.missing_pass(be, Xs, ws, groups, plan, block_size=block)
+    finally:
+        GM._BIG_SEGMENT = old
+    old = GM._LOW_RANK
+    try:
+        GM._LOW_RANK = False
+        ref = GM.missing_pass(be, Xs, ws, groups, plan)
+    finally:
+        GM._LOW_RANK = old
+    np.testing.assert_allclose(fast.resp_moments, ref.resp_moments, rtol=1e-10, atol=1e-9)
+    assert fast.loglik == pytest.approx(ref.loglik, rel=1e-12)
+    if ct == "tied":
+        np.testing.assert_allclose(fast.scatter, ref.scatter, rtol=1e-10, atol=1e-9)
