@@ -423,3 +423,23 @@ def test_low_rank_pass_is_additive_over_any_blocks(seed, block, big, ct, weighte
     assert fast.loglik == pytest.approx(ref.loglik, rel=1e-12)
     if ct == "tied":
         np.testing.assert_allclose(fast.scatter, ref.scatter, rtol=1e-10, atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 300), D=st.sampled_from([1, 5, 57, 58, 70]),
+       rate=st.sampled_from([0.05, 0.5]))
+def test_group_patterns_orders_rows_by_count_then_bits_stably(seed, n, D, rate):
+    # Both the integer-key path (D <= 57) and the byte-key path must give: patterns by
+    # number of missing cells, then by their cells read as bits (first column highest),
+    # and each pattern's rows in their original order.
+    from emix.families import gaussian_missing as GM
+
+    miss = np.random.default_rng(seed).random((n, D)) < rate
+    g = GM.group_patterns(miss)
+    assert sorted(g.order.tolist()) == list(range(n))
+    rows = [g.order[a:b] for a, b in zip(g.starts[:-1], g.starts[1:])]
+    for p, r in enumerate(rows):
+        assert r.size and np.all(np.diff(r) > 0)
+        assert np.all(miss[r] == ~g.observed[p]) and g.n_missing[p] == miss[r[0]].sum()
+    keys = [(int(c), tuple(~o)) for c, o in zip(g.n_missing, g.observed)]
+    assert all(a < b for a, b in zip(keys, keys[1:]))  # strictly: patterns are distinct

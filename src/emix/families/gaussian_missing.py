@@ -150,18 +150,21 @@ class PatternGroups:
     def n_patterns(self) -> int:
         return self.observed.shape[0]
 
-    def segments(self, start: int, stop: int):
-        """``(p, a, b)`` for every pattern overlapping sorted rows ``start:stop``, with
-        ``a:b`` the overlap relative to ``start``."""
+    def segment_arrays(self, start: int, stop: int):
+        """``(p, a, b)``, int arrays: every pattern p overlapping sorted rows
+        ``start:stop``, with ``a:b`` the overlap relative to ``start``."""
         s = self.starts
-        p0 = int(np.searchsorted(s, start, side="right")) - 1
-        p1 = int(np.searchsorted(s, stop, side="left"))
-        out = []
-        for p in range(max(p0, 0), min(p1, self.n_patterns)):
-            a, b = max(int(s[p]), start), min(int(s[p + 1]), stop)
-            if b > a:
-                out.append((p, a - start, b - start))
-        return out
+        p0 = max(int(np.searchsorted(s, start, side="right")) - 1, 0)
+        p1 = min(int(np.searchsorted(s, stop, side="left")), self.n_patterns)
+        p = np.arange(p0, max(p0, p1))
+        a = np.maximum(s[p], start) - start
+        b = np.minimum(s[p + 1], stop) - start
+        keep = b > a
+        return p[keep], a[keep], b[keep]
+
+    def segments(self, start: int, stop: int):
+        """:meth:`segment_arrays` as a list of ``(p, a, b)`` int tuples."""
+        return list(zip(*(x.tolist() for x in self.segment_arrays(start, stop))))
 
 
 def group_patterns(missing: np.ndarray) -> PatternGroups:
@@ -181,6 +184,22 @@ def group_patterns(missing: np.ndarray) -> PatternGroups:
     if n == 0:
         return PatternGroups(np.zeros(0, np.intp), np.zeros((0, D), bool),
                              np.zeros(1, np.intp), np.zeros(0, np.intp))
+    n_miss_rows = missing.sum(axis=1)
+    if D <= 57:
+        # One integer per row, the number of missing cells above the cells' bits (the
+        # first column highest): a single stable sort orders the rows by pattern, the
+        # patterns by number of missing cells and then by their bits. (The same order
+        # as the general path below, at a third of its time.)
+        key = n_miss_rows.astype(np.uint64)
+        for j in range(D):
+            key <<= np.uint64(1)
+            key |= missing[:, j]
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        starts = np.concatenate([[0], np.flatnonzero(sk[1:] != sk[:-1]) + 1, [n]])
+        pat_missing = missing[order[starts[:-1]]]
+        return PatternGroups(order.astype(np.intp), ~pat_missing, starts.astype(np.intp),
+                             pat_missing.sum(axis=1).astype(np.intp))
     packed = np.packbits(missing, axis=1)
     keys = np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
     uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
@@ -887,6 +906,8 @@ class _LowRankKernel:
         self.group_of = np.empty(groups.n_patterns, dtype=np.intp)
         for i, g in enumerate(lr):
             self.group_of[g["lo"] : g["hi"]] = i
+        self.group_lo = np.array([g["lo"] for g in lr], dtype=np.intp)
+        self.group_m = np.array([g["m"] for g in lr], dtype=np.intp)
         self.counts = np.diff(groups.starts)
         self.acc_shapes = {"obs": (K, self.M), "loglik": ()}
         if stats:
@@ -930,27 +951,32 @@ class _LowRankKernel:
         hit = self.cache.get((start, stop))
         if hit is not None:
             return hit
-        segs = self.groups.segments(start, stop)
-        big, few = [], {}
-        for p, a, b in segs:
-            g = int(self.group_of[p])
-            pl = p - self.lr[g]["lo"]
-            if b - a >= _BIG_SEGMENT or self.lr[g]["m"] == 0:
-                big.append((g, pl, a, b))
-            else:
-                few.setdefault((g, (b - a - 1).bit_length()), []).append((pl, a, b))
+        p, a, b = self.groups.segment_arrays(start, stop)
+        g = self.group_of[p]
+        pl = p - self.group_lo[g]
+        n = b - a
+        is_big = (n >= _BIG_SEGMENT) | (self.group_m[g] == 0)
+        big = list(zip(*(x[is_big].tolist() for x in (g, pl, a, b))))
+        # The other pieces by (group, length bucket), in pattern order within each.
+        few = np.flatnonzero(~is_big)
+        nf = n[few]
+        bucket = np.zeros(nf.size, dtype=np.int64)
+        two = nf > 1
+        bucket[two] = np.floor(np.log2(nf[two] - 1)).astype(np.int64) + 1  # (n-1).bit_length()
+        key = g[few] * 64 + bucket
+        few = few[np.argsort(key, kind="stable")]
+        key = np.sort(key, kind="stable")
+        cuts = np.flatnonzero(np.diff(key)) + 1
         padded = {}
-        for (g, _), lst in sorted(few.items()):
-            S = len(lst)
-            L = max(b - a for _, a, b in lst)
-            lens = np.array([b - a for _, a, b in lst])
-            firsts = np.array([a for _, a, _ in lst])
+        for sel in np.split(few, cuts) if few.size else []:
+            lens, firsts = n[sel], a[sel]
+            S, L = sel.size, int(lens.max())
             j = np.arange(L)
             valid = j[None, :] < lens[:, None]  # (S, L)
             idx = np.where(valid, firsts[:, None] + j[None, :], firsts[:, None]).ravel()
             vpos = np.flatnonzero(valid.ravel())
-            padded[(g, L)] = (np.array([q for q, _, _ in lst]), idx,
-                              valid[:, None, :].astype(self.np_dtype), vpos, idx[vpos], S, L)
+            padded[(int(g[sel[0]]), L)] = (pl[sel], idx, valid[:, None, :].astype(self.np_dtype),
+                                           vpos, idx[vpos], S, L)
         self.cache[(start, stop)] = (big, padded)
         return big, padded
 
