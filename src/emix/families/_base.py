@@ -372,6 +372,14 @@ class Family:
             L += ops.sum(h * Oc, axis=1)[None, :]
         return L, (F, Oc)
 
+    def missing_context(self, ops, mstate, Xb, O):
+        """What :meth:`missing_stats` needs for a block with missing cells, when its
+        log-densities are not wanted (an HMM's statistics pass, whose posteriors come
+        from the forward-backward recursions). By default the context of
+        :meth:`missing_log_joint`; a family whose log-density costs extra work may
+        skip it."""
+        return self.missing_log_joint(ops, mstate, Xb, O)[1]
+
     def missing_stats(self, ops, mstate, ctx, R):
         """Expected statistics of a block with missing cells.
 

@@ -995,7 +995,10 @@ class _LowRankKernel:
             self.cache[key] = hit
         return hit
 
-    def _log_joint(self, ops, st, Xb, start, stop):
+    def _log_joint(self, ops, st, Xb, start, stop, log=True):
+        """``(FT, LT, (big, fills), small)``: the block's features (M, rows), log-joint
+        (K, rows) and what :meth:`accumulate` needs; ``log=False`` skips the log-joint
+        (LT is None) and computes the fills alone."""
         K, D, Q = self.K, self.D, self.Q
         rows = stop - start
         if self.np_dtype != ops.dtype:
@@ -1004,8 +1007,10 @@ class _LowRankKernel:
         FT[-1] = 1.0
         Z = masked_features(ops, FT, Xb, st["center"], st["inv_scale"], "full", D,
                             st["zero"])  # (D, rows)
-        LT = ops.scratch("lrLT", (K, rows), dtype=self.np_dtype)
-        ops.matmul(st["lin"], FT[: Q + D], out=LT)
+        LT = None
+        if log:
+            LT = ops.scratch("lrLT", (K, rows), dtype=self.np_dtype)
+            ops.matmul(st["lin"], FT[: Q + D], out=LT)
         big, small = self._plan_block(start, stop)
         small_dev = self._device_plan(ops, start, stop, small)
         fills = []
@@ -1015,7 +1020,8 @@ class _LowRankKernel:
             Cs, hs, ms, cs = _lowrank_slices(K, m)
             T = st["T"][g][pl]
             if m == 0:
-                LT[:, a:b] += T[cs][:, None]
+                if log:
+                    LT[:, a:b] += T[cs][:, None]
                 fills.append(FT[:0, a:b])
                 continue
             PM = ops.take(st["Pst"], st["rows"][g][pl], axis=0)  # (K m, D)
@@ -1023,7 +1029,8 @@ class _LowRankKernel:
             e = e.reshape(K, m, n)
             u = ops.matmul(T[Cs].reshape(K, m, m), e)  # C y_M, (K, m, n)
             muM = T[ms].reshape(K, m, 1)
-            LT[:, a:b] += T[cs][:, None] + _quad_sum(e, u, muM, m)
+            if log:
+                LT[:, a:b] += T[cs][:, None] + _quad_sum(e, u, muM, m)
             fills.append((muM - u).reshape(K * m, n))
         dev = {}
         for (g, _), (pls, idx, mask, vpos, vrows, S, L) in small.items():
@@ -1041,9 +1048,10 @@ class _LowRankKernel:
             e = e.reshape(S, K, m, L)
             u = u.reshape(S, K, m, L)
             muM = T[:, ms].reshape(S, K, m, 1)
-            corr = T[:, cs][:, :, None] + _quad_sum(e, u, muM, m)  # (S, K, L)
-            corr = ops.take(corr.mT.reshape(S * L, K), vpos_d, axis=0)
-            LT[:, vr] = LT[:, vr] + corr.T
+            if log:
+                corr = T[:, cs][:, :, None] + _quad_sum(e, u, muM, m)  # (S, K, L)
+                corr = ops.take(corr.mT.reshape(S * L, K), vpos_d, axis=0)
+                LT[:, vr] = LT[:, vr] + corr.T
             # A bucket's patterns are contiguous unless patterns of other lengths (other
             # buckets, big segments) sit between them: then they are added by index.
             span = slice(int(pls[0]), int(pls[0]) + S) if pls[-1] - pls[0] + 1 == S else None

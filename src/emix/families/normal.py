@@ -353,10 +353,18 @@ class Normal(Family):
         out = GM.expected_moments(ctx["marg"], mstate["mu"], mstate["prec"], G)
         return ops.asarray(np.ascontiguousarray(out[:, :-1]), dtype=ops.f64), {}
 
-    def _lowrank_log_joint(self, ops, mstate, Xb, O):
+    def missing_context(self, ops, mstate, Xb, O):
+        """:meth:`missing_log_joint`'s context; for full and tied covariances without the
+        log-densities (the fills need only the rank-m part of them)."""
+        if "V_dev" in mstate or type(self).missing_log_joint is not Normal.missing_log_joint:
+            return self.missing_log_joint(ops, mstate, Xb, O)[1]
+        return self._lowrank_log_joint(ops, mstate, Xb, O, log=False)[1]
+
+    def _lowrank_log_joint(self, ops, mstate, Xb, O, log=True):
         """Full and tied: the block's rows grouped by pattern and run through the
         low-rank form of :mod:`emix.families.gaussian_missing` (one product for the
-        quadratic part of every row, a small one per pattern)."""
+        quadratic part of every row, a small one per pattern). ``log=False``: the
+        context only (L is None), used at once by :meth:`missing_stats`."""
         from . import gaussian_missing as GM
 
         D = self.n_features
@@ -376,7 +384,9 @@ class Normal(Family):
         kernel = GM.lowrank_kernel(mu, prec, const, mstate["log_scale"], groups, self.frame,
                                    np_dtype, np.zeros(0, dtype=np.intp))
         st = kernel.setup(ops)
-        FT, LT, (big, fills), small = kernel._log_joint(ops, st, Xs, 0, rows)
+        FT, LT, (big, fills), small = kernel._log_joint(ops, st, Xs, 0, rows, log=log)
+        if not log:
+            return None, {"lowrank": (kernel, st, FT, big, fills, small), "idx": idx}
         inv = np.empty(rows, dtype=np.int64)
         inv[np.asarray(ops.to_host(idx))] = np.arange(rows)
         L = ops.take(LT, ops.asarray(inv, dtype=np.int64), axis=1)

@@ -248,6 +248,10 @@ class Product(Family):
             ctx.append(cp)
         return L, ctx
 
+    def missing_context(self, ops, mstate, Xb, O):
+        return [fam.missing_context(ops, st, Xb[:, ix], O[:, ix])
+                for (fam, _), ix, st in zip(self.parts, self._index, mstate)]
+
     def missing_stats(self, ops, mstate, ctx, R):
         blocks = [fam.missing_stats(ops, st, cp, R)[0]
                   for (fam, _), st, cp in zip(self.parts, mstate, ctx)]

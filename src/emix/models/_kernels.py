@@ -114,6 +114,14 @@ class MixtureKernel(_Base):
         L += st["log_w"]
         return L, ctx
 
+    def missing_context(self, ops, st, Xb, O):
+        """The family's context for :meth:`missing_stats` of a block with NaN, without
+        its log-densities (see ``Family.missing_context``)."""
+        if "missing" not in st:
+            st["missing"] = self.family.missing_state(ops, self.params)
+            st["log_w"] = ops.asarray(self.log_w[:, None])
+        return self.family.missing_context(ops, st["missing"], Xb, O)
+
     def _missing_block(self, ops, st, Xb, O, wb, acc):
         L, ctx = self.missing_log_joint(ops, st, Xb, O)
         lse = ops.softmax_cols_(L, self.dead)  # L now holds responsibilities

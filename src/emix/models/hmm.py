@@ -170,7 +170,7 @@ class _PosteriorKernel(MixtureKernel):
         if O is not None:
             # Expected statistics given each row's observed cells (and, for latent-scale
             # families, the scales' expectations given them).
-            _, ctx = self.missing_log_joint(ops, st, Xb, O)
+            ctx = self.missing_context(ops, st, Xb, O)
             R = self._posteriors(ops, start, stop)
             self._weigh(ops, R, wb, acc)
             S, extra = self.family.missing_stats(ops, st["missing"], ctx, R)
