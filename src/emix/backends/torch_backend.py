@@ -765,7 +765,9 @@ class TorchOps:
 
     def add_at(self, target, idx, values):
         """``target[idx] += values`` with repeated indices summed; target (n,) float64,
-        idx and values flat of one length."""
+        idx and values flat of one length. On a GPU the additions into one cell are
+        atomic and their order is not fixed: sums may differ between runs in the last
+        bits (float64), as with the HMM's ``index_add_`` reductions."""
         target.index_add_(0, idx, values.to(target.dtype))
 
     def softmax_cols_(self, LT, dead=None):
