@@ -571,7 +571,31 @@ def plan_marginals(plan, groups: PatternGroups):
     return marg, mu, prec, eta
 
 
-class _PatternKernel:
+class _MaskedKernel:
+    """What the missing-value kernels share: the frame's state on the device and the
+    masked feature map of a block (``frame``, ``np_dtype``, ``layout``, ``M``, ``D``
+    set by each)."""
+
+    def _frame_state(self, ops):
+        dt = self.np_dtype
+        return {"inv_scale": float(dt.type(1.0 / self.frame.scale)),
+                "center": ops.asarray(self.frame.center, dtype=dt),
+                "zero": ops.zeros((), dtype=dt)}
+
+    def _features(self, ops, st, Xb, key):
+        """``(Xb, FT, z)``: the block in the kernel's dtype, its features ``[quad(z), z,
+        ..., 1]`` (M, rows) in the scratch buffer ``key`` and the view z (D, rows), with
+        missing cells' z set to 0 (:func:`masked_features`)."""
+        if self.np_dtype != ops.dtype:
+            Xb = ops.cast(Xb, self.np_dtype)
+        FT = ops.scratch(key, (self.M, Xb.shape[0]), dtype=self.np_dtype)
+        FT[-1] = 1.0
+        z = masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
+                            st["zero"])
+        return Xb, FT, z
+
+
+class _PatternKernel(_MaskedKernel):
     """One pass over rows with missing cells, sorted by pattern: log-likelihood and
     observed statistics per (pattern, component); or (``rows``) the log-joint."""
 
@@ -584,12 +608,8 @@ class _PatternKernel:
         self.acc_shapes = {"obs": (groups.n_patterns, K, self.M), "loglik": ()}
 
     def setup(self, ops):
-        return {
-            "inv_scale": float(self.np_dtype.type(1.0 / self.frame.scale)),
-            "center": ops.asarray(self.frame.center, dtype=self.np_dtype),
-            "eta": ops.asarray(np.ascontiguousarray(self.eta), dtype=self.np_dtype),
-            "zero": ops.zeros((), dtype=self.np_dtype),
-        }
+        return {**self._frame_state(ops),
+                "eta": ops.asarray(np.ascontiguousarray(self.eta), dtype=self.np_dtype)}
 
     def _split(self, start, stop):
         """The block's pattern segments: large ones (one product each) and the rows of
@@ -617,12 +637,7 @@ class _PatternKernel:
 
     def _log_joint(self, ops, st, Xb, start, stop):
         rows = stop - start
-        if self.np_dtype != ops.dtype:
-            Xb = ops.cast(Xb, self.np_dtype)
-        FT = ops.scratch("mFT", (self.M, rows), dtype=self.np_dtype)
-        FT[-1] = 1.0
-        masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
-                        st["zero"])
+        _, FT, _ = self._features(ops, st, Xb, "mFT")
         LT = ops.scratch("mLT", (self.K, rows), dtype=self.np_dtype)
         big, small = self._split(start, stop)
         eta = st["eta"]
@@ -878,7 +893,7 @@ def _lowrank_slices(K: int, m: int):
     return slice(0, a), slice(a, b), slice(b, b + K * m), slice(b + K * m, b + K * m + K)
 
 
-class _LowRankKernel:
+class _LowRankKernel(_MaskedKernel):
     """The low-rank pass (see above) over rows with missing cells sorted by pattern.
 
     Parameters
@@ -899,6 +914,7 @@ class _LowRankKernel:
         self.cache = {} if cache is None else cache
         self.K, self.D = K, D
         self.np_dtype = np.dtype(np.float64 if f64 else np_dtype)
+        self.layout = "full"
         self.Q = D * (D + 1) // 2
         self.M = self.Q + D + 1
         self.dead = dead
@@ -928,13 +944,11 @@ class _LowRankKernel:
         rows = [(np.arange(K)[None, :, None] * D + g["mis"][:, None, :]).reshape(
                     len(g["mis"]), K * g["m"]) for g in self.lr]
         return {
-            "inv_scale": float(dt.type(1.0 / self.frame.scale)),
-            "center": ops.asarray(self.frame.center, dtype=dt),
+            **self._frame_state(ops),
             "lin": ops.asarray(np.ascontiguousarray(self.lin), dtype=dt),
             "Pst": ops.asarray(np.ascontiguousarray(self.prec).reshape(K * D, D), dtype=dt),
             "T": [ops.asarray(g["T"], dtype=dt) for g in self.lr],
             "rows": [ops.asarray(r, dtype=np.int64) for r in rows],
-            "zero": ops.zeros((), dtype=dt),
             "ar": ops.asarray(np.arange(K), dtype=np.int64),
             "cols": ops.asarray(np.arange(D), dtype=np.int64),
         }
@@ -1001,12 +1015,7 @@ class _LowRankKernel:
         (LT is None) and computes the fills alone."""
         K, D, Q = self.K, self.D, self.Q
         rows = stop - start
-        if self.np_dtype != ops.dtype:
-            Xb = ops.cast(Xb, self.np_dtype)
-        FT = ops.scratch("lrFT", (self.M, rows), dtype=self.np_dtype)
-        FT[-1] = 1.0
-        Z = masked_features(ops, FT, Xb, st["center"], st["inv_scale"], "full", D,
-                            st["zero"])  # (D, rows)
+        _, FT, Z = self._features(ops, st, Xb, "lrFT")  # Z: (D, rows)
         LT = None
         if log:
             LT = ops.scratch("lrLT", (K, rows), dtype=self.np_dtype)
@@ -1193,7 +1202,7 @@ def _plan_kernel(plan, groups, np_dtype, dead, f64, **kwargs):
 # (K x D) product with its missing-cell indicator, and the statistics the complete ones
 # plus the responsibility mass of the rows missing each cell, (K, D), times the cell's
 # expected feature (mu_d, mu_d^2 + 1/p_d). No grouping by pattern at all.
-class _IndependentKernel:
+class _IndependentKernel(_MaskedKernel):
     def __init__(self, plan, np_dtype, f64=False):
         ct = plan.covariance_type
         self.layout = ct
@@ -1214,22 +1223,12 @@ class _IndependentKernel:
 
     def setup(self, ops):
         dt = self.np_dtype
-        return {
-            "inv_scale": float(dt.type(1.0 / self.frame.scale)),
-            "center": ops.asarray(self.frame.center, dtype=dt),
-            "eta": ops.asarray(self.eta, dtype=dt),
-            "V": ops.asarray(self.V, dtype=dt),
-            "zero": ops.zeros((), dtype=dt),
-        }
+        return {**self._frame_state(ops), "eta": ops.asarray(self.eta, dtype=dt),
+                "V": ops.asarray(self.V, dtype=dt)}
 
     def _log_joint(self, ops, st, Xb, start, stop):
         rows = stop - start
-        if self.np_dtype != ops.dtype:
-            Xb = ops.cast(Xb, self.np_dtype)
-        FT = ops.scratch("iFT", (self.M, rows), dtype=self.np_dtype)
-        FT[-1] = 1.0
-        masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
-                        st["zero"])
+        Xb, FT, _ = self._features(ops, st, Xb, "iFT")
         miss = 1.0 - ops.cast(ops.isfinite(Xb), self.np_dtype)  # (rows, D)
         LT = ops.scratch("iLT", (self.K, rows), dtype=self.np_dtype)
         ops.matmul(st["eta"], FT, out=LT)
