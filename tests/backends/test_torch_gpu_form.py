@@ -222,15 +222,13 @@ def test_fit_of_data_larger_than_the_device_streams(rng, monkeypatch):
 
 
 # --------------------------------------------------------------------------- launches
-def test_launches_per_iteration_do_not_grow_with_n(rng, monkeypatch):
-    """With memory-sized blocks an iteration is a fixed, small number of device
-    operations, whatever N (the GPU's launch overhead does not grow with the data)."""
+def _ops_per_iteration(rng, sizes, device):
+    """``ops_per_iteration`` of a full-covariance fit on ``n`` rows for each n in sizes."""
     from emix.backends._torch_launches import ops_per_iteration
 
-    monkeypatch.setattr(TB, "device_free_bytes", lambda device: 64 << 30)
     counts = {}
-    for n in (800, 4000):
-        X = torch.from_numpy(_data(rng, np.float32, n))
+    for n in sizes:
+        X = torch.from_numpy(_data(rng, np.float32, n)).to(device)
         means = np.array([[500.0] * D, [680, 680, 500, 530], [500, 710, 710, 440]])
 
         def fit(it, X=X, means=means):
@@ -239,9 +237,17 @@ def test_launches_per_iteration_do_not_grow_with_n(rng, monkeypatch):
                 emix.GaussianMixture(K, covariance_type="full", means_init=means,
                                      weights_init=np.full(K, 1 / K),
                                      precisions_init=np.tile(np.eye(D) / 900.0, (K, 1, 1)),
-                                     tol=0.0, max_iter=it, device="cpu").fit(X)
+                                     tol=0.0, max_iter=it, device=device).fit(X)
 
-        counts[n] = ops_per_iteration(fit, n_iter=2)["ops"]
+        counts[n] = ops_per_iteration(fit, n_iter=2)
+    return counts
+
+
+def test_launches_per_iteration_do_not_grow_with_n(rng, monkeypatch):
+    """With memory-sized blocks an iteration is a fixed, small number of device
+    operations, whatever N (the GPU's launch overhead does not grow with the data)."""
+    monkeypatch.setattr(TB, "device_free_bytes", lambda device: 64 << 30)
+    counts = {n: c["ops"] for n, c in _ops_per_iteration(rng, (800, 4000), "cpu").items()}
     assert counts[800] == counts[4000], counts
     assert 10 <= counts[800] <= 40, counts  # the issue's target is <= 100
 
@@ -320,22 +326,7 @@ def test_cuda_streamed_pass_and_fit_equal_numpy(rng, dtype, monkeypatch):
 @pytest.mark.cuda
 @needs_cuda
 def test_cuda_kernels_per_iteration_do_not_grow_with_n(rng):
-    from emix.backends._torch_launches import ops_per_iteration
-
-    counts = {}
-    for n in (2000, 40000):
-        X = torch.from_numpy(_data(rng, np.float32, n)).cuda()
-        means = np.array([[500.0] * D, [680, 680, 500, 530], [500, 710, 710, 440]])
-
-        def fit(it, X=X, means=means):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                emix.GaussianMixture(K, covariance_type="full", means_init=means,
-                                     weights_init=np.full(K, 1 / K),
-                                     precisions_init=np.tile(np.eye(D) / 900.0, (K, 1, 1)),
-                                     tol=0.0, max_iter=it, device="cuda").fit(X)
-
-        counts[n] = ops_per_iteration(fit, n_iter=2)
+    counts = _ops_per_iteration(rng, (2000, 40000), "cuda")
     assert counts[2000]["ops"] == counts[40000]["ops"], counts
     # cuBLAS and reductions may pick a split (two-kernel) algorithm for longer rows: a
     # few kernels, not a block loop's ~25 per block.
