@@ -176,18 +176,25 @@ def check_missing(
     n_obs = int(N - all_missing.sum())
     if fitting and n_nan:
         if n_obs == 0:
-            raise InputError(
-                f"every value of {name} is missing (NaN): there is nothing to fit"
-            )
+            check_observed(0, None, name=name)
         if n_obs < N:
             warn_all_missing(np.flatnonzero(all_missing), stacklevel=stacklevel)
-        empty_cols = np.flatnonzero(nan.all(axis=0))
-        if empty_cols.size:
-            raise InputError(
-                f"{_col_label(int(empty_cols[0]), column_names)} of {name} has no observed "
-                "value: nothing can be estimated for it; drop the column"
-            )
+        check_observed(n_obs, np.flatnonzero(nan.all(axis=0)), name=name,
+                       column_names=column_names)
     return MissingInfo(bool(n_nan), all_missing, n_obs, n_nan)
+
+
+def check_observed(n_observed_rows: int, empty_cols, *, name: str = "X",
+                   column_names=None) -> None:
+    """The errors of data to fit with no observed value at all, or with a column that
+    has none (``empty_cols``: such columns' indices, or None)."""
+    if n_observed_rows == 0:
+        raise InputError(f"every value of {name} is missing (NaN): there is nothing to fit")
+    if empty_cols is not None and len(empty_cols):
+        raise InputError(
+            f"{_col_label(int(empty_cols[0]), column_names)} of {name} has no observed "
+            "value: nothing can be estimated for it; drop the column"
+        )
 
 
 def _all_finite(X) -> bool:

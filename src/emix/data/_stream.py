@@ -361,16 +361,10 @@ def sequence_missing(backend, X, labels) -> bool:
     info = backend.check_missing(X, name="X", column_names=labels, fitting=False)
     if not info.any_missing:
         return False
-    if info.n_observed_rows == 0:
-        raise InputError("every value of X is missing (NaN): there is nothing to fit")
-    empty = np.flatnonzero(X.missing_scan.W <= 0)
-    if empty.size:
-        j = int(empty[0])
-        col = f"column {labels[j]!r}" if labels is not None else f"column {j}"
-        raise InputError(
-            f"{col} of X has no observed value: nothing can be estimated for it; drop the "
-            "column"
-        )
+    from .._missing import check_observed
+
+    check_observed(info.n_observed_rows, np.flatnonzero(X.missing_scan.W <= 0),
+                   column_names=labels)
     return True
 
 

@@ -1199,18 +1199,10 @@ def _check_hmm_missing(Xs, labels) -> bool:
     info = check_missing(Xs, "em", name="X", column_names=labels, fitting=False)
     if not info.any_missing:
         return False
-    if info.n_observed_rows == 0:
-        raise InputError("every value of X is missing (NaN): there is nothing to fit")
-    from .._missing import nan_mask
+    from .._missing import check_observed, nan_mask
 
-    empty = np.flatnonzero(nan_mask(Xs).all(axis=0))
-    if empty.size:
-        j = int(empty[0])
-        col = f"column {labels[j]!r}" if labels is not None else f"column {j}"
-        raise InputError(
-            f"{col} of X has no observed value: nothing can be estimated for it; drop the "
-            "column"
-        )
+    check_observed(info.n_observed_rows, np.flatnonzero(nan_mask(Xs).all(axis=0)),
+                   column_names=labels)
     return True
 
 
