@@ -33,7 +33,12 @@ from ._missing import check_missing, take
 from ._validation import allow_nan, check_int, check_sample_weight
 from .backends import resolve_backend
 from .em.init import as_generator
-from .families.gaussian import COVARIANCE_TYPES, covariance_shape, permute
+from .families.gaussian import (
+    COVARIANCE_TYPES,
+    covariance_shape,
+    full_covariances,
+    permute,
+)
 from .exceptions import (
     ConvergenceWarning,
     DegenerateComponentWarning,
@@ -362,23 +367,6 @@ def _decimals(se: float) -> int:
 # --------------------------------------------------------------------------------------
 
 
-def _full_covariances(cov, covariance_type: str, K: int, D: int) -> np.ndarray:
-    """Any covariance layout as (K, D, D) matrices."""
-    cov = np.asarray(cov, dtype=np.float64)
-    if covariance_type == "full":
-        return cov
-    if covariance_type == "tied":
-        return np.broadcast_to(cov, (K, D, D))
-    if covariance_type == "diag":
-        return cov[:, :, None] * np.eye(D)
-    if covariance_type == "spherical":
-        return cov[:, None, None] * np.eye(D)
-    raise InputError(
-        f"covariance_type must be 'full', 'tied', 'diag' or 'spherical'; got "
-        f"{covariance_type!r}"
-    )
-
-
 def align_components(
     means_ref, covariances_ref, means, covariances, covariance_type: str = "full"
 ) -> np.ndarray:
@@ -442,8 +430,8 @@ def align_components(
                 f"covariances of shape {np.shape(cov)} do not match means of shape "
                 f"({K}, {D}) for covariance_type={covariance_type!r}"
             )
-    s_ref = _full_covariances(covariances_ref, covariance_type, K, D)
-    s_new = _full_covariances(covariances, covariance_type, K, D)
+    s_ref = full_covariances(covariances_ref, covariance_type, K, D)
+    s_new = full_covariances(covariances, covariance_type, K, D)
     try:
         p_ref = np.linalg.inv(s_ref)
         p_new = np.linalg.inv(s_new)

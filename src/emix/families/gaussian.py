@@ -209,6 +209,34 @@ def permute_issues(issues, perm: np.ndarray) -> list:
     return sorted(out, key=lambda i: (i.component, i.kind))
 
 
+def full_covariances(cov, covariance_type: str, K: int, D: int) -> np.ndarray:
+    """Covariances of any type as every component's (D, D) matrix.
+
+    Parameters
+    ----------
+    cov : ndarray of the type's shape (see :func:`covariance_shape`)
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    K, D : int
+
+    Returns
+    -------
+    ndarray of shape (K, D, D), float64 (a new array unless ``cov`` is already full)
+    """
+    cov = np.asarray(cov, dtype=np.float64)
+    if covariance_type == "full":
+        return cov
+    if covariance_type == "tied":
+        return np.broadcast_to(cov, (K, D, D)).copy()
+    if covariance_type == "diag":
+        return cov[:, :, None] * np.eye(D)
+    if covariance_type == "spherical":
+        return cov[:, None, None] * np.eye(D)
+    raise InputError(
+        f"covariance_type must be 'full', 'tied', 'diag' or 'spherical'; got "
+        f"{covariance_type!r}"
+    )
+
+
 def covariance_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
     """Shape of the covariances (and precisions) of a mixture, per covariance type.
 

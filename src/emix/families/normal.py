@@ -56,6 +56,7 @@ from ._base import Family, MixtureStats, empty_components
 from .gaussian import (
     Frame,
     _reg_gap,
+    full_covariances,
     precisions_cholesky_from_covariances,
     screen_components,
     unpack_upper,
@@ -463,17 +464,8 @@ class Normal(Family):
         return F, Fobs
 
     def _full_covs(self, params) -> np.ndarray:
-        cov = np.asarray(params[self._cov_key], dtype=np.float64)
-        K = np.asarray(params["means"]).shape[0]
-        D = self.n_features
-        ct = self.covariance_type
-        if ct == "full":
-            return cov
-        if ct == "tied":
-            return np.broadcast_to(cov, (K, D, D)).copy()
-        if ct == "diag":
-            return np.einsum("kd,de->kde", cov, np.eye(D))
-        return cov[:, None, None] * np.eye(D)
+        return full_covariances(params[self._cov_key], self.covariance_type,
+                                np.asarray(params["means"]).shape[0], self.n_features)
 
     def conditional_means(self, params, X, O):
         """(K, N, D): missing cells replaced by ``E[x_M | x_O, k]`` (regression on the

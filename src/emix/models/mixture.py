@@ -697,7 +697,8 @@ class GaussianMixture(MixtureEstimator):
         Xh = np.asarray(backend.to_numpy(Xv), dtype=np.float64)
         O = ~np.isnan(Xh)
         params = self._current_params()
-        covs = _full_covariances(params, D)
+        covs = G.full_covariances(params.covariances, params.covariance_type,
+                                  params.n_components, D)
         resp = np.asarray(self.predict_proba(Xh), dtype=np.float64)
         if n_draws is None:
             cm = GM.conditional_means(params.means, covs, Xh, O)
@@ -757,19 +758,6 @@ class GaussianMixture(MixtureEstimator):
     # ------------------------------------------------------------------ selection
     def _n_parameters(self) -> int:
         return G.n_parameters(self.covariance_type, self.n_components, self.n_features_in_)
-
-
-def _full_covariances(params: G.GaussianMixtureParams, D: int) -> np.ndarray:
-    """Every component's covariance as a (K, D, D) matrix, whatever the type."""
-    ct, K = params.covariance_type, params.n_components
-    cov = np.asarray(params.covariances, dtype=np.float64)
-    if ct == "full":
-        return cov
-    if ct == "tied":
-        return np.broadcast_to(cov, (K, D, D)).copy()
-    if ct == "diag":
-        return np.einsum("kd,de->kde", cov, np.eye(D))
-    return cov[:, None, None] * np.eye(D)
 
 
 def _fill_columns(X, values: np.ndarray):
