@@ -327,6 +327,16 @@ class _RespMeans:
         acc["s1"] += ops.matmul(R.T, Z)
 
 
+def weight_total(backend, sample_weight, n: int, weight_sum: float | None = None) -> float:
+    """``sum_n w_n`` of a pass: n without weights, ``weight_sum`` when the caller knows
+    it (computed once per fit), else summed from the weights in float64."""
+    if sample_weight is None:
+        return float(n)
+    if weight_sum is not None:
+        return float(weight_sum)
+    return float(np.sum(backend.to_numpy(sample_weight), dtype=np.float64))
+
+
 def mixture_pass(
     backend,
     X,
@@ -382,12 +392,7 @@ def mixture_pass(
     anchors = pass_anchors(plan, np_dtype, cz, resp_means)
     kernel = _Kernel(plan, frame, ct, K, D, np_dtype, anchors, resp, cz)
     acc = backend.stats_pass(X, sample_weight, kernel, block_size=block_size, width=max(K, M))
-    if sample_weight is None:
-        wsum = float(N)
-    elif weight_sum is not None:
-        wsum = float(weight_sum)
-    else:
-        wsum = float(np.sum(backend.to_numpy(sample_weight), dtype=np.float64))
+    wsum = weight_total(backend, sample_weight, N, weight_sum)
     return GaussianStats(
         ct,
         frame,

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -165,6 +165,29 @@ class PatternGroups:
     def segments(self, start: int, stop: int):
         """:meth:`segment_arrays` as a list of ``(p, a, b)`` int tuples."""
         return list(zip(*(x.tolist() for x in self.segment_arrays(start, stop))))
+
+
+def split_rows(missing: np.ndarray, exclude=None):
+    """The rows without missing cells, and the others sorted by pattern.
+
+    Parameters
+    ----------
+    missing : ndarray of shape (n, D), bool
+    exclude : ndarray of shape (n,), bool, optional
+        Rows with missing cells to leave out (those with nothing observed, say).
+
+    Returns
+    -------
+    complete : ndarray of int, the complete rows
+    order : ndarray of int, the rows with missing cells, sorted by pattern
+    groups : PatternGroups of ``order``'s rows, numbered in that order (its ``order``
+        is the identity)
+    """
+    has = missing.any(axis=1)
+    inc = np.flatnonzero(has if exclude is None else has & ~exclude)
+    groups = group_patterns(missing[inc])
+    order = inc[groups.order]
+    return np.flatnonzero(~has), order, replace(groups, order=np.arange(order.size))
 
 
 def group_patterns(missing: np.ndarray) -> PatternGroups:
@@ -713,15 +736,14 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
     K = plan.n_components
     np_dtype = backend.numpy_dtype(Xs)
     dead = np.flatnonzero(np.isneginf(plan.const))
-    if ws is None:
-        wsum = float(n)
-    elif weight_sum is not None:
-        wsum = float(weight_sum)
-    else:
-        wsum = float(np.sum(backend.to_numpy(ws), dtype=np.float64))
+    # Components whose expansion would cancel in the data's dtype (see
+    # EStepPlan.needs_anchors) are computed in float64.
+    f64 = plan.needs_anchors(np_dtype)
+    from .gaussian_kernel import weight_total
+
+    wsum = weight_total(backend, ws, n, weight_sum)
     if ct in ("full", "tied") and _LOW_RANK:
-        kernel = _plan_kernel(plan, groups, np_dtype, dead, plan.needs_anchors(np_dtype),
-                              cache=cache)
+        kernel = _plan_kernel(plan, groups, np_dtype, dead, f64, cache=cache)
         if block_size is None and type(backend).__name__ == "NumpyBackend":
             # On the CPU, blocks three times the complete pass's (~10,000 rows at D=16,
             # K=8): the per-block Python work of the patterns is then paid a third as
@@ -736,24 +758,15 @@ def missing_pass(backend, Xs, ws, groups: PatternGroups, plan, *, block_size=Non
         out = lowrank_moments(kernel.lr, acc, K, D)
         return _stats_from_layout(ct, plan.frame, out, float(acc["loglik"]), wsum, n, D)
     if ct in ("diag", "spherical") and _LOW_RANK:
-        kernel = _IndependentKernel(plan, np_dtype, plan.needs_anchors(np_dtype))
+        kernel = _IndependentKernel(plan, np_dtype, f64)
         acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size,
                                  width=max(K, kernel.M))
         return _stats_from_layout(ct, plan.frame, kernel.moments(acc), float(acc["loglik"]),
                                   wsum, n, D)
     marg, mu, prec, eta = plan_marginals(plan, groups)
-    # Components whose expansion would cancel in the data's dtype (see
-    # EStepPlan.needs_anchors) are computed in float64 here.
-    f64 = plan.needs_anchors(np_dtype)
     kernel = _PatternKernel(groups, eta, plan.frame, _layout(ct), K, D, np_dtype, dead, f64)
     acc = backend.stats_pass(Xs, ws, kernel, block_size=block_size, width=max(K, kernel.M))
     out = expected_moments(marg, mu, prec, acc["obs"])
-    if ws is None:
-        wsum = float(n)
-    elif weight_sum is not None:
-        wsum = float(weight_sum)
-    else:
-        wsum = float(np.sum(backend.to_numpy(ws), dtype=np.float64))
     return _stats_from_layout(ct, plan.frame, out, float(acc["loglik"]), wsum, n, D)
 
 
@@ -1068,7 +1081,6 @@ class _LowRankKernel(_MaskedKernel):
         return FT, LT, (big, fills), dev
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
-        K, D, Q = self.K, self.D, self.Q
         FT, LT, (big, fills), small = self._log_joint(ops, st, Xb, start, stop)
         lse = ops.softmax_cols_(LT, self.dead)
         if wb is not None and self.np_dtype != ops.dtype:

@@ -376,7 +376,6 @@ class Normal(Family):
         Xs = ops.take(Xb, idx, axis=0)
         groups = _replace(groups, order=np.arange(rows))
         mu, prec = mstate["mu"], np.asarray(mstate["prec"])
-        K = mu.shape[0]
         const = -0.5 * D * _LOG_2PI - 0.5 * mstate["logdet"]
         np_dtype = mstate.get("np_dtype")
         if np_dtype is None:

@@ -13,7 +13,6 @@ ones, so the sums equal the in-memory pass up to round-off.
 
 from __future__ import annotations
 
-from dataclasses import replace as _replace
 
 import numpy as np
 
@@ -50,16 +49,10 @@ class _BlockStats:
     def __call__(self, inner, Xb, wb, offset) -> G.GaussianStats:
         from .mixture import _GaussianProblem, _MissingGaussianProblem
 
-        miss = nan_mask(Xb)
-        has = miss.any(axis=1)
-        if not has.any():
+        comp, order, groups = GM.split_rows(nan_mask(Xb))
+        if not order.size:
             stats = self._problem(_GaussianProblem, inner, Xb, wb).e_step(self.params)
         else:
-            comp = np.flatnonzero(~has)
-            inc = np.flatnonzero(has)
-            groups = GM.group_patterns(miss[inc])
-            order = inc[groups.order]
-            groups = _replace(groups, order=np.arange(order.size))
 
             def rows(idx):
                 return None if wb is None else take(wb, idx)

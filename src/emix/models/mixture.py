@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 
-from dataclasses import replace as _replace
 
 from .._missing import (
     allow_nan,
@@ -379,13 +378,7 @@ class GaussianMixture(MixtureEstimator):
             summary = nan_column_summary(Xv, w)
             self._screen_data(summary, names, K)
             frame = G.Frame.from_data(summary["mean"], summary["var"])
-        miss = nan_mask(Xv)
-        has = miss.any(axis=1)
-        comp = np.flatnonzero(~has)
-        inc = np.flatnonzero(has)
-        groups = GM.group_patterns(miss[inc])
-        order = inc[groups.order]
-        groups = _replace(groups, order=np.arange(order.size))
+        comp, order, groups = GM.split_rows(nan_mask(Xv))
 
         def dev(idx):
             return None if w is None else backend.asarray_like(w[idx], Xv)
@@ -646,15 +639,10 @@ class GaussianMixture(MixtureEstimator):
         miss = nan_mask(Xv)
         N, K = miss.shape[0], self.n_components
         L = np.empty((N, K), dtype=np.float64)
-        has = miss.any(axis=1)
-        comp = np.flatnonzero(~has)
+        comp, order, groups = GM.split_rows(miss, exclude=info.all_missing)
         if comp.size:
             L[comp] = GK.log_joint(backend, take(Xv, comp), plan, block_size=self.block_size)
-        inc = np.flatnonzero(has & ~info.all_missing)
-        if inc.size:
-            groups = GM.group_patterns(miss[inc])
-            order = inc[groups.order]
-            groups = _replace(groups, order=np.arange(order.size))
+        if order.size:
             L[order] = GM.log_joint_missing(backend, take(Xv, order), groups, plan,
                                             block_size=self.block_size)
         allm = np.flatnonzero(info.all_missing)
