@@ -595,9 +595,9 @@ def plan_marginals(plan, groups: PatternGroups):
 
 
 class _MaskedKernel:
-    """What the missing-value kernels share: the frame's state on the device and the
-    masked feature map of a block (``frame``, ``np_dtype``, ``layout``, ``M``, ``D``
-    set by each)."""
+    """What the missing-value kernels share: the frame's state on the device, the
+    masked feature map of a block and its responsibilities (``frame``, ``np_dtype``,
+    ``layout``, ``M``, ``D``, ``dead`` set by each)."""
 
     def _frame_state(self, ops):
         dt = self.np_dtype
@@ -616,6 +616,17 @@ class _MaskedKernel:
         z = masked_features(ops, FT, Xb, st["center"], st["inv_scale"], self.layout, self.D,
                             st["zero"])
         return Xb, FT, z
+
+    def _responsibilities(self, ops, LT, wb, acc) -> None:
+        """Turn a block's log-joint LT (K, rows) into weighted responsibilities in
+        place, adding its log-likelihood to ``acc["loglik"]`` (``dead``: components
+        with no weight)."""
+        lse = ops.softmax_cols_(LT, self.dead)
+        if wb is not None and self.np_dtype != ops.dtype:
+            wb = ops.cast(wb, self.np_dtype)
+        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
+        if wb is not None:
+            LT *= wb
 
 
 class _PatternKernel(_MaskedKernel):
@@ -683,12 +694,7 @@ class _PatternKernel(_MaskedKernel):
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
         FT, LT, (big, small) = self._log_joint(ops, st, Xb, start, stop)
-        lse = ops.softmax_cols_(LT, self.dead)
-        if wb is not None and self.np_dtype != ops.dtype:
-            wb = ops.cast(wb, self.np_dtype)
-        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
-        if wb is not None:
-            LT *= wb
+        self._responsibilities(ops, LT, wb, acc)
         obs = acc["obs"]
         for p, a, b in big:
             obs[p] += ops.cast(ops.weighted_stats(LT[:, a:b], FT[:, a:b]), ops.f64)
@@ -1082,12 +1088,7 @@ class _LowRankKernel(_MaskedKernel):
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
         FT, LT, (big, fills), small = self._log_joint(ops, st, Xb, start, stop)
-        lse = ops.softmax_cols_(LT, self.dead)
-        if wb is not None and self.np_dtype != ops.dtype:
-            wb = ops.cast(wb, self.np_dtype)
-        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
-        if wb is not None:
-            LT *= wb
+        self._responsibilities(ops, LT, wb, acc)
         self.accumulate(ops, st, FT, LT, big, fills, small, acc)
 
     def accumulate(self, ops, st, FT, LT, big, fills, small, acc):
@@ -1249,12 +1250,7 @@ class _IndependentKernel(_MaskedKernel):
 
     def block(self, ops, st, Xb, wb, acc, start, stop):
         FT, LT, miss = self._log_joint(ops, st, Xb, start, stop)
-        lse = ops.softmax_cols_(LT, self.dead)
-        if wb is not None and self.np_dtype != ops.dtype:
-            wb = ops.cast(wb, self.np_dtype)
-        acc["loglik"] += ops.sum64(lse) if wb is None else ops.dot64(wb, lse)
-        if wb is not None:
-            LT *= wb
+        self._responsibilities(ops, LT, wb, acc)
         acc["obs"] += ops.cast(ops.weighted_stats(LT, FT), ops.f64)
         acc["mass"] += ops.cast(ops.matmul(LT, miss), ops.f64)
 
