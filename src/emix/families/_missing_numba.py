@@ -44,7 +44,7 @@ def _cholesky(A, m):
 
 
 @njit(cache=True, nogil=True)
-def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, C, T, logdet):
+def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, T, logdet):
     """Fill the low-rank pass's parameters of patterns with the missing columns ``mis``.
 
     Parameters
@@ -54,8 +54,7 @@ def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, C, T, logdet):
         log-densities (see :func:`emix.families.gaussian_missing.lowrank_params`)
     log_scale : float, the frame's log-scale
     mis : (n, m) int64, each pattern's missing columns (m >= 1)
-    C : (n, K, m, m) written: ``P_MM^-1``
-    T : (n, K (m^2 + 2 m + 1)) written: C, ``h = (P mu)_M - P_MM mu_M``, ``mu_M`` and the
+    T : (n, K (m^2 + 2 m + 1)) written: ``C = P_MM^-1``, ``h = (P mu)_M - P_MM mu_M``, ``mu_M`` and the
         constant ``const + m/2 log 2 pi - 1/2 (log det P_MM - 2 m log_scale)
         - 1/2 mu_o^T P mu_o - mu_M . h``, side by side, component-major
     logdet : (n, K) written: ``log det P_MM``, NaN where P_MM is not positive definite
@@ -101,8 +100,6 @@ def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, C, T, logdet):
                     s = 0.0
                     for q in range(i, m):
                         s += Li[q, i] * Li[q, j]
-                    C[p, k, i, j] = s
-                    C[p, k, j, i] = s
                     T[p, k * m * m + i * m + j] = s
                     T[p, k * m * m + j * m + i] = s
             T[p, off_c + k] = (const[k] + 0.5 * m * _LOG_2PI

@@ -834,10 +834,11 @@ def log_joint_missing(backend, Xs, groups: PatternGroups, plan, *, block_size=No
 # the device), and the rest is m x m per row and component. The fills are
 # E[z_M | z_O, k] = mu_M - C y_M. The statistics: the observed moments of all rows are
 # one product per block, and the fills give the cross moments sum r fill z^T and
-# sum r fill fill^T per pattern, (K, m, D) and (K, m, m), summed per pattern on the
-# device and scattered on the host. Host work per (pattern, component) is O(m^3) (the
-# Cholesky factor of P_MM and C), and what goes to the device per pattern is C, h, mu_M
-# and a constant: K (m^2 + 2m + 1) numbers.
+# sum r fill fill^T, added into the rows M (and the M x M block) of per-component
+# (D, D) cells on the device; per pattern only the responsibility mass comes back, for
+# the conditional covariance C added on the host. Host work per (pattern, component) is
+# O(m^3) (the Cholesky factor of P_MM and C, compiled), and what goes to the device per
+# pattern is C, h, mu_M and a constant: K (m^2 + 2m + 1) numbers.
 def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     """Per-pattern parameters of the low-rank pass, grouped by number of missing cells.
 
@@ -851,9 +852,10 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     Returns
     -------
     list of dict with ``lo``, ``hi`` (the patterns), ``m``, ``mis`` (P_m, m) missing
-    columns, ``C`` (P_m, K, m, m) conditional covariances and ``T`` (P_m, K (m^2 + 2 m
-    + 1)): per pattern, C, h, mu_M (each component-major) and the constant of each
-    component's log-density, side by side (see :func:`_lowrank_slices`)
+    columns, ``T`` (P_m, K (m^2 + 2 m + 1)): per pattern, C, h, mu_M (each
+    component-major) and the constant of each component's log-density, side by side
+    (see :func:`_lowrank_slices`), and ``C`` (P_m, K, m, m), a view of T's conditional
+    covariances
     """
     mu = np.asarray(mu, dtype=np.float64)
     prec = np.asarray(prec, dtype=np.float64)
@@ -863,7 +865,7 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
     Pmu = (prec @ mu[:, :, None])[..., 0]  # (K, D)
     muPmu = np.sum(mu * Pmu, axis=1)  # (K,)
     # Work items: each run of patterns with equal m, cut into pieces so that the host
-    # threads share them (NumPy releases the GIL in these array operations).
+    # threads share them (the compiled kernel releases the GIL).
     P = obs.shape[0]
     n_threads = _host_threads()
     items = []
@@ -887,19 +889,19 @@ def lowrank_params(mu, prec, const, log_scale: float, groups: PatternGroups):
             # Complete rows (the families' hooks see them in a block): the full form.
             with np.errstate(invalid="ignore"):
                 T = np.broadcast_to(const - 0.5 * muPmu, (np_, K)).copy()
-            return {"lo": lo, "hi": hi, "m": 0, "mis": np.zeros((np_, 0), np.intp),
-                    "C": np.zeros((np_, K, 0, 0)), "T": T}
-        mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m).astype(np.int64)
-        C = np.empty((np_, K, m, m))
-        T = np.empty((np_, K * (m * m + 2 * m + 1)))
-        logdet = np.empty((np_, K))
-        kern.pattern_params(precC, mu, Pmu, muPmu, const, float(log_scale), mis, C, T,
-                            logdet)
-        if not np.all(np.isfinite(logdet)):
-            # Not positive definite (cannot happen for a valid precision): raise as
-            # LAPACK does.
-            np.linalg.cholesky(prec[:, mis[:, :, None], mis[:, None, :]])
-        return {"lo": lo, "hi": hi, "m": m, "mis": mis, "C": C, "T": T}
+            mis = np.zeros((np_, 0), np.int64)
+        else:
+            mis = np.nonzero(~obs[lo:hi])[1].reshape(np_, m).astype(np.int64)
+            T = np.empty((np_, K * (m * m + 2 * m + 1)))
+            logdet = np.empty((np_, K))
+            kern.pattern_params(precC, mu, Pmu, muPmu, const, float(log_scale), mis, T,
+                                logdet)
+            if not np.all(np.isfinite(logdet)):
+                # Not positive definite (cannot happen for a valid precision): raise as
+                # LAPACK does.
+                np.linalg.cholesky(prec[:, mis[:, :, None], mis[:, None, :]])
+        return {"lo": lo, "hi": hi, "m": m, "mis": mis, "T": T,
+                "C": T[:, : K * m * m].reshape(np_, K, m, m)}
 
     if len(items) > 1 and n_threads > 1:
         return list(_host_pool().map(one, items))
@@ -943,7 +945,6 @@ class _LowRankKernel(_MaskedKernel):
             self.group_of[g["lo"] : g["hi"]] = i
         self.group_lo = np.array([g["lo"] for g in lr], dtype=np.intp)
         self.group_m = np.array([g["m"] for g in lr], dtype=np.intp)
-        self.counts = np.diff(groups.starts)
         self.acc_shapes = {"obs": (K, self.M), "loglik": ()}
         if stats:
             # The fills' moments go straight into per-component cells: sum r fill z^T
