@@ -29,8 +29,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._missing import check_missing, take
-from ._validation import allow_nan, check_int, check_sample_weight
+from ._missing import take
+from ._validation import check_int, check_sample_weight
 from .backends import resolve_backend
 from .em.init import as_generator
 from .families.gaussian import (
@@ -788,20 +788,18 @@ def bootstrap(
     backend = resolve_backend(X, model.device)
     # NaN is a missing value when the model says so (its refits then run EM for
     # incomplete data); rows with every value missing are no observation and are left
-    # out of the resampling, with one warning.
-    em = getattr(model, "missing", "error") == "em"
-    with allow_nan(em):
-        Xv, names = backend.validate(
-            X, name="X", n_features=D, allow_1d=(D == 1), estimator_name=type(model).__name__
-        )
+    # out of the resampling, with one warning (pointing at the caller of bootstrap:
+    # check_missing, _validate_missing, bootstrap).
+    Xv, names, info = model._validate_missing(
+        backend, X, name="X", stacklevel=4, n_features=D, allow_1d=(D == 1),
+        estimator_name=type(model).__name__,
+    )
     model._check_feature_names(names)
     N = int(Xv.shape[0])
     sw = check_sample_weight(
         None if sample_weight is None else backend.to_numpy(sample_weight), N
     )
-    if em:
-        # The warning points at the caller of bootstrap (check_missing, bootstrap).
-        info = check_missing(Xv, "em", name="X", column_names=names, stacklevel=3)
+    if info is not None:
         if info.any_all_missing:
             keep = np.flatnonzero(~info.all_missing)
             Xv = take(Xv, keep)

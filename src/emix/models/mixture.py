@@ -6,7 +6,6 @@ import warnings
 
 import numpy as np
 
-
 from .._missing import (
     allow_nan,
     check_missing,
