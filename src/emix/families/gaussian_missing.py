@@ -930,9 +930,11 @@ class _LowRankKernel(_MaskedKernel):
                  stats=True, cache=None):
         self.groups, self.lr, self.lin, self.frame = groups, lr, lin, frame
         self.prec = prec
-        # Block plans depend only on the patterns and the block bounds, which are the
-        # same at every iteration: the caller may keep them across passes.
+        # Block plans depend only on the patterns, the block bounds and how lr splits
+        # the patterns (``split``), which are the same at every iteration: the caller may
+        # keep them across passes.
         self.cache = {} if cache is None else cache
+        self.split = tuple((g["lo"], g["hi"]) for g in lr)
         self.K, self.D = K, D
         self.np_dtype = np.dtype(np.float64 if f64 else np_dtype)
         self.layout = "full"
@@ -960,15 +962,19 @@ class _LowRankKernel(_MaskedKernel):
         dt = self.np_dtype
         K, D = self.K, self.D
         # Rows of the stacked precisions (K D, D) that give each pattern's Y_M, component
-        # major: k D + mis.
-        rows = [(np.arange(K)[None, :, None] * D + g["mis"][:, None, :]).reshape(
-                    len(g["mis"]), K * g["m"]) for g in self.lr]
+        # major: k D + mis. They depend on the patterns alone: on the device once per fit.
+        key = ("rows", self.split, str(getattr(ops, "device", "host")))
+        rows = self.cache.get(key)
+        if rows is None:
+            rows = self.cache[key] = [
+                ops.asarray((np.arange(K)[None, :, None] * D + g["mis"][:, None, :]).reshape(
+                    len(g["mis"]), K * g["m"]), dtype=np.int64) for g in self.lr]
         return {
             **self._frame_state(ops),
             "lin": ops.asarray(np.ascontiguousarray(self.lin), dtype=dt),
             "Pst": ops.asarray(np.ascontiguousarray(self.prec).reshape(K * D, D), dtype=dt),
             "T": [ops.asarray(g["T"], dtype=dt) for g in self.lr],
-            "rows": [ops.asarray(r, dtype=np.int64) for r in rows],
+            "rows": rows,
             "ar": ops.asarray(np.arange(K), dtype=np.int64),
             "cols": ops.asarray(np.arange(D), dtype=np.int64),
         }
@@ -982,7 +988,7 @@ class _LowRankKernel(_MaskedKernel):
         (S L) layout and their block rows vrows. The buckets bound the padding to less
         than twice the rows (one length for a whole group padded single-row patterns,
         the most common, to the group's longest piece)."""
-        hit = self.cache.get((start, stop))
+        hit = self.cache.get((start, stop, self.split))
         if hit is not None:
             return hit
         p, a, b = self.groups.segment_arrays(start, stop)
@@ -1011,14 +1017,14 @@ class _LowRankKernel(_MaskedKernel):
             vpos = np.flatnonzero(valid.ravel())
             padded[(int(g[sel[0]]), L)] = (pl[sel], idx, valid[:, None, :].astype(self.np_dtype),
                                            vpos, idx[vpos], S, L)
-        self.cache[(start, stop)] = (big, padded)
+        self.cache[(start, stop, self.split)] = (big, padded)
         return big, padded
 
     def _device_plan(self, ops, start, stop, small):
         """The index arrays of :meth:`_plan_block`'s padded pieces on the pass's device,
         kept with the plan: uploaded once per fit, not per pass (on a GPU each upload
         is a copy and a stall)."""
-        key = (start, stop, "dev", str(getattr(ops, "device", "host")))
+        key = (start, stop, self.split, "dev", str(getattr(ops, "device", "host")))
         hit = self.cache.get(key)
         if hit is None:
             i64 = np.int64
