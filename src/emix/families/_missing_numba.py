@@ -20,9 +20,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 @njit(cache=True, nogil=True)
 def _cholesky(A, m):
-    """Overwrite the lower triangle of ``A[:m, :m]`` (read there: symmetric positive
-    definite) with its Cholesky factor L; return log det A, NaN if not positive
-    definite (L then holds NaN from the failing column on)."""
+    """Overwrite the lower triangle of ``A[:m, :m]`` (a symmetric positive definite
+    matrix, read from that triangle) with its Cholesky factor L; return log det A, NaN
+    if A is not positive definite (L then holds NaN from the failing column on)."""
     ld = 0.0
     for j in range(m):
         s = A[j, j]
@@ -54,8 +54,8 @@ def pattern_params(prec, mu, Pmu, muPmu, const, log_scale, mis, T, logdet):
         log-densities (see :func:`emix.families.gaussian_missing.lowrank_params`)
     log_scale : float, the frame's log-scale
     mis : (n, m) int64, each pattern's missing columns (m >= 1)
-    T : (n, K (m^2 + 2 m + 1)) written: ``C = P_MM^-1``, ``h = (P mu)_M - P_MM mu_M``, ``mu_M`` and the
-        constant ``const + m/2 log 2 pi - 1/2 (log det P_MM - 2 m log_scale)
+    T : (n, K (m^2 + 2 m + 1)) written: ``C = P_MM^-1``, ``h = (P mu)_M - P_MM mu_M``,
+        ``mu_M`` and the constant ``const + m/2 log 2 pi - 1/2 (log det P_MM - 2 m log_scale)
         - 1/2 mu_o^T P mu_o - mu_M . h``, side by side, component-major
     logdet : (n, K) written: ``log det P_MM``, NaN where P_MM is not positive definite
     """
